@@ -1,0 +1,21 @@
+// ESLint flat config: typescript-eslint's recommended rules; formatting is Prettier's job.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', '.tap/', 'tap-snapshots/', '.runfleet/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': ['error', { allow: [] }],
+    },
+  },
+  {
+    // Only the CLI, benchmarks and scripts print for humans.
+    files: ['src/cli/**', 'bench/**', 'scripts/**', 'bin/**', 'test/**'],
+    rules: { 'no-console': 'off' },
+  },
+);

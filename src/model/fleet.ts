@@ -1,0 +1,134 @@
+/**
+ * The normalised fleet: what a fleet file says, with every default filled in. Field names are the
+ * ones operators write (GitLab Runner's autoscaler names, snake_case), so plan diffs read like the
+ * YAML. The written form (`WrittenFleet`, generated from schemas/fleet.schema.json) is turned into
+ * this by `config/normalize.ts`.
+ */
+
+/** A secret is only ever named, never written inline: read from an env var or a file at run time. */
+export type SecretRef = { env: string } | { file: string };
+
+export interface LocalProviderSpec {
+  type: 'local';
+}
+
+export interface StaticProviderSpec {
+  type: 'static';
+  /** `host` or `host:port` entries, each an existing SSH machine. */
+  hosts: string[];
+}
+
+export interface AwsLaunchTemplateSpec {
+  id?: string;
+  name?: string;
+  /** `$Latest`, `$Default` or a version number. */
+  version: string;
+}
+
+export interface AwsCreateSpec {
+  launch_template: AwsLaunchTemplateSpec;
+  subnets: string[];
+  /** With more than one type the group uses a mixed instances policy. */
+  instance_types?: string[];
+  on_demand_base_capacity?: number;
+  on_demand_percentage_above_base_capacity?: number;
+  spot_allocation_strategy?: string;
+}
+
+export interface AwsProviderSpec {
+  type: 'aws';
+  region: string;
+  profile?: string;
+  endpoint?: string;
+  /** Adopt this existing group. Mutually exclusive with `create`. */
+  auto_scaling_group?: string;
+  /** Let runfleet own the group's lifecycle. */
+  create?: AwsCreateSpec;
+}
+
+export type ProviderSpec = LocalProviderSpec | StaticProviderSpec | AwsProviderSpec;
+export type ProviderType = ProviderSpec['type'];
+
+export type PullPolicy = 'always' | 'if-not-present' | 'never';
+
+export interface DockerSpec {
+  image: string;
+  /** Tried in order, as GitLab does; a single string in YAML becomes a one-element list. */
+  pull_policy: PullPolicy[];
+  privileged: boolean;
+  volumes: string[];
+  /** The Docker socket on the instance, e.g. `unix:///var/run/docker.sock`. */
+  host: string;
+}
+
+export interface ConnectorSpec {
+  username: string;
+  protocol: 'ssh';
+  port: number;
+  key_path?: string;
+  use_static_credentials: boolean;
+  use_external_addr: boolean;
+  /** Duration string, e.g. `30s`. */
+  keepalive: string;
+  /** Duration string, e.g. `10m`. */
+  timeout: string;
+}
+
+export interface PolicySpec {
+  /** Cron expressions; the policy is in force during every minute one of them matches. */
+  periods: string[];
+  /** IANA zone the periods are read in. */
+  timezone: string;
+  /** Idle capacity to keep, in job slots (not instances). */
+  idle_count: number;
+  /** Duration string: how long an instance may sit idle before it is removed. */
+  idle_time: string;
+  scale_factor: number;
+  /** 0 means no limit. */
+  scale_factor_limit: number;
+  /** Request a job only when a slot is confirmed idle. Defaults to `idle_count > 0`, as GitLab. */
+  preemptive_mode: boolean;
+}
+
+export interface GitlabSpec {
+  url: string;
+  token: SecretRef;
+}
+
+export interface ScaleThrottleSpec {
+  /** New instances per second. */
+  limit: number;
+  burst: number;
+}
+
+export interface Fleet {
+  name: string;
+  provider: ProviderSpec;
+  executor: 'instance' | 'docker';
+  docker?: DockerSpec;
+  capacity_per_instance: number;
+  max_instances: number;
+  /** 0 means unlimited. */
+  max_use_count: number;
+  instance_ready_command?: string;
+  connector: ConnectorSpec;
+  /** At least one entry; the last whose periods match now wins. */
+  policy: PolicySpec[];
+  gitlab?: GitlabSpec;
+  /** `manual`: the daemon manages capacity but leaves configuration changes to `runfleet apply`. */
+  apply: 'auto' | 'manual';
+  delete_instances_on_shutdown: boolean;
+  scale_throttle: ScaleThrottleSpec;
+}
+
+/** Where a fleet was defined, for messages and plan output. */
+export interface FleetSource {
+  file: string;
+  line: number;
+}
+
+/** A fleet as loaded from disk: the spec and where it came from. */
+export interface DesiredFleet {
+  spec: Fleet;
+  source: FleetSource;
+}
