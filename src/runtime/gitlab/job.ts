@@ -1,0 +1,69 @@
+/**
+ * The job payload GitLab returns from `POST /api/v4/jobs/request` (201), as far as runfleet uses
+ * it. Field names are GitLab's. See ../shared/reference/gitlab-job-api.md §2.
+ */
+
+export interface JobVariable {
+  key: string;
+  value: string;
+  public?: boolean;
+  masked?: boolean;
+  /** Write the value to a file and export the file's path instead. */
+  file?: boolean;
+  /** Do not expand `$VAR` references in the value. */
+  raw?: boolean;
+}
+
+export interface JobStep {
+  /** `script`, `after_script` or `release`. */
+  name: string;
+  script: string[];
+  timeout?: number;
+  /** `on_success` (also when empty), `on_failure` or `always`. */
+  when?: string;
+  allow_failure?: boolean;
+}
+
+export interface JobImage {
+  name: string;
+  entrypoint?: string[] | null;
+  pull_policy?: string[];
+}
+
+export interface GitInfo {
+  repo_url: string;
+  ref: string;
+  sha: string;
+  before_sha?: string;
+  ref_type?: string;
+  refspecs?: string[];
+  /** 0 means full history. */
+  depth?: number;
+  repo_object_format?: string;
+}
+
+export interface JobPayload {
+  id: number;
+  /** The job token (`glcbt-…`). Secret. */
+  token: string;
+  allow_git_fetch?: boolean;
+  job_info: { id: number; name: string; stage: string; project_id: number; project_name: string };
+  git_info: GitInfo;
+  runner_info: { timeout: number };
+  variables: JobVariable[];
+  steps: JobStep[];
+  image?: JobImage | null;
+  services?: unknown[];
+  hooks?: { name: string; script: string[] }[];
+  features?: { trace_sections?: boolean; token_mask_prefixes?: string[]; failure_reasons?: string[] };
+}
+
+/** Why a job failed, as GitLab understands it (§3). */
+export type FailureReason =
+  | 'script_failure'
+  | 'runner_system_failure'
+  | 'job_execution_timeout'
+  | 'image_pull_failure'
+  | 'runner_configuration_error'
+  | 'runner_interrupted'
+  | 'unknown_failure';
