@@ -63,6 +63,12 @@ export interface Provider {
 
   /** Cheap liveness check of one instance; false means unhealthy. */
   heartbeat(ref: GroupRef, id: string, signal?: AbortSignal): Promise<boolean>;
+
+  /**
+   * Optional: every group this provider can see that is tagged as runfleet's, fleet files or not.
+   * The planner observes the ones no fleet defines and shows them as orphans (never deletes them).
+   */
+  discover?(signal?: AbortSignal): Promise<GroupRef[]>;
 }
 
 /** Builds the provider a fleet needs. Injected by the composition root; tests swap it. */

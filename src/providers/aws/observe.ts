@@ -1,0 +1,222 @@
+/**
+ * Batched, read-only observation of every Auto Scaling group a manager runs. One cycle costs
+ *   ⌈fleets/200⌉·pages  DescribeInstances filtered by `tag:runfleet:fleet` (1000 per page)
+ * + ⌈groups/100⌉        DescribeAutoScalingGroups by name (100 per page, instances included)
+ * + pages               DescribeInstances by `instance-id` for group members EC2 did not list
+ *                       yet (untagged members of adopted groups; launch races): usually none
+ * + ⌈policies/100⌉      DescribePolicies for the whole Region, at most once per `policyCacheMs`
+ * so the count grows with groups/100 and instances/1000, never with fleets one by one.
+ *
+ * The tagged-instance read comes first on purpose: anything it finds was launched before the group
+ * read, so an instance tagged for a fleet but missing from its group is a real orphan, not a
+ * launch that the group read has not caught up with.
+ */
+import {
+  DescribeAutoScalingGroupsCommand,
+  DescribePoliciesCommand,
+  type AutoScalingGroup,
+  type Filter as AsgFilter,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeInstancesCommand,
+  type Filter as Ec2Filter,
+  type Instance as Ec2Instance,
+} from '@aws-sdk/client-ec2';
+import { RUNFLEET_TAG } from '../../plan/group-settings.js';
+import type { GroupRef, ObservedGroup } from '../../model/observed.js';
+import { callAws, chunks, type AwsContext } from './context.js';
+import {
+  ec2Tag,
+  groupSettings,
+  observedInstance,
+  orphanInstanceDiagnostic,
+  ownershipConflict,
+  prerequisiteDiagnostics,
+} from './map.js';
+
+/** AWS limits: names per DescribeAutoScalingGroups call, values per EC2 filter, page sizes. */
+export const ASG_NAMES_PER_CALL = 100;
+export const EC2_FILTER_VALUES = 200;
+export const EC2_PAGE_SIZE = 1000;
+const LIVE_EC2_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+
+/** Reads the named groups (with their instances), ⌈names/100⌉ calls plus pages. */
+export async function describeGroups(
+  ctx: AwsContext,
+  names: string[],
+  signal?: AbortSignal,
+): Promise<Map<string, AutoScalingGroup>> {
+  const found = new Map<string, AutoScalingGroup>();
+  for (const chunk of chunks([...new Set(names)], ASG_NAMES_PER_CALL)) {
+    let token: string | undefined;
+    do {
+      const page = await callAws(
+        ctx,
+        'autoscaling',
+        new DescribeAutoScalingGroupsCommand({
+          AutoScalingGroupNames: chunk,
+          MaxRecords: ASG_NAMES_PER_CALL,
+          NextToken: token,
+        }),
+        { signal },
+      );
+      for (const g of page.AutoScalingGroups ?? [])
+        if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
+      token = page.NextToken;
+    } while (token);
+  }
+  return found;
+}
+
+/** All pages of one filtered DescribeInstances query. */
+export async function describeInstances(
+  ctx: AwsContext,
+  filters: Ec2Filter[],
+  signal?: AbortSignal,
+): Promise<Ec2Instance[]> {
+  const out: Ec2Instance[] = [];
+  let token: string | undefined;
+  do {
+    const page = await callAws(
+      ctx,
+      'ec2',
+      new DescribeInstancesCommand({ Filters: filters, MaxResults: EC2_PAGE_SIZE, NextToken: token }),
+      { signal },
+    );
+    for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
+    token = page.NextToken;
+  } while (token);
+  return out;
+}
+
+/** Scaling policy names per group, for the whole Region; cached for `ctx.policyCacheMs`. */
+async function policiesByGroup(ctx: AwsContext, signal?: AbortSignal): Promise<Map<string, string[]>> {
+  const now = ctx.clock.now().getTime();
+  const cached = ctx.cache.policies;
+  if (cached && now - cached.at < ctx.policyCacheMs) return cached.byGroup;
+  const byGroup = new Map<string, string[]>();
+  let token: string | undefined;
+  do {
+    const page = await callAws(
+      ctx,
+      'autoscaling',
+      new DescribePoliciesCommand({ MaxRecords: 100, NextToken: token }),
+      {
+        signal,
+      },
+    );
+    for (const p of page.ScalingPolicies ?? []) {
+      if (!p.AutoScalingGroupName) continue;
+      byGroup.set(p.AutoScalingGroupName, [
+        ...(byGroup.get(p.AutoScalingGroupName) ?? []),
+        p.PolicyName ?? '?',
+      ]);
+    }
+    token = page.NextToken;
+  } while (token);
+  ctx.cache.policies = { at: now, byGroup };
+  return byGroup;
+}
+
+function managerFilter(ctx: AwsContext): Ec2Filter[] {
+  return ctx.manager === undefined ? [] : [{ Name: `tag:${RUNFLEET_TAG.manager}`, Values: [ctx.manager] }];
+}
+
+/** See the module comment for the call budget. Results come back in the order of `refs`. */
+export async function observeGroups(
+  ctx: AwsContext,
+  refs: GroupRef[],
+  signal?: AbortSignal,
+): Promise<ObservedGroup[]> {
+  if (refs.length === 0) return [];
+  const fleets = [...new Set(refs.map((r) => r.fleet))];
+  const ec2ById = new Map<string, Ec2Instance>();
+  const taggedByFleet = new Map<string, Ec2Instance[]>();
+  for (const chunk of chunks(fleets, EC2_FILTER_VALUES)) {
+    const filters: Ec2Filter[] = [
+      { Name: `tag:${RUNFLEET_TAG.fleet}`, Values: chunk },
+      { Name: 'instance-state-name', Values: LIVE_EC2_STATES },
+      ...managerFilter(ctx),
+    ];
+    for (const inst of await describeInstances(ctx, filters, signal)) {
+      if (!inst.InstanceId) continue;
+      ec2ById.set(inst.InstanceId, inst);
+      const fleet = ec2Tag(inst.Tags, RUNFLEET_TAG.fleet) ?? '';
+      taggedByFleet.set(fleet, [...(taggedByFleet.get(fleet) ?? []), inst]);
+    }
+  }
+
+  const groups = await describeGroups(
+    ctx,
+    refs.map((r) => r.name),
+    signal,
+  );
+
+  const unseen = [...groups.values()]
+    .flatMap((g) => g.Instances ?? [])
+    .flatMap((i) => (i.InstanceId && !ec2ById.has(i.InstanceId) ? [i.InstanceId] : []));
+  for (const chunk of chunks(unseen, EC2_FILTER_VALUES)) {
+    for (const inst of await describeInstances(ctx, [{ Name: 'instance-id', Values: chunk }], signal)) {
+      if (inst.InstanceId) ec2ById.set(inst.InstanceId, inst);
+    }
+  }
+
+  const policies = groups.size > 0 ? await policiesByGroup(ctx, signal) : new Map<string, string[]>();
+  const now = ctx.clock.now();
+  return refs.map((ref) => {
+    const g = groups.get(ref.name);
+    const members = new Set((g?.Instances ?? []).map((i) => i.InstanceId));
+    const orphans = (taggedByFleet.get(ref.fleet) ?? []).filter(
+      (i) => !members.has(i.InstanceId) && i.State?.Name !== 'shutting-down',
+    );
+    const orphanDiagnostics = orphans.map((i) => orphanInstanceDiagnostic(ref, i));
+    if (!g) return { ref, exists: false, settings: {}, instances: [], diagnostics: orphanDiagnostics };
+    const instances = (g.Instances ?? []).map((m) =>
+      observedInstance(m, ec2ById.get(m.InstanceId ?? ''), now),
+    );
+    for (const i of instances)
+      ctx.cache.seen.set(i.id, { state: i.state, healthy: i.healthy ?? true, at: now.getTime() });
+    return {
+      ref,
+      exists: true,
+      settings: groupSettings(g),
+      instances,
+      diagnostics: [
+        ...ownershipConflict(ref, g, ctx.manager),
+        ...prerequisiteDiagnostics(ref, g, policies.get(ref.name) ?? []),
+        ...orphanDiagnostics,
+      ],
+    };
+  });
+}
+
+/**
+ * Every group in the Region tagged as runfleet's (and, with a manager id, as this manager's):
+ * ⌈groups/100⌉ calls. The planner compares these with the fleet files to show orphan groups.
+ */
+export async function discoverGroups(ctx: AwsContext, signal?: AbortSignal): Promise<GroupRef[]> {
+  const filters: AsgFilter[] = [{ Name: 'tag-key', Values: [RUNFLEET_TAG.fleet] }];
+  if (ctx.manager !== undefined) filters.push({ Name: `tag:${RUNFLEET_TAG.manager}`, Values: [ctx.manager] });
+  const refs: GroupRef[] = [];
+  let token: string | undefined;
+  do {
+    const page = await callAws(
+      ctx,
+      'autoscaling',
+      new DescribeAutoScalingGroupsCommand({
+        Filters: filters,
+        MaxRecords: ASG_NAMES_PER_CALL,
+        NextToken: token,
+        IncludeInstances: false,
+      }),
+      { signal },
+    );
+    for (const g of page.AutoScalingGroups ?? []) {
+      const fleet = g.Tags?.find((t) => t.Key === RUNFLEET_TAG.fleet)?.Value;
+      if (g.AutoScalingGroupName && fleet)
+        refs.push({ fleet, provider: 'aws', name: g.AutoScalingGroupName });
+    }
+    token = page.NextToken;
+  } while (token);
+  return refs;
+}
