@@ -1,0 +1,243 @@
+/**
+ * The pure planner: desired fleets + observed state -> Plan. No I/O, no clock: `now` and the basis
+ * hashes are arguments, so the same input always gives the same plan. Indexes everything by fleet
+ * up front, so planning is linear in fleets + instances (1,000 fleets × 100 instances in well under
+ * half a second).
+ */
+import type { DesiredFleet, Fleet } from '../model/fleet.js';
+import { groupRefFor } from '../model/group.js';
+import type { GroupRef, LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
+import { PLAN_FORMAT, type CapacityPlan, type Diagnostic, type FleetPlan, type Plan } from '../model/plan.js';
+import { decideCapacity, type CapacityInstance } from './capacity.js';
+import { desiredGroupSettings } from './group-settings.js';
+import { mergeInstances } from './instances.js';
+import { policyAt } from './policy.js';
+import { diffGroupSettings, diffSpecs } from './spec-diff.js';
+
+export interface PlanInput {
+  desired: DesiredFleet[];
+  observed: ObservedState;
+  now: Date;
+  /** Hashes of what the plan is made from, copied into the plan (see `basisOf` in engine/observe). */
+  basis: { observed: string; fleets: string };
+}
+
+interface FleetContext {
+  groups: ObservedGroup[];
+  ledger: Map<string, LedgerInstance>;
+}
+
+const NO_DEMAND = { acquired: 0, reserved: 0, pending: 0 };
+
+/**
+ * Plans every fleet that is desired or applied, sorted by name:
+ * - `create`: desired, not applied; or applied but its group vanished (drift: warned, recreated);
+ * - `update`: the spec differs from the applied one, or provider group settings differ
+ *   (`group.<key>`); changes to provider type, region or ASG force replacement;
+ * - `delete`: applied, no longer desired: every instance removed (reason `fleet_deleted`), target 0;
+ * - `noop`: nothing to configure (capacity may still change).
+ * The summary counts like Terraform: a created fleet is 1 add, a changed one 1 change, a replaced
+ * one 1 add + 1 destroy, a deleted one 1 destroy; each new instance 1 add, each removed one 1 destroy.
+ */
+export function planFleets(input: PlanInput): Plan {
+  const { observed, now } = input;
+  const desired = new Map<string, DesiredFleet>();
+  const duplicates = new Set<string>();
+  for (const d of input.desired) {
+    if (desired.has(d.spec.name)) duplicates.add(d.spec.name);
+    desired.set(d.spec.name, d);
+  }
+  const applied = new Map(observed.fleets.map((f) => [f.name, f.spec]));
+  const contexts = indexByFleet(observed);
+
+  const names = [...new Set([...desired.keys(), ...applied.keys()])].sort();
+  const fleets: FleetPlan[] = [];
+  const summary = { add: 0, change: 0, destroy: 0 };
+  for (const name of names) {
+    const context = contexts.get(name) ?? { groups: [], ledger: new Map() };
+    const want = desired.get(name);
+    const fleetPlan = want
+      ? planDesired(want, applied.get(name), context, observed, now)
+      : planDeleted(applied.get(name) as Fleet, context);
+    if (duplicates.has(name)) {
+      fleetPlan.diagnostics.push({
+        severity: 'error',
+        code: 'DUPLICATE_FLEET',
+        message: `fleet "${name}" is defined more than once`,
+        hint: 'fleet names must be unique across fleets/*.yaml',
+      });
+    }
+    count(fleetPlan, summary);
+    fleets.push(fleetPlan);
+  }
+  return {
+    format: PLAN_FORMAT,
+    createdAt: now.toISOString(),
+    basis: { ...input.basis },
+    fleets,
+    summary,
+    errored: fleets.some((f) => f.diagnostics.some((d) => d.severity === 'error')),
+  };
+}
+
+function indexByFleet(observed: ObservedState): Map<string, FleetContext> {
+  const contexts = new Map<string, FleetContext>();
+  const contextOf = (fleet: string) => {
+    let c = contexts.get(fleet);
+    if (!c) contexts.set(fleet, (c = { groups: [], ledger: new Map() }));
+    return c;
+  };
+  for (const g of observed.groups) contextOf(g.ref.fleet).groups.push(g);
+  for (const row of observed.ledger) contextOf(row.fleet).ledger.set(row.id, row);
+  return contexts;
+}
+
+const sameRef = (a: GroupRef, b: GroupRef) => a.provider === b.provider && a.name === b.name;
+
+/** `aws group runfleet-gpu in eu-west-1`, `local group build`. */
+function describeGroup(spec: Fleet): string {
+  const ref = groupRefFor(spec);
+  const where = spec.provider.type === 'aws' ? ` in ${spec.provider.region}` : '';
+  return `${ref.provider} group ${ref.name}${where}`;
+}
+
+function planDesired(
+  want: DesiredFleet,
+  before: Fleet | undefined,
+  context: FleetContext,
+  observed: ObservedState,
+  now: Date,
+): FleetPlan {
+  const spec = want.spec;
+  const ref = groupRefFor(spec);
+  const group = context.groups.find((g) => sameRef(g.ref, ref));
+  const groupExists = group?.exists === true;
+  const diagnostics: Diagnostic[] = [...(group?.diagnostics ?? [])];
+
+  // A replacement points the fleet at another group (provider, region or ASG name changed), so that
+  // group not existing yet is expected, not drift.
+  const specDiff = before ? diffSpecs(before, spec) : undefined;
+  const movesGroup = specDiff?.changes.some((c) => c.forcesReplacement) === true;
+
+  let action: FleetPlan['action'];
+  let diff;
+  if (before && !groupExists && !movesGroup) {
+    // Drift: the store says applied, the provider shows no group. Terraform drops such a resource
+    // from state and creates it again; so do we.
+    diagnostics.push({
+      severity: 'warning',
+      code: 'GROUP_MISSING',
+      message: `${ref.provider} group ${ref.name} of fleet "${spec.name}" no longer exists (changed outside runfleet)`,
+      hint: 'this plan creates it again; find out what removed it if that was not intended',
+    });
+    action = 'create';
+    diff = diffSpecs(undefined, spec);
+  } else if (!before) {
+    action = 'create';
+    diff = diffSpecs(undefined, spec);
+  } else {
+    diff = specDiff ?? diffSpecs(before, spec);
+    action = 'update';
+  }
+  const settings = diffGroupSettings(desiredGroupSettings(spec), groupExists ? group?.settings : undefined);
+  const changes = [...diff.changes, ...settings.changes];
+  if (action === 'update' && changes.length === 0) action = 'noop';
+  if (before && movesGroup) {
+    diagnostics.push({
+      severity: 'warning',
+      code: 'GROUP_REPLACED',
+      message: `fleet "${spec.name}" moves from ${describeGroup(before)} to ${describeGroup(spec)}`,
+      hint: 'instances of the old group are not moved: they stop getting jobs and must be drained and removed there',
+    });
+  }
+
+  const fleetPlan: FleetPlan = {
+    fleet: spec.name,
+    source: { ...want.source },
+    provider: ref.provider,
+    group: ref.name,
+    action,
+    changes,
+    unchanged: diff.unchanged + settings.unchanged,
+    diagnostics,
+  };
+  const capacity = planCapacity(
+    spec,
+    groupExists ? mergeInstances(group?.instances ?? [], context.ledger) : [],
+    observed,
+    now,
+  );
+  if ('error' in capacity) diagnostics.push(capacity.error);
+  else fleetPlan.capacity = capacity;
+  return fleetPlan;
+}
+
+function planCapacity(
+  spec: Fleet,
+  instances: CapacityInstance[],
+  observed: ObservedState,
+  now: Date,
+): CapacityPlan | { error: Diagnostic } {
+  try {
+    const { policy, index } = policyAt(spec.policy, now);
+    const demand = observed.demand[spec.name] ?? NO_DEMAND;
+    const decision = decideCapacity({ fleet: spec, policy, now, instances, demand });
+    if (index < 0) decision.reason += '; no policy period matches now, so idle_count 0';
+    return decision;
+  } catch (e) {
+    const err = e as Error & { hint?: string };
+    const error: Diagnostic = {
+      severity: 'error',
+      code: 'POLICY_INVALID',
+      message: `fleet "${spec.name}": ${err.message}`,
+    };
+    if (err.hint) error.hint = err.hint;
+    return { error };
+  }
+}
+
+function planDeleted(before: Fleet, context: FleetContext): FleetPlan {
+  const ref = groupRefFor(before);
+  const group = context.groups.find((g) => sameRef(g.ref, ref));
+  const instances = group?.exists ? mergeInstances(group.instances, context.ledger) : [];
+  const diagnostics: Diagnostic[] = [...(group?.diagnostics ?? [])];
+  const leaving = instances.filter((i) => i.state !== 'deleting').sort((a, b) => (a.id < b.id ? -1 : 1));
+  const busy = leaving.filter((i) => i.acquired > 0);
+  if (busy.length > 0) {
+    diagnostics.push({
+      severity: 'warning',
+      code: 'BUSY_INSTANCES',
+      message: `fleet "${before.name}" has ${busy.length} instance(s) running jobs: ${busy.map((i) => i.id).join(', ')}`,
+      hint: 'deleting the fleet ends those jobs; wait for them, or keep the fleet file with idle_count 0 until they finish',
+    });
+  }
+  return {
+    fleet: before.name,
+    provider: ref.provider,
+    group: ref.name,
+    action: 'delete',
+    changes: diffSpecs(before, undefined).changes,
+    unchanged: 0,
+    capacity: {
+      current: instances.filter((i) => i.state === 'creating' || i.state === 'ready' || i.state === 'in_use')
+        .length,
+      target: 0,
+      reason: 'fleet removed from configuration',
+      increase: 0,
+      remove: leaving.map((i) => ({ id: i.id, reason: 'fleet_deleted' })),
+    },
+    diagnostics,
+  };
+}
+
+function count(fp: FleetPlan, summary: Plan['summary']): void {
+  const replaced = fp.changes.some((c) => c.forcesReplacement);
+  if (fp.action === 'create') summary.add++;
+  else if (fp.action === 'delete') summary.destroy++;
+  else if (fp.action === 'update' && replaced) {
+    summary.add++;
+    summary.destroy++;
+  } else if (fp.action === 'update') summary.change++;
+  summary.add += fp.capacity?.increase ?? 0;
+  summary.destroy += fp.capacity?.remove.length ?? 0;
+}

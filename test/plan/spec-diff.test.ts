@@ -1,0 +1,79 @@
+import t from 'tap';
+import { diffGroupSettings, diffSpecs, flattenSpec, jsonEqual } from '../../src/plan/spec-diff.js';
+import { fleetSpec } from '../helpers/fake-state.js';
+
+t.test('flattening: sorted dotted paths, scalar lists as one leaf, objects in lists by index', async (t) => {
+  const leaves = flattenSpec(fleetSpec({ policy: [{}, { periods: ['* 8 * * *', '* 9 * * *'] }] }));
+  t.same(leaves.get('policy[1].periods'), ['* 8 * * *', '* 9 * * *']);
+  t.equal(leaves.get('docker.image'), 'alpine:3.20');
+  t.same(leaves.get('docker.volumes'), [], 'an empty list is a leaf');
+  t.same(leaves.get('gitlab.token'), { env: 'RUNFLEET_GITLAB_TOKEN' }, 'the sensitive reference is one leaf');
+  t.notOk(leaves.has('gitlab.token.env'));
+  t.notOk(leaves.has('connector.key_path'), 'undefined fields are left out');
+  const keys = [...leaves.keys()];
+  t.same(keys.slice(0, 3), ['apply', 'capacity_per_instance', 'connector.keepalive'], 'sorted');
+});
+
+t.test('added and removed attributes and list entries', async (t) => {
+  const before = fleetSpec({ connector: { key_path: '/keys/id' } });
+  const after = fleetSpec({ policy: [{}, { idle_count: 3, timezone: 'Europe/Berlin' }] });
+  const { changes, unchanged } = diffSpecs(before, after);
+  const removed = changes.find((c) => c.path === 'connector.key_path');
+  t.same(removed, { path: 'connector.key_path', old: '/keys/id' });
+  const added = changes.filter((c) => c.path.startsWith('policy[1].'));
+  t.equal(added.length, 7, 'every field of the new policy entry');
+  t.ok(added.every((c) => c.old === undefined));
+  t.equal(unchanged + 1, flattenSpec(before).size, 'everything but key_path unchanged');
+});
+
+t.test('a create and a delete list every attribute without replacement marks', async (t) => {
+  const spec = fleetSpec({ provider: { type: 'aws', region: 'eu-west-1', auto_scaling_group: 'ci' } });
+  const created = diffSpecs(undefined, spec);
+  const deleted = diffSpecs(spec, undefined);
+  t.equal(created.changes.length, flattenSpec(spec).size);
+  t.equal(deleted.changes.length, flattenSpec(spec).size);
+  t.notOk([...created.changes, ...deleted.changes].some((c) => c.forcesReplacement));
+});
+
+t.test('adopting an ASG by name forces replacement', async (t) => {
+  const before = fleetSpec({ provider: { type: 'aws', region: 'eu-west-1' } });
+  const after = fleetSpec({ provider: { type: 'aws', region: 'eu-west-1', auto_scaling_group: 'ci' } });
+  t.same(diffSpecs(before, after).changes, [
+    { path: 'provider.auto_scaling_group', new: 'ci', forcesReplacement: true },
+  ]);
+});
+
+t.test('group settings: only desired keys, missing group adds all', async (t) => {
+  const desired = { max_size: 10, subnets: ['a', 'b'], tags: { x: '1', y: '2' } };
+  const same = diffGroupSettings(desired, {
+    max_size: 10,
+    subnets: ['a', 'b'],
+    tags: { y: '2', x: '1' },
+    other: 1,
+  });
+  t.same(same, { changes: [], unchanged: 3 }, 'key order inside values does not matter');
+  const differ = diffGroupSettings(desired, { max_size: 4, subnets: ['a'], tags: { x: '1', y: '2' } });
+  t.same(differ.changes, [
+    { path: 'group.max_size', old: 4, new: 10 },
+    { path: 'group.subnets', old: ['a'], new: ['a', 'b'] },
+  ]);
+  t.equal(diffGroupSettings(desired, undefined).changes.length, 3);
+});
+
+t.test('an unchanged spec counts every leaf as unchanged', async (t) => {
+  for (const spec of [
+    fleetSpec(),
+    fleetSpec({ policy: [{}, {}], connector: { key_path: '/k' }, docker: null }),
+  ]) {
+    const copy = JSON.parse(JSON.stringify(spec)) as typeof spec;
+    t.same(diffSpecs(spec, copy), { changes: [], unchanged: flattenSpec(spec).size });
+  }
+});
+
+t.test('jsonEqual', async (t) => {
+  t.ok(jsonEqual({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] }));
+  t.ok(jsonEqual({ a: 1, b: undefined }, { a: 1 }), 'undefined fields are absent');
+  t.notOk(jsonEqual([1, 2], [2, 1]), 'list order matters');
+  t.notOk(jsonEqual({ a: 1 }, [1]));
+  t.notOk(jsonEqual(null, {}));
+});
