@@ -1,0 +1,262 @@
+/**
+ * Carries out a plan through the providers, step by step. Each mutating step is recorded in the
+ * store as an intent before the provider call and closed with its outcome after it, so a crash in
+ * the middle leaves a trail the daemon can reconcile. A failed step stops the remaining steps of
+ * that fleet only; other fleets go on. Running the same plan's intent again converges, because
+ * every provider call is idempotent and a fresh plan only asks for what is still missing.
+ */
+import { ErrorCode, FleetError, asError, isFleetError } from '../errors.js';
+import type { DesiredFleet, Fleet } from '../model/fleet.js';
+import { groupRefFor } from '../model/group.js';
+import type { AppliedFleet, GroupRef, LedgerInstance } from '../model/observed.js';
+import type { FleetPlan, Plan } from '../model/plan.js';
+import type { Provider } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { StateStore } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import { hashOf } from '../util/hash.js';
+
+export type StepStatus = 'done' | 'failed' | 'skipped';
+
+export interface StepResult {
+  fleet: string;
+  /** `configure`, `remove`, `increase`, `delete-group` */
+  step: string;
+  status: StepStatus;
+  /** What was done or attempted, for humans; never secrets. */
+  detail: string;
+  error?: FleetError;
+}
+
+export interface ApplyOutcome {
+  result: 'success' | 'partial' | 'failed' | 'noop';
+  steps: StepResult[];
+}
+
+export interface ApplyDeps {
+  store: StateStore;
+  providers: ProviderRegistry;
+  clock: Clock;
+  /** Called as each step finishes, so the CLI can report progress live. */
+  onStep?: (step: StepResult) => void;
+  signal?: AbortSignal;
+}
+
+interface Step {
+  name: string;
+  describe: string;
+  run: () => Promise<string>;
+}
+
+/** Applies `plan`; `desired` must hold the specs of every fleet the plan creates or updates. */
+export async function applyPlan(plan: Plan, desired: DesiredFleet[], deps: ApplyDeps): Promise<ApplyOutcome> {
+  if (plan.errored) {
+    throw new FleetError(ErrorCode.APPLY_ABORTED, 'the plan has errors and cannot be applied', {
+      hint: 'fix the errors that plan shows, then plan again',
+    });
+  }
+  const specs = new Map(desired.map((d) => [d.spec.name, d.spec]));
+  const applied = new Map((await deps.store.listFleets()).map((f) => [f.name, f]));
+  const results: StepResult[] = [];
+
+  for (const fleetPlan of plan.fleets) {
+    const steps = stepsFor(fleetPlan, specs.get(fleetPlan.fleet), applied.get(fleetPlan.fleet), deps);
+    let failed = false;
+    for (const step of steps) {
+      let result: StepResult;
+      if (failed) {
+        result = { fleet: fleetPlan.fleet, step: step.name, status: 'skipped', detail: step.describe };
+      } else {
+        try {
+          const detail = await step.run();
+          result = { fleet: fleetPlan.fleet, step: step.name, status: 'done', detail };
+        } catch (e) {
+          failed = true;
+          const error = isFleetError(e)
+            ? e
+            : new FleetError(ErrorCode.PROVIDER, asError(e).message, { cause: e });
+          result = {
+            fleet: fleetPlan.fleet,
+            step: step.name,
+            status: 'failed',
+            detail: step.describe,
+            error,
+          };
+        }
+      }
+      results.push(result);
+      deps.onStep?.(result);
+    }
+  }
+
+  const failedCount = results.filter((r) => r.status === 'failed').length;
+  const doneCount = results.filter((r) => r.status === 'done').length;
+  const result =
+    results.length === 0 ? 'noop' : failedCount === 0 ? 'success' : doneCount === 0 ? 'failed' : 'partial';
+  return { result, steps: results };
+}
+
+function stepsFor(
+  fp: FleetPlan,
+  spec: Fleet | undefined,
+  applied: AppliedFleet | undefined,
+  deps: ApplyDeps,
+): Step[] {
+  const fleetSpec = spec ?? applied?.spec;
+  if (!fleetSpec) {
+    throw new FleetError(
+      ErrorCode.PLAN_INVALID,
+      `the plan names fleet ${fp.fleet} but holds no spec for it`,
+      {
+        hint: 'make a new plan',
+      },
+    );
+  }
+  const provider = deps.providers.forFleet(fleetSpec);
+  const ref = groupRefFor(fleetSpec);
+  const steps: Step[] = [];
+
+  if (fp.action === 'create' || fp.action === 'update') {
+    if (!spec) {
+      throw new FleetError(
+        ErrorCode.PLAN_INVALID,
+        `the plan ${fp.action}s fleet ${fp.fleet} but holds no spec`,
+        {
+          hint: 'make a new plan',
+        },
+      );
+    }
+    steps.push({
+      name: 'configure',
+      describe: `${fp.action} ${ref.provider} group ${ref.name}`,
+      run: () =>
+        withIntent(deps, fp.fleet, 'configure', { group: ref.name }, async () => {
+          await provider.applyGroup(spec, deps.signal);
+          await deps.store.putFleet({
+            name: spec.name,
+            spec,
+            hash: hashOf(spec),
+            applied_at: deps.clock.now().toISOString(),
+          });
+          return `${fp.action === 'create' ? 'created' : 'updated'} ${ref.provider} group ${ref.name}`;
+        }),
+    });
+  }
+
+  const removals = fp.capacity?.remove ?? [];
+  if (removals.length > 0) {
+    const ids = removals.map((r) => r.id);
+    steps.push({
+      name: 'remove',
+      describe: `remove ${ids.length} instance(s): ${ids.join(', ')}`,
+      run: () =>
+        withIntent(deps, fp.fleet, 'decrease', { ids }, () => removeInstances(deps, provider, ref, ids)),
+    });
+  }
+
+  const increase = fp.capacity?.increase ?? 0;
+  if (increase > 0 && fp.action !== 'delete') {
+    steps.push({
+      name: 'increase',
+      describe: `request ${increase} instance(s)`,
+      run: () =>
+        withIntent(deps, fp.fleet, 'increase', { n: increase }, () =>
+          increaseInstances(deps, provider, ref, increase, fleetSpec.instance_ready_command),
+        ),
+    });
+  }
+
+  if (fp.action === 'delete') {
+    steps.push({
+      name: 'delete-group',
+      describe: `delete ${ref.provider} group ${ref.name}`,
+      run: () =>
+        withIntent(deps, fp.fleet, 'delete-group', { group: ref.name }, async () => {
+          await provider.deleteGroup(ref, applied?.spec, deps.signal);
+          for (const row of await deps.store.listInstances(fp.fleet))
+            await deps.store.deleteInstance(fp.fleet, row.id);
+          await deps.store.deleteFleet(fp.fleet);
+          return `deleted ${ref.provider} group ${ref.name}`;
+        }),
+    });
+  }
+  return steps;
+}
+
+async function withIntent(
+  deps: ApplyDeps,
+  fleet: string,
+  action: string,
+  detail: Record<string, unknown>,
+  fn: () => Promise<string>,
+): Promise<string> {
+  const id = await deps.store.openIntent(fleet, action, detail);
+  try {
+    const outcome = await fn();
+    await deps.store.closeIntent(id, outcome);
+    return outcome;
+  } catch (e) {
+    await deps.store.closeIntent(id, `failed: ${asError(e).message}`);
+    throw e;
+  }
+}
+
+async function removeInstances(
+  deps: ApplyDeps,
+  provider: Provider,
+  ref: GroupRef,
+  ids: string[],
+): Promise<string> {
+  for (const id of ids) {
+    const row = await deps.store.getInstance(ref.fleet, id);
+    if (row) await deps.store.putInstance({ ...row, state: 'deleting' });
+  }
+  const removed = await provider.decrease(ref, ids, deps.signal);
+  for (const id of removed) await deps.store.deleteInstance(ref.fleet, id);
+  const missing = ids.filter((id) => !removed.includes(id));
+  if (missing.length > 0) {
+    throw new FleetError(ErrorCode.PROVIDER, `the provider did not remove ${missing.join(', ')}`, {
+      hint: 'run apply again; removal is safe to retry',
+      retryable: true,
+    });
+  }
+  return `removed ${removed.length} instance(s): ${removed.join(', ')}`;
+}
+
+async function increaseInstances(
+  deps: ApplyDeps,
+  provider: Provider,
+  ref: GroupRef,
+  n: number,
+  readyCommand: string | undefined,
+): Promise<string> {
+  const requested = await provider.increase(ref, n, deps.signal);
+  // Record the instances that are already visible, so the ledger knows them from their first moment.
+  // Instances that appear later (an ASG launching) are adopted by the next observe.
+  const [group] = await provider.observe([ref], deps.signal);
+  const known = new Set((await deps.store.listInstances(ref.fleet)).map((i) => i.id));
+  const now = deps.clock.now().toISOString();
+  const added: string[] = [];
+  for (const inst of group?.instances ?? []) {
+    if (known.has(inst.id) || inst.state === 'deleting' || inst.state === 'gone') continue;
+    // With no instance_ready_command, a running instance that answers a heartbeat is ready. A ready
+    // command needs an executor to run it; the daemon does that, so the instance stays `creating`.
+    const ready =
+      !readyCommand && inst.state === 'running' && (await provider.heartbeat(ref, inst.id, deps.signal));
+    const row: LedgerInstance = {
+      fleet: ref.fleet,
+      id: inst.id,
+      provider: ref.provider,
+      state: ready ? 'ready' : 'creating',
+      ...(ready ? { ready_at: now } : {}),
+      created_at: inst.launched_at ?? now,
+      use_count: 0,
+      health_failures: 0,
+      acquired: 0,
+    };
+    await deps.store.putInstance(row);
+    added.push(inst.id);
+  }
+  const shown = added.length > 0 ? `: ${added.join(', ')}` : '';
+  return `requested ${requested} instance(s)${shown}`;
+}

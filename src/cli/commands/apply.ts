@@ -1,0 +1,143 @@
+import { applyPlan, type ApplyOutcome, type StepResult } from '../../apply/apply.js';
+import { readPlanFile } from '../../apply/plan-file.js';
+import { observeState } from '../../engine/observe.js';
+import { ErrorCode, FleetError } from '../../errors.js';
+import type { DesiredFleet } from '../../model/fleet.js';
+import type { Plan } from '../../model/plan.js';
+import { planFleets, renderPlan } from '../../plan/index.js';
+import { hashOf } from '../../util/hash.js';
+import { openContext, type Context, type GlobalOptions } from '../context.js';
+import { styler, type Io } from '../io.js';
+import { loadDesired } from './load.js';
+import { hasChanges } from './plan.js';
+import { describeLockHolder } from '../../store/index.js';
+
+export interface ApplyOptions {
+  planFile?: string;
+  autoApprove: boolean;
+}
+
+/**
+ * `runfleet apply [PLAN_FILE]`. Without a file: plan, show, confirm, apply. With a file: apply
+ * exactly that plan, refusing it if the observed state moved since it was made. Holds the state
+ * lock from observing to the last step, so nothing changes underneath.
+ */
+export async function apply(opts: GlobalOptions, applyOpts: ApplyOptions, io: Io): Promise<number> {
+  const saved = applyOpts.planFile ? await readPlanFile(applyOpts.planFile) : undefined;
+  const desired = saved ? saved.desired : await loadDesired(opts.dir, io);
+  const ctx = await openContext(
+    opts,
+    desired.map((d) => d.spec),
+  );
+  try {
+    const lock = await ctx.store.acquireLock('apply', describeLockHolder());
+    try {
+      return await applyLocked(ctx, desired, saved?.plan, applyOpts, io);
+    } finally {
+      await ctx.store.releaseLock(lock.id);
+    }
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function applyLocked(
+  ctx: Context,
+  desired: DesiredFleet[],
+  savedPlan: Plan | undefined,
+  applyOpts: ApplyOptions,
+  io: Io,
+): Promise<number> {
+  const started = ctx.clock.now();
+  const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
+  let plan: Plan;
+  if (savedPlan) {
+    if (savedPlan.basis.observed !== basis.observed) {
+      throw new FleetError(
+        ErrorCode.PLAN_STALE,
+        `Saved plan is stale: the fleets' observed state changed since the plan was made at ${savedPlan.createdAt}`,
+        { hint: 'run runfleet plan --out FILE again, review it, and apply the new file' },
+      );
+    }
+    plan = savedPlan;
+  } else {
+    plan = planFleets({ desired, observed, now: started, basis });
+  }
+
+  io.out(renderPlan(plan, { format: 'text', color: io.color }));
+  if (plan.errored) return 1;
+  if (!hasChanges(plan)) return 0;
+
+  if (!savedPlan && !applyOpts.autoApprove) {
+    if (!io.interactive) {
+      throw new FleetError(
+        ErrorCode.APPLY_ABORTED,
+        'refusing to apply without confirmation: stdin is not a terminal',
+        {
+          hint: 'review the plan above and re-run with --auto-approve, or apply a saved plan file',
+        },
+      );
+    }
+    io.out("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n");
+    const answer = (await io.prompt('  Enter a value: ')).trim();
+    if (answer !== 'yes') {
+      io.out('\nApply cancelled.');
+      return 1;
+    }
+  }
+
+  io.out('');
+  const style = styler(io.color);
+  const outcome = await applyPlan(plan, desired, {
+    store: ctx.store,
+    providers: ctx.providers,
+    clock: ctx.clock,
+    onStep: (s) => io.out(formatStep(s, style)),
+  });
+  await ctx.store.recordApply({
+    started_at: started.toISOString(),
+    finished_at: ctx.clock.now().toISOString(),
+    plan_hash: hashOf({ fleets: plan.fleets, basis: plan.basis }),
+    result: outcome.result,
+    summary: plan.summary,
+    steps: outcome.steps.map(
+      (s) => `${s.fleet}: ${s.step} ${s.status}: ${s.status === 'failed' ? s.error?.message : s.detail}`,
+    ),
+  });
+  return report(outcome, plan, io, style);
+}
+
+function formatStep(s: StepResult, style: ReturnType<typeof styler>): string {
+  const head = `fleet.${s.fleet}: ${s.step}`;
+  switch (s.status) {
+    case 'done':
+      return `${head}: ${s.detail}`;
+    case 'skipped':
+      return style.yellow(`${head}: skipped (${s.detail}) after an earlier failure`);
+    case 'failed':
+      return (
+        style.red(`${head}: FAILED: ${s.detail}: ${s.error?.message ?? 'unknown error'}`) +
+        (s.error?.hint ? `\n  hint: ${s.error.hint}` : '')
+      );
+  }
+}
+
+function report(outcome: ApplyOutcome, plan: Plan, io: Io, style: ReturnType<typeof styler>): number {
+  const s = plan.summary;
+  if (outcome.result === 'success' || outcome.result === 'noop') {
+    io.out(
+      style.green(
+        style.bold(`\nApply complete! ${s.add} added, ${s.change} changed, ${s.destroy} destroyed.`),
+      ),
+    );
+    return 0;
+  }
+  const count = (st: string) => outcome.steps.filter((x) => x.status === st).length;
+  io.err(
+    style.red(
+      `\nApply ${outcome.result === 'partial' ? 'partly failed' : 'failed'}: ${count('done')} step(s) done, ` +
+        `${count('failed')} failed, ${count('skipped')} skipped.`,
+    ) + '\nWhat was done is recorded in the state; run `runfleet apply` again to converge the rest.',
+  );
+  return 1;
+}

@@ -1,0 +1,67 @@
+/**
+ * The composition root: the one place that builds the store, the providers and the clock, and
+ * hands them to commands. Nothing else constructs clients.
+ */
+import { dirname, resolve } from 'node:path';
+import type { Fleet } from '../model/fleet.js';
+import { ErrorCode, FleetError } from '../errors.js';
+import type { Provider } from '../providers/provider.js';
+import { ProviderRegistry } from '../providers/registry.js';
+import { createLocalProvider } from '../providers/local/index.js';
+import { openSqliteStore } from '../store/index.js';
+import type { StateStore } from '../store/store.js';
+import { systemClock, type Clock } from '../util/clock.js';
+
+export interface GlobalOptions {
+  dir: string;
+  state: string;
+  color: boolean;
+}
+
+export interface Context {
+  store: StateStore;
+  providers: ProviderRegistry;
+  clock: Clock;
+  /** Directory holding the state file; the local provider keeps its sandboxes here. */
+  stateDir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store and prepares providers for the given fleets. The AWS SDK is imported only when a
+ * fleet uses it, so local-only runs start fast.
+ */
+export async function openContext(opts: GlobalOptions, fleets: Pick<Fleet, 'provider'>[]): Promise<Context> {
+  const statePath = resolve(opts.state);
+  const stateDir = dirname(statePath);
+  const clock = systemClock;
+  const store = await openSqliteStore(statePath);
+  const needsAws = fleets.some((f) => f.provider.type === 'aws');
+  const aws = needsAws ? await import('../providers/aws/index.js') : undefined;
+  let local: Provider | undefined;
+
+  const providers = new ProviderRegistry((spec) => {
+    switch (spec.type) {
+      case 'local':
+        local ??= createLocalProvider({ stateDir, clock });
+        return local;
+      case 'aws':
+        if (!aws) throw new FleetError(ErrorCode.INTERNAL, 'AWS provider requested but not loaded');
+        return aws.createAwsProvider({
+          region: spec.region,
+          profile: spec.profile,
+          endpoint: spec.endpoint,
+          clock,
+        });
+      case 'static':
+        throw new FleetError(
+          ErrorCode.CONFIG_INVALID,
+          'the static provider is not available in this version',
+          {
+            hint: 'use provider type local or aws',
+          },
+        );
+    }
+  });
+  return { store, providers, clock, stateDir, close: () => store.close() };
+}

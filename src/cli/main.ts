@@ -1,0 +1,140 @@
+/**
+ * The CLI entry: parses argv, runs one command, maps errors to exit codes. The only place that
+ * calls process.exit.
+ *
+ * Exit codes: 0 success; 1 error (invalid fleets, failed or partial apply, locked state, stale
+ * plan); 2 only with `plan --detailed-exitcode`, meaning the plan has changes.
+ */
+import { Command, Option } from 'commander';
+import { isFleetError } from '../errors.js';
+import { processIo, type Io } from './io.js';
+import type { GlobalOptions } from './context.js';
+import { validate } from './commands/validate.js';
+import { plan } from './commands/plan.js';
+import { apply } from './commands/apply.js';
+import { forceUnlock, history, stateList } from './commands/state.js';
+
+const EXAMPLES = `
+Examples:
+  runfleet validate                     check every file under ./fleets
+  runfleet plan                         show what apply would change
+  runfleet plan --out fleet.plan        save a plan for review, then:
+  runfleet apply fleet.plan             apply exactly that plan (refused if stale)
+  runfleet apply --auto-approve         plan and apply without asking (CI)
+  runfleet plan --detailed-exitcode     exit 2 when there are changes (drift checks)
+  runfleet state list                   what the state store holds
+  runfleet history                      past applies
+
+Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode only).
+Environment: RUNFLEET_DIR and RUNFLEET_STATE set --dir and --state; NO_COLOR disables colour.`;
+
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command('runfleet')
+    .description('Declarative autoscaling GitLab CI runner fleets: validate, plan, apply.')
+    .option('-d, --dir <dir>', 'fleets directory', process.env.RUNFLEET_DIR ?? 'fleets')
+    .option(
+      '-s, --state <file>',
+      'state store (SQLite file)',
+      process.env.RUNFLEET_STATE ?? '.runfleet/state.db',
+    )
+    .option('--no-color', 'never colour output')
+    .addHelpText('after', EXAMPLES)
+    .showHelpAfterError('(run runfleet --help for usage)')
+    .exitOverride();
+
+  const globals = (): GlobalOptions => {
+    const o = program.opts<{ dir: string; state: string; color: boolean }>();
+    return { dir: o.dir, state: o.state, color: o.color && io.color };
+  };
+  const ioFor = (): Io => ({ ...io, color: globals().color });
+
+  program
+    .command('validate')
+    .description('check fleet files against the schema and rules; every error with file:line:col')
+    .action(async () => setExit(await validate(globals(), ioFor())));
+
+  program
+    .command('plan')
+    .description('compare fleet files with the observed state and show what apply would do')
+    .option('-o, --out <file>', 'save the plan for `runfleet apply FILE`')
+    .addOption(
+      new Option('-f, --format <format>', 'output format')
+        .choices(['text', 'markdown', 'json'])
+        .default('text'),
+    )
+    .option('--detailed-exitcode', '0 = no changes, 1 = error, 2 = changes (Terraform convention)', false)
+    .action(async (o: { out?: string; format: 'text' | 'markdown' | 'json'; detailedExitcode: boolean }) =>
+      setExit(await plan(globals(), o, ioFor())),
+    );
+
+  program
+    .command('apply')
+    .argument('[plan-file]', 'a plan saved with `plan --out`; applied exactly, refused if stale')
+    .description('carry out a plan: without a file, plan, show it and ask for "yes"')
+    .option('--auto-approve', 'skip the confirmation (needed when stdin is not a terminal)', false)
+    .action(async (planFile: string | undefined, o: { autoApprove: boolean }) =>
+      setExit(await apply(globals(), { planFile, autoApprove: o.autoApprove }, ioFor())),
+    );
+
+  const state = program.command('state').description('inspect the state store');
+  state
+    .command('list')
+    .description('applied fleets and the instance ledger')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => setExit(await stateList(globals(), o.json, ioFor())));
+
+  program
+    .command('history')
+    .description('past applies, newest first')
+    .option('-n, --limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { limit: number; json: boolean }) =>
+      setExit(await history(globals(), o.limit, o.json, ioFor())),
+    );
+
+  program
+    .command('force-unlock')
+    .argument('<lock-id>', 'the id shown in the "state is locked" error')
+    .description('release a lock left by a process that is gone (unlocking a live one risks two writers)')
+    .action(async (id: string) => setExit(await forceUnlock(globals(), id, ioFor())));
+
+  return program;
+}
+
+export async function main(
+  argv: string[],
+  io: Io = processIo({ noColor: argv.includes('--no-color') }),
+): Promise<void> {
+  let code = 0;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+    } else {
+      await program.parseAsync(argv, { from: 'user' });
+    }
+  } catch (e) {
+    code = handleError(e, io);
+  }
+  process.exitCode = code;
+}
+
+function handleError(e: unknown, io: Io): number {
+  const ce = e as { code?: string; exitCode?: number };
+  if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+    // commander has already printed help or the usage error.
+    return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : 1;
+  }
+  if (isFleetError(e)) {
+    io.err(`Error: ${e.message}` + (e.hint ? `\n  hint: ${e.hint}` : ''));
+    return 1;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  io.err(
+    `Internal error: ${err.message}\n${err.stack ?? ''}\n` +
+      'This is a bug in runfleet; please report it with the command you ran.',
+  );
+  return 1;
+}
