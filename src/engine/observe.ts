@@ -5,7 +5,9 @@
  * changes, so a saved plan can be refused as stale.
  */
 import type { DesiredFleet, Fleet } from '../model/fleet.js';
-import type { Demand, ObservedGroup, ObservedState } from '../model/observed.js';
+import { groupRefFor } from '../model/group.js';
+import type { Demand, GroupRef, ObservedGroup, ObservedState } from '../model/observed.js';
+import type { Diagnostic } from '../model/plan.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/store.js';
 import { hashOf } from '../util/hash.js';
@@ -29,11 +31,28 @@ export async function observeState(
   for (const d of desired) specs.set(d.spec.name, d.spec);
 
   const groups: ObservedGroup[] = [];
+  const diagnostics: Diagnostic[] = [];
   for (const { provider, refs } of providers.partition([...specs.values()])) {
     groups.push(...(await provider.observe(refs, opts.signal)));
+    if (provider.discover) diagnostics.push(...orphanGroups(await provider.discover(opts.signal), specs));
   }
-  const observed: ObservedState = { fleets: applied, groups, ledger, demand: opts.demand ?? {} };
+  const observed: ObservedState = { fleets: applied, groups, ledger, demand: opts.demand ?? {}, diagnostics };
   return { observed, basis: basisOf(observed, desired) };
+}
+
+/** Groups tagged as runfleet's that no fleet (desired or applied) accounts for: shown, never deleted. */
+function orphanGroups(discovered: GroupRef[], known: Map<string, Fleet>): Diagnostic[] {
+  return discovered
+    .filter((ref) => {
+      const fleet = known.get(ref.fleet);
+      return !fleet || groupRefFor(fleet).name !== ref.name;
+    })
+    .map((ref) => ({
+      severity: 'warning' as const,
+      code: 'ORPHAN_GROUP',
+      message: `${ref.provider} group ${ref.name} is tagged as runfleet's for fleet "${ref.fleet}", but no fleet file defines it`,
+      hint: `restore the fleet file to manage it again, or remove the group by hand; runfleet never deletes it on its own`,
+    }));
 }
 
 export function basisOf(

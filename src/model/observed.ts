@@ -43,6 +43,16 @@ export interface ObservedGroup {
   instances: ObservedInstance[];
   /** Problems the provider found (unmet prerequisites, ownership conflicts, unreachable hosts). */
   diagnostics: Diagnostic[];
+  /**
+   * Instances the provider was asked for that do not show yet (an ASG's desired capacity above the
+   * instances it lists). Counted as `creating`, so a slow launch is not requested twice.
+   */
+  requested?: number;
+  /**
+   * The provider cannot create or remove instances (static hosts): capacity is what it shows, and
+   * the planner plans no increase or removal.
+   */
+  fixedCapacity?: boolean;
 }
 
 /** runfleet's own lifecycle of an instance, kept in the store's ledger. */
@@ -88,4 +98,6 @@ export interface ObservedState {
   ledger: LedgerInstance[];
   /** Per fleet name; absent means no demand. */
   demand: Record<string, Demand>;
+  /** Findings that belong to no fleet, e.g. a group tagged as runfleet's that no fleet file defines. */
+  diagnostics?: Diagnostic[];
 }

@@ -68,6 +68,8 @@ export interface Plan {
   basis: { observed: string; fleets: string };
   fleets: FleetPlan[];
   summary: { add: number; change: number; destroy: number };
-  /** True when any fleet has an error diagnostic: such a plan cannot be applied. */
+  /** Findings that belong to no fleet (orphan groups). */
+  diagnostics: Diagnostic[];
+  /** True when any fleet, or the plan itself, has an error diagnostic: such a plan cannot be applied. */
   errored: boolean;
 }

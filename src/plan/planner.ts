@@ -76,7 +76,10 @@ export function planFleets(input: PlanInput): Plan {
     basis: { ...input.basis },
     fleets,
     summary,
-    errored: fleets.some((f) => f.diagnostics.some((d) => d.severity === 'error')),
+    diagnostics: [...(observed.diagnostics ?? [])],
+    errored:
+      fleets.some((f) => f.diagnostics.some((d) => d.severity === 'error')) ||
+      (observed.diagnostics ?? []).some((d) => d.severity === 'error'),
   };
 }
 
@@ -121,6 +124,15 @@ function planDesired(
 
   let action: FleetPlan['action'];
   let diff;
+  if (!groupExists && spec.provider.type === 'aws' && spec.provider.auto_scaling_group !== undefined) {
+    // An adopted group is never created by runfleet: its absence is an error, not drift.
+    diagnostics.push({
+      severity: 'error',
+      code: 'GROUP_NOT_FOUND',
+      message: `Auto Scaling group ${ref.name} in ${spec.provider.region}, adopted by fleet "${spec.name}", does not exist`,
+      hint: 'check auto_scaling_group and region, or use a create block to let runfleet own a new group',
+    });
+  }
   if (before && !groupExists && !movesGroup) {
     // Drift: the store says applied, the provider shows no group. Terraform drops such a resource
     // from state and creates it again; so do we.
@@ -161,15 +173,47 @@ function planDesired(
     unchanged: diff.unchanged + settings.unchanged,
     diagnostics,
   };
-  const capacity = planCapacity(
-    spec,
-    groupExists ? mergeInstances(group?.instances ?? [], context.ledger) : [],
-    observed,
-    now,
-  );
+  const instances = groupExists && group ? capacityInstances(group, context.ledger, now) : [];
+  const capacity = planCapacity(spec, instances, observed, now);
   if ('error' in capacity) diagnostics.push(capacity.error);
-  else fleetPlan.capacity = capacity;
+  else fleetPlan.capacity = group?.fixedCapacity ? fixedCapacity(capacity, instances) : capacity;
   return fleetPlan;
+}
+
+/**
+ * The instances capacity reasons about: the merged provider/ledger view, plus one `creating`
+ * placeholder per instance the provider was asked for but does not list yet, so a slow launch
+ * is never requested twice.
+ */
+function capacityInstances(
+  group: ObservedGroup,
+  ledger: Map<string, LedgerInstance>,
+  now: Date,
+): CapacityInstance[] {
+  const merged = mergeInstances(group.instances, ledger);
+  for (let i = 0; i < (group.requested ?? 0); i++) {
+    merged.push({
+      id: `(requested ${i + 1})`,
+      state: 'creating',
+      created_at: now.toISOString(),
+      use_count: 0,
+      acquired: 0,
+      healthy: true,
+    });
+  }
+  return merged;
+}
+
+/** A provider that cannot add or remove instances: show the capacity, plan no action. */
+function fixedCapacity(decision: CapacityPlan, instances: CapacityInstance[]): CapacityPlan {
+  const usable = instances.filter((i) => i.healthy && i.state !== 'deleting').length;
+  return {
+    current: usable,
+    target: usable,
+    reason: `fixed capacity: ${usable} of ${instances.length} host(s) usable (wanted ${decision.target})`,
+    increase: 0,
+    remove: [],
+  };
 }
 
 function planCapacity(

@@ -3,7 +3,7 @@
  * `<details>` per fleet holding a ```diff block (the change marker moved to column 0 so the diff
  * highlighter colours it), then diagnostics as a list. Pure.
  */
-import type { Plan } from '../model/plan.js';
+import type { Diagnostic, FleetPlan, Plan } from '../model/plan.js';
 import { fleetBlock, type FleetBlock, type ChangeSymbol } from './render-blocks.js';
 import { NO_CHANGES, blockLines, painter, summaryLine } from './render-text.js';
 
@@ -50,15 +50,19 @@ export function renderMarkdown(plan: Plan): string {
     );
   }
 
-  const diagnostics = plan.fleets.flatMap((fp) => fp.diagnostics.map((d) => ({ fp, d })));
+  const diagnostics: { fp?: FleetPlan; d: Diagnostic }[] = [
+    ...(plan.diagnostics ?? []).map((d) => ({ d })),
+    ...plan.fleets.flatMap((fp) => fp.diagnostics.map((d) => ({ fp, d }))),
+  ];
   if (diagnostics.length > 0) {
     out.push('', '**Diagnostics**', '');
     for (const { fp, d } of diagnostics) {
       const label = d.severity === 'error' ? '**Error**' : '**Warning**';
-      const source = fp.source ? ` (${escapeHtml(fp.source.file)} line ${fp.source.line})` : '';
+      const source = fp?.source ? ` (${escapeHtml(fp.source.file)} line ${fp.source.line})` : '';
       const hint = d.hint ? ` Hint: ${escapeHtml(d.hint)}` : '';
       const message = escapeHtml(d.message).replace(/[^.!?]$/, '$&.');
-      out.push(`- ${label} \`${d.code}\` in \`fleet.${fp.fleet}\`${source}: ${message}${hint}`);
+      const where = fp ? ` in \`fleet.${fp.fleet}\`${source}` : '';
+      out.push(`- ${label} \`${d.code}\`${where}: ${message}${hint}`);
     }
   }
   return out.join('\n') + '\n';

@@ -94,9 +94,9 @@ function where(fp: FleetPlan): string {
 }
 
 /** A Terraform-style diagnostic box. */
-function diagnosticLines(fp: FleetPlan, d: Diagnostic, p: Painter): string[] {
+function diagnosticLines(fp: FleetPlan | undefined, d: Diagnostic, p: Painter): string[] {
   const title = d.severity === 'error' ? p.bold(p.red('Error:')) : p.bold(p.yellow('Warning:'));
-  const lines = ['╷', `│ ${title} ${d.message}`, '│', `│   ${where(fp)}, ${d.code}`];
+  const lines = ['╷', `│ ${title} ${d.message}`, '│', `│   ${fp ? `${where(fp)}, ` : ''}${d.code}`];
   if (d.hint) lines.push('│', `│ Hint: ${d.hint}`);
   lines.push('╵');
   return lines;
@@ -118,6 +118,7 @@ export function renderText(plan: Plan, color: boolean): string {
     for (const block of blocks) out.push('', ...blockLines(block, p));
     out.push('', p.bold(summaryLine(plan)));
   }
+  for (const d of plan.diagnostics ?? []) out.push('', ...diagnosticLines(undefined, d, p));
   for (const fp of plan.fleets) {
     for (const d of fp.diagnostics) out.push('', ...diagnosticLines(fp, d, p));
   }

@@ -145,10 +145,18 @@ export class FakeState {
   /** The provider group of `fleet` (ref from the fleet's desired, else applied, spec). */
   group(
     fleet: string,
-    opts: { exists?: boolean; settings?: Record<string, Json>; diagnostics?: Diagnostic[] } = {},
+    opts: {
+      exists?: boolean;
+      settings?: Record<string, Json>;
+      diagnostics?: Diagnostic[];
+      requested?: number;
+      fixedCapacity?: boolean;
+    } = {},
   ): this {
     const g = this.groupOf(fleet);
     if (opts.exists !== undefined) g.exists = opts.exists;
+    if (opts.requested !== undefined) g.requested = opts.requested;
+    if (opts.fixedCapacity !== undefined) g.fixedCapacity = opts.fixedCapacity;
     if (opts.settings) g.settings = opts.settings;
     if (opts.diagnostics) g.diagnostics.push(...opts.diagnostics);
     return this;

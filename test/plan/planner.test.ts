@@ -276,3 +276,68 @@ t.test('the plan is plain JSON and deterministic', async (t) => {
   t.same(JSON.parse(JSON.stringify(one)), one);
   t.equal(JSON.stringify(planFleets(build())), JSON.stringify(one));
 });
+
+t.test('instances requested but not listed yet are not requested again', async (t) => {
+  const plan = planFleets(
+    new FakeState()
+      .fleet({ name: 'slow', policy: [{ idle_count: 3 }] })
+      .ready('slow', 'i-1')
+      .group('slow', { requested: 2 })
+      .input(),
+  );
+  const fp = fleetOf(plan, 'slow');
+  t.equal(fp.capacity?.current, 3, 'one listed + two requested');
+  t.equal(fp.capacity?.increase, 0);
+  t.same(fp.capacity?.remove, []);
+});
+
+t.test('a fixed-capacity group (static hosts) plans no increase or removal', async (t) => {
+  const plan = planFleets(
+    new FakeState()
+      .fleet({ name: 'hosts', max_instances: 5, policy: [{ idle_count: 5, idle_time: '1m' }] })
+      .ready('hosts', 'a:22', { last_used_at: minutesBefore(T0, 30) })
+      .instance('hosts', 'b:22', { healthy: false })
+      .group('hosts', { fixedCapacity: true })
+      .input(),
+  );
+  const fp = fleetOf(plan, 'hosts');
+  t.equal(fp.capacity?.increase, 0);
+  t.same(fp.capacity?.remove, []);
+  t.equal(fp.capacity?.current, 1);
+  t.match(fp.capacity?.reason, /fixed capacity: 1 of 2 host\(s\) usable \(wanted \d+\)/);
+  t.same(plan.summary, { add: 0, change: 0, destroy: 0 });
+});
+
+t.test('an adopted Auto Scaling group that does not exist is an error, not a create', async (t) => {
+  const adopt = { type: 'aws' as const, region: 'eu-west-1', auto_scaling_group: 'ci-existing' };
+  const plan = planFleets(
+    new FakeState()
+      .desiredFleet({ name: 'adopt', provider: adopt })
+      .group('adopt', { exists: false })
+      .input(),
+  );
+  const fp = fleetOf(plan, 'adopt');
+  t.equal(plan.errored, true);
+  t.match(fp.diagnostics, [{ severity: 'error', code: 'GROUP_NOT_FOUND' }]);
+});
+
+t.test('diagnostics that belong to no fleet reach the plan and error it', async (t) => {
+  const state = new FakeState().fleet({ name: 'a' }).group('a');
+  const observed = {
+    ...state.observed(),
+    diagnostics: [
+      { severity: 'warning' as const, code: 'ORPHAN_GROUP', message: 'aws group x is an orphan' },
+    ],
+  };
+  const plan = planFleets({ ...state.input(), observed });
+  t.same(
+    plan.diagnostics.map((d) => d.code),
+    ['ORPHAN_GROUP'],
+  );
+  t.equal(plan.errored, false);
+  const failing = planFleets({
+    ...state.input(),
+    observed: { ...observed, diagnostics: [{ severity: 'error', code: 'X', message: 'bad' }] },
+  });
+  t.equal(failing.errored, true);
+});

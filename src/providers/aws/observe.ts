@@ -176,10 +176,14 @@ export async function observeGroups(
     );
     for (const i of instances)
       ctx.cache.seen.set(i.id, { state: i.state, healthy: i.healthy ?? true, at: now.getTime() });
+    // SetDesiredCapacity returns before the ASG lists the new instances: report the difference as
+    // requested, so the planner does not ask for the same instances again.
+    const live = instances.filter((i) => i.state === 'creating' || i.state === 'running').length;
     return {
       ref,
       exists: true,
       settings: groupSettings(g),
+      requested: Math.max(0, (g.DesiredCapacity ?? 0) - live),
       instances,
       diagnostics: [
         ...ownershipConflict(ref, g, ctx.manager),

@@ -12,6 +12,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
     "observed": "observed-hash"
   },
   "createdAt": "2026-03-01T12:00:00.000Z",
+  "diagnostics": [],
   "errored": true,
   "fleets": [
     {
@@ -714,6 +715,7 @@ exports[`test/plan/render.test.ts > TAP > json: no changes > must match snapshot
     "observed": "observed-hash"
   },
   "createdAt": "2026-03-01T12:00:00.000Z",
+  "diagnostics": [],
   "errored": false,
   "fleets": [
     {
