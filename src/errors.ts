@@ -26,6 +26,16 @@ export const ErrorCode = {
   PROVIDER_THROTTLED: 'PROVIDER_THROTTLED',
   /** Credentials or permissions are missing for a provider call. */
   PROVIDER_AUTH: 'PROVIDER_AUTH',
+  /** A GitLab API call failed (network, unexpected reply); usually worth retrying. */
+  GITLAB: 'GITLAB',
+  /** GitLab rejected the runner authentication token (403/422): fix the token, retrying will not help. */
+  GITLAB_AUTH: 'GITLAB_AUTH',
+  /** An instance cannot be reached over SSH, or the connection to it was lost mid-job. */
+  SSH_CONNECT: 'SSH_CONNECT',
+  /** An instance presented a host key other than the one pinned on first contact. */
+  SSH_HOSTKEY: 'SSH_HOSTKEY',
+  /** A job could not run as asked (e.g. its image cannot be pulled); carries a GitLab failure reason. */
+  JOB_FAILED: 'JOB_FAILED',
   /** A bug in runfleet. */
   INTERNAL: 'INTERNAL',
 } as const;

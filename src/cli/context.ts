@@ -8,6 +8,8 @@ import { ErrorCode, FleetError } from '../errors.js';
 import type { Provider } from '../providers/provider.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { createLocalProvider } from '../providers/local/index.js';
+import { createStaticProvider } from '../providers/static/index.js';
+import type { GroupRef } from '../model/observed.js';
 import { openSqliteStore } from '../store/index.js';
 import type { StateStore } from '../store/store.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -31,7 +33,7 @@ export interface Context {
  * Opens the store and prepares providers for the given fleets. The AWS SDK is imported only when a
  * fleet uses it, so local-only runs start fast.
  */
-export async function openContext(opts: GlobalOptions, fleets: Pick<Fleet, 'provider'>[]): Promise<Context> {
+export async function openContext(opts: GlobalOptions, fleets: Fleet[]): Promise<Context> {
   const statePath = resolve(opts.state);
   const stateDir = dirname(statePath);
   const clock = systemClock;
@@ -39,6 +41,9 @@ export async function openContext(opts: GlobalOptions, fleets: Pick<Fleet, 'prov
   const needsAws = fleets.some((f) => f.provider.type === 'aws');
   const aws = needsAws ? await import('../providers/aws/index.js') : undefined;
   let local: Provider | undefined;
+  // Providers get a fleet's connector settings by group, as connectInfo only receives a GroupRef.
+  const byName = new Map(fleets.map((f) => [f.name, f]));
+  const connectorFor = (ref: GroupRef) => byName.get(ref.fleet)?.connector;
 
   const providers = new ProviderRegistry((spec) => {
     switch (spec.type) {
@@ -52,15 +57,10 @@ export async function openContext(opts: GlobalOptions, fleets: Pick<Fleet, 'prov
           profile: spec.profile,
           endpoint: spec.endpoint,
           clock,
+          connectorFor,
         });
       case 'static':
-        throw new FleetError(
-          ErrorCode.CONFIG_INVALID,
-          'the static provider is not available in this version',
-          {
-            hint: 'use provider type local or aws',
-          },
-        );
+        return createStaticProvider({ hosts: spec.hosts, connectorFor, clock });
     }
   });
   return { store, providers, clock, stateDir, close: () => store.close() };

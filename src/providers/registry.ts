@@ -46,6 +46,6 @@ export function providerKey(spec: Fleet['provider']): string {
     case 'local':
       return 'local';
     case 'static':
-      return 'static';
+      return ['static', ...spec.hosts].join('|');
   }
 }

@@ -161,3 +161,29 @@ t.test('help teaches: examples and exit codes', async (t) => {
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /unknown command/);
 });
+
+t.test('a static fleet plans its hosts as fixed capacity and warns about unreachable ones', async (t) => {
+  const { createServer } = await import('node:net');
+  const sshd = createServer((s) => s.end('SSH-2.0-test\r\n'));
+  await new Promise<void>((r) => sshd.listen(0, '127.0.0.1', r));
+  t.teardown(() => sshd.close());
+  const port = (sshd.address() as { port: number }).port;
+  const dir = project(t, {
+    'static.yaml': `name: onprem
+provider:
+  type: static
+  hosts: ["127.0.0.1:${port}", "127.0.0.1:1"]
+max_instances: 2
+connector: { username: ci, key_path: /dev/null, use_static_credentials: true }
+`,
+  });
+  const plan = await runCli(dir, ['plan']);
+  t.equal(plan.code, 0, plan.stderr);
+  t.match(plan.stdout, /fleet\.onprem will be created/);
+  t.match(plan.stdout, /STATIC_HOST_UNREACHABLE/);
+  t.match(plan.stdout, /127\.0\.0\.1:1/);
+  t.match(plan.stdout, /Plan: 1 to add, 0 to change, 0 to destroy\./);
+  t.equal((await runCli(dir, ['apply', '--auto-approve'])).code, 0);
+  const again = await runCli(dir, ['plan', '--detailed-exitcode']);
+  t.equal(again.code, 0, again.stdout);
+});

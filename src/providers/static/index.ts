@@ -1,0 +1,7 @@
+export {
+  createStaticProvider,
+  sshBannerProbe,
+  staticInstanceIds,
+  type HostProbe,
+  type StaticProviderOptions,
+} from './static-provider.js';
