@@ -1,0 +1,196 @@
+/**
+ * Streaming log masker, steps 1–3 of GitLab Runner's trace chain (§4): masked variable values,
+ * sensitive URL query parameters and GitLab token prefixes, also when a secret is split across
+ * writes. Works on bytes; JS strings hold them as latin1 (one char per byte) so regexes apply.
+ */
+
+export const MASK = '[MASKED]';
+
+/**
+ * Token prefixes masked by default (`FF_MASK_ALL_DEFAULT_TOKENS`, on by default), followed by
+ * `[A-Za-z0-9._=-]+`. The prefix stays; the token becomes `[MASKED]` (`glpat-[MASKED]`).
+ */
+export const DEFAULT_TOKEN_PREFIXES: readonly string[] = [
+  'glpat-',
+  'gldt-',
+  'glrt-',
+  'glcbt-',
+  'glptt-',
+  'glft-',
+  'glimt-',
+  'glagent-',
+  'glsoat-',
+  'glffct-',
+  'gloas-',
+  'glrtr-',
+  'gltok-',
+  '_gitlab_session=',
+];
+
+/** URL query parameters whose values are masked (`R:helpers/trace/mask.go`), case-insensitively. */
+const SENSITIVE_URL_PARAMS = [
+  'private_token',
+  'authenticity_token',
+  'rss_token',
+  'x-amz-signature',
+  'x-amz-credential',
+];
+
+const TOKEN_CHAR = /[A-Za-z0-9._=-]/;
+const URL_VALUE_CHAR = /[^&\s]/;
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const toLatin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
+const caseless = (s: string) =>
+  [...s].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('');
+
+export interface MaskerOptions {
+  /** Values of `masked: true` variables; empty ones are ignored. */
+  secrets: readonly string[];
+  /** The job's `features.token_mask_prefixes`, added to the defaults. */
+  tokenPrefixes?: readonly string[];
+}
+
+/**
+ * The compiled patterns, shared by every stream of one job. Each stream keeps its own state in a
+ * `MaskerStream` so interleaved stdout and stderr cannot hide a secret from each other.
+ */
+export class MaskRules {
+  readonly pattern: RegExp;
+  private readonly starts: { text: string; caseless: boolean; whole: boolean }[] = [];
+  /** First characters of `starts`: most positions are ruled out by this alone. */
+  private readonly firstChars = new Set<string>();
+  readonly longestPartial: number;
+  private readonly secrets: string[];
+
+  constructor(opts: MaskerOptions) {
+    const values = new Set<string>();
+    for (const s of opts.secrets) {
+      if (!s) continue;
+      values.add(toLatin1(s));
+      // Secrets also show up URL-encoded, e.g. in a clone URL.
+      const encoded = encodeURIComponent(s);
+      if (encoded !== s) values.add(toLatin1(encoded));
+    }
+    this.secrets = [...values].sort((a, b) => b.length - a.length);
+    const prefixes = [
+      ...new Set([
+        ...DEFAULT_TOKEN_PREFIXES,
+        ...(opts.tokenPrefixes ?? []).map((p) => p.trim()).filter(Boolean),
+      ]),
+    ].map(toLatin1);
+
+    const alternatives: string[] = [];
+    for (const s of this.secrets) alternatives.push(escapeRegex(s));
+    alternatives.push(`(?<url>[?&](?:${SENSITIVE_URL_PARAMS.map(caseless).join('|')})=)[^&\\s]*`);
+    alternatives.push(`(?<prefix>${prefixes.map(escapeRegex).join('|')})[A-Za-z0-9._=-]+`);
+    this.pattern = new RegExp(alternatives.join('|'), 'g');
+
+    // A tail may begin a secret if it is a proper prefix of one (a whole secret is matched by the
+    // pattern), or any prefix of a token prefix or URL key: `glpat-` at the end of a write still
+    // needs the next one. Compared directly rather than through a set of all prefixes, which
+    // would cost memory quadratic in the length of a long masked value (a certificate, say).
+    for (const secret of this.secrets) this.starts.push({ text: secret, caseless: false, whole: false });
+    for (const prefix of prefixes) this.starts.push({ text: prefix, caseless: false, whole: true });
+    for (const p of SENSITIVE_URL_PARAMS) {
+      this.starts.push(
+        { text: `?${p}=`, caseless: true, whole: true },
+        { text: `&${p}=`, caseless: true, whole: true },
+      );
+    }
+    for (const start of this.starts) {
+      const first = start.text[0] ?? '';
+      this.firstChars.add(first);
+      if (start.caseless) this.firstChars.add(first.toUpperCase());
+    }
+    this.longestPartial = Math.max(
+      0,
+      ...this.starts.map((x) => (x.whole ? x.text.length : x.text.length - 1)),
+    );
+  }
+
+  /** Whether `text` at `from` to its end may be the beginning of a secret, token or URL key. */
+  isPartialAt(text: string, from: number): boolean {
+    if (!this.firstChars.has(text[from] ?? '')) return false;
+    const tail = text.slice(from);
+    return this.starts.some((start) => {
+      if (tail.length > start.text.length || (!start.whole && tail.length === start.text.length))
+        return false;
+      return start.text.startsWith(start.caseless ? tail.toLowerCase() : tail);
+    });
+  }
+
+  /** Whether a longer secret could still match where `text` (a complete match) begins. */
+  couldGrow(text: string): boolean {
+    return this.secrets.some((s) => s.length > text.length && s.startsWith(text));
+  }
+}
+
+/** One output stream's masking state. */
+export class MaskerStream {
+  private held = '';
+  /** Inside a token or URL value already masked: swallow its remaining characters. */
+  private swallowing: RegExp | undefined;
+
+  constructor(private readonly rules: MaskRules) {}
+
+  /** Masks `chunk` and returns the bytes safe to emit now; a possible secret start is held back. */
+  write(chunk: Uint8Array | string): Buffer {
+    const data = typeof chunk === 'string' ? toLatin1(chunk) : Buffer.from(chunk).toString('latin1');
+    return Buffer.from(this.process(this.held + data, false), 'latin1');
+  }
+
+  /** Emits whatever is held: the stream ended, so a partial secret can no longer complete. */
+  flush(): Buffer {
+    const out = this.process(this.held, true);
+    this.swallowing = undefined;
+    return Buffer.from(out, 'latin1');
+  }
+
+  private process(input: string, atEnd: boolean): string {
+    this.held = '';
+    let text = input;
+    if (this.swallowing) {
+      let i = 0;
+      while (i < text.length && this.swallowing.test(text[i] as string)) i++;
+      if (i === text.length && !atEnd) return '';
+      this.swallowing = undefined;
+      text = text.slice(i);
+    }
+
+    let out = '';
+    let pos = 0;
+    const re = this.rules.pattern;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      const prefix = m.groups?.['prefix'] ?? m.groups?.['url'];
+      if (!atEnd && end === text.length) {
+        if (prefix !== undefined) {
+          // The token runs to the end of what we have: mask it now and swallow its continuation.
+          out += text.slice(pos, start) + prefix + MASK;
+          this.swallowing = m.groups?.['url'] !== undefined ? URL_VALUE_CHAR : TOKEN_CHAR;
+          return out;
+        }
+        if (this.rules.couldGrow(m[0])) {
+          out += text.slice(pos, start);
+          this.held = text.slice(start);
+          return out;
+        }
+      }
+      out += text.slice(pos, start) + (prefix !== undefined ? prefix + MASK : MASK);
+      pos = end;
+    }
+    if (atEnd) return out + text.slice(pos);
+
+    const from = Math.max(pos, text.length - this.rules.longestPartial);
+    for (let i = from; i < text.length; i++) {
+      if (this.rules.isPartialAt(text, i)) {
+        this.held = text.slice(i);
+        return out + text.slice(pos, i);
+      }
+    }
+    return out + text.slice(pos);
+  }
+}

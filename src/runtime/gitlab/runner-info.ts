@@ -1,0 +1,171 @@
+/**
+ * Who runfleet says it is to GitLab: the `info` object sent with every runner call, the feature flags
+ * it advertises, the `system_id` runner managers are keyed by, and how failure reasons are mapped
+ * to what this GitLab accepts. See ../shared/reference/gitlab-job-api.md §1 and §3.
+ */
+import { createHmac, randomInt } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { FailureReason } from './job.js';
+
+/**
+ * Feature flags runfleet implements, and only those: GitLab routes jobs by them (§1 "Job matching"),
+ * so advertising one we lack would hand us jobs we cannot run correctly.
+ *
+ * Left out on purpose: `artifacts`, `upload_multiple_artifacts`, `upload_raw_artifacts`, `cache`,
+ * `fallback_cache_keys`, `artifacts_exclude` (not implemented), `vault_secrets`, `session`,
+ * `terminal`, `services`, `two_phase_job_commit`, `job_inputs`, `multi_build_steps` (a `release`
+ * step needs release-cli support we do not ship), `shared`.
+ */
+export const RUNFLEET_FEATURES = {
+  variables: true,
+  raw_variables: true,
+  masking: true,
+  refspecs: true,
+  return_exit_code: true,
+  trace_reset: true,
+  trace_checksum: true,
+  trace_size: true,
+  cancelable: true,
+  // JobTrace turns `Job-Status: canceling` into onCancel('graceful'), which runs after_script (§3).
+  cancel_gracefully: true,
+} as const satisfies Record<string, boolean>;
+
+export type FeaturesInfo = Record<string, boolean>;
+
+/** The `info` object of §1, exactly as GitLab stores it. */
+export interface RunnerInfo {
+  name: string;
+  version: string;
+  revision: string;
+  platform: string;
+  architecture: string;
+  executor: string;
+  shell: string;
+  features: FeaturesInfo;
+  config: { gpus: string };
+  labels: Record<string, string>;
+}
+
+export interface RunnerInfoOptions {
+  /** @default 'runfleet' */
+  name?: string;
+  version: string;
+  /** @default 'unknown' */
+  revision?: string;
+  /** GitLab Runner's executor names: `instance`, `docker-autoscaler`, `shell`. @default 'instance' */
+  executor?: string;
+  /** Extra or overriding flags, e.g. `{ image: true }` for the Docker executor. */
+  features?: FeaturesInfo;
+  labels?: Record<string, string>;
+}
+
+/** Go's GOARCH names, which GitLab shows, from Node's `process.arch`. */
+const GO_ARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' };
+
+export function runnerInfo(opts: RunnerInfoOptions): RunnerInfo {
+  const executor = opts.executor ?? 'instance';
+  return {
+    name: opts.name ?? 'runfleet',
+    version: opts.version,
+    revision: opts.revision ?? 'unknown',
+    platform: process.platform,
+    architecture: GO_ARCH[process.arch] ?? process.arch,
+    executor,
+    shell: 'bash',
+    features: {
+      ...RUNFLEET_FEATURES,
+      ...(executor.startsWith('docker') ? { image: true } : {}),
+      ...opts.features,
+    },
+    config: { gpus: '' },
+    labels: opts.labels ?? {},
+  };
+}
+
+/** Reasons sent as they are whatever the server lists (`R:common/failure_reason_mapper.go`). */
+const ALWAYS_SUPPORTED: ReadonlySet<string> = new Set([
+  'script_failure',
+  'runner_system_failure',
+  'job_execution_timeout',
+]);
+
+/** Fallbacks for older servers that do not list a reason in `features.failure_reasons`. */
+const COMPATIBLE_REASON: Readonly<Record<string, FailureReason>> = {
+  image_pull_failure: 'runner_system_failure',
+  runner_configuration_error: 'script_failure',
+  runner_external_dependency_failure: 'runner_system_failure',
+};
+
+/**
+ * Maps a failure reason to one this GitLab accepts (§3): the three basic reasons always pass, others
+ * only if listed in `supported` (the job's `features.failure_reasons`); otherwise a compatible
+ * fallback or `unknown_failure`. An empty reason becomes `script_failure`.
+ */
+export function mapFailureReason(
+  reason: string | undefined,
+  supported: readonly string[] | undefined,
+): string {
+  if (!reason) return 'script_failure';
+  if (ALWAYS_SUPPORTED.has(reason)) return reason;
+  if (supported?.includes(reason)) return reason;
+  return COMPATIBLE_REASON[reason] ?? 'unknown_failure';
+}
+
+const SYSTEM_ID_FORMAT = /^[sr]_[a-zA-Z0-9]{12}$/;
+const ALPHANUMERIC = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+export interface SystemIdOptions {
+  /** Where the id is persisted (GitLab Runner's `.runner_system_id`). */
+  path: string;
+  /** @default ['/etc/machine-id', '/var/lib/dbus/machine-id'] */
+  machineIdPaths?: string[];
+}
+
+/**
+ * The runner manager's `system_id` (§1): the persisted one if the file holds a valid id; otherwise
+ * `s_` + 12 hex of HMAC-SHA256(key = machine id, message = "gitlab-runner"), or `r_` + 12 random
+ * alphanumerics without a machine id, written to `path` so restarts keep the same manager.
+ */
+export async function loadSystemId(opts: SystemIdOptions): Promise<string> {
+  const stored = await readFile(opts.path, 'utf8').then(
+    (s) => s.trim(),
+    () => '',
+  );
+  if (SYSTEM_ID_FORMAT.test(stored)) return stored;
+  const id = await computeSystemId(opts.machineIdPaths ?? ['/etc/machine-id', '/var/lib/dbus/machine-id']);
+  await mkdir(dirname(opts.path), { recursive: true });
+  // Write-then-rename so a crash never leaves a half-written id that would re-key the manager.
+  const tmp = `${opts.path}.${process.pid}.tmp`;
+  await writeFile(tmp, id + '\n', { mode: 0o600 });
+  await rename(tmp, opts.path);
+  return id;
+}
+
+/** Computes a fresh system id; exported for tests. */
+export async function computeSystemId(machineIdPaths: string[]): Promise<string> {
+  for (const path of machineIdPaths) {
+    const machineId = await readFile(path, 'utf8').then(
+      (s) => s.trim(),
+      () => '',
+    );
+    if (machineId) {
+      return 's_' + createHmac('sha256', machineId).update('gitlab-runner').digest('hex').slice(0, 12);
+    }
+  }
+  let random = '';
+  for (let i = 0; i < 12; i++) random += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return 'r_' + random;
+}
+
+/**
+ * `CI_RUNNER_SHORT_TOKEN` (§5): the token without its `glrt-`/`glcbt-`/`t1_` prefixes, first 9
+ * characters. Safe to log: GitLab itself shows it.
+ */
+export function shortToken(token: string): string {
+  let rest = token;
+  for (const prefix of ['glrt-', 'glcbt-', 't1_']) {
+    if (rest.startsWith(prefix)) rest = rest.slice(prefix.length);
+  }
+  return rest.slice(0, 9);
+}

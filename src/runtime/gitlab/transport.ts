@@ -1,0 +1,221 @@
+/**
+ * HTTP to GitLab's `/api/v4/`: base URL, common headers, and GitLab Runner's transport retry
+ * (`R:network/retry_requester.go`, spec §0). Knows nothing about jobs; `client.ts` builds on it.
+ */
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, FleetError } from '../../errors.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+
+/** Structured logging, pino-compatible (`log.warn({ status }, 'message')`). Never given tokens. */
+export interface GitlabLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export const silentLog: GitlabLog = { debug() {}, info() {}, warn() {} };
+
+/**
+ * The API base for a configured GitLab URL (§0): strip a trailing `/` and `/ci`, append `/api/v4/`.
+ * @throws FleetError(CONFIG_INVALID) for anything but an http(s) URL.
+ */
+export function apiBaseUrl(configured: string): string {
+  let url: URL;
+  try {
+    url = new URL(configured.trim());
+  } catch {
+    throw new FleetError(ErrorCode.CONFIG_INVALID, `GitLab URL ${JSON.stringify(configured)} is not a URL`, {
+      hint: 'write the GitLab base URL, e.g. https://gitlab.example.com',
+    });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new FleetError(ErrorCode.CONFIG_INVALID, `GitLab URL must be http or https, not ${url.protocol}`, {
+      hint: 'write the GitLab base URL, e.g. https://gitlab.example.com',
+    });
+  }
+  url.search = '';
+  url.hash = '';
+  let path = url.pathname.replace(/\/+$/, '');
+  if (path.endsWith('/ci')) path = path.slice(0, -3);
+  url.pathname = path.replace(/\/+$/, '') + '/api/v4/';
+  return url.toString();
+}
+
+/** Statuses the transport retries (§0): 408, 429, 500, 502, 503, 504 and anything ≥ 512. */
+export function isRetriedStatus(status: number): boolean {
+  return (
+    status === 408 || status === 429 || (status >= 500 && status <= 504 && status !== 501) || status >= 512
+  );
+}
+
+export const MAX_ATTEMPTS = 5;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 60_000;
+
+export interface TransportOptions {
+  baseUrl: string;
+  userAgent: string;
+  /** Every secret this transport may carry; scrubbed from any error message it builds. */
+  secrets: () => readonly string[];
+  fetch?: typeof fetch;
+  /** Injected for tests; must reject with the signal's reason when aborted. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** In [0, 1); jitters the backoff. */
+  random?: () => number;
+  /** Reads `RateLimit-ResetTime` against this clock. */
+  clock?: Clock;
+  log?: GitlabLog;
+}
+
+export interface ApiRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Relative to the API base, e.g. `jobs/request`. */
+  path: string;
+  headers?: Record<string, string>;
+  /** Objects are sent as JSON; bytes as they are. */
+  json?: unknown;
+  body?: Uint8Array;
+  /** Whether a JSON body is expected back (adds `Accept: application/json`). */
+  expectJson?: boolean;
+  signal?: AbortSignal;
+  /** Per attempt. */
+  timeoutMs: number;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** 1 to MAX_ATTEMPTS. */
+  attempts: number;
+}
+
+export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export class Transport {
+  private readonly fetch: typeof fetch;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  private readonly clock: Clock;
+  readonly log: GitlabLog;
+
+  constructor(private readonly opts: TransportOptions) {
+    this.fetch = opts.fetch ?? globalThis.fetch;
+    this.sleep = opts.sleep ?? defaultSleep;
+    this.random = opts.random ?? Math.random;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLog;
+  }
+
+  /**
+   * Sends a request, retrying retried statuses up to MAX_ATTEMPTS with the server's wait or
+   * jittered exponential backoff. Resolves with the last reply whatever its status.
+   * @throws FleetError(GITLAB, retryable) on network errors and timeouts; the caller's abort
+   *   reason when `signal` aborts.
+   */
+  async send(req: ApiRequest): Promise<ApiResponse> {
+    const url = this.opts.baseUrl + req.path;
+    const headers: Record<string, string> = {
+      'User-Agent': this.opts.userAgent,
+      ...req.headers,
+    };
+    let body: string | Uint8Array | undefined = req.body;
+    if (req.json !== undefined) {
+      body = JSON.stringify(req.json);
+      headers['Content-Type'] = 'application/json';
+    }
+    if (req.expectJson) headers['Accept'] = 'application/json';
+
+    for (let attempt = 1; ; attempt++) {
+      // A fresh id per attempt, as GitLab's logs key requests by it.
+      headers['X-Request-Id'] = randomBytes(16).toString('hex');
+      const res = await this.once(req, url, headers, body);
+      if (!isRetriedStatus(res.status) || attempt >= MAX_ATTEMPTS) return { ...res, attempts: attempt };
+      const waitMs = this.retryWait(res.headers, attempt);
+      this.log.debug(
+        { method: req.method, path: pathOnly(req.path), status: res.status, attempt, waitMs },
+        'GitLab asked to retry',
+      );
+      await this.sleep(waitMs, req.signal);
+    }
+  }
+
+  private async once(
+    req: ApiRequest,
+    url: string,
+    headers: Record<string, string>,
+    body: string | Uint8Array | undefined,
+  ): Promise<Omit<ApiResponse, 'attempts'>> {
+    const timeout = AbortSignal.timeout(req.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    try {
+      // Uint8Array<ArrayBufferLike> is a valid body at runtime; the DOM typings want ArrayBuffer-backed views.
+      const res = await this.fetch(url, {
+        method: req.method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal,
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, text };
+    } catch (e) {
+      if (req.signal?.aborted) throw req.signal.reason;
+      const what = timeout.aborted
+        ? `timed out after ${req.timeoutMs} ms`
+        : `failed: ${describeNetworkError(e)}`;
+      throw new FleetError(ErrorCode.GITLAB, this.scrub(`${req.method} ${pathOnly(req.path)} ${what}`), {
+        retryable: true,
+        hint: 'check that the GitLab URL is reachable from this host',
+      });
+    }
+  }
+
+  /** `RateLimit-ResetTime` (RFC 1123), else `Retry-After` (seconds), else backoff with jitter. */
+  retryWait(headers: Headers, attempt: number): number {
+    const reset = headers.get('ratelimit-resettime');
+    if (reset) {
+      const at = Date.parse(reset);
+      if (!Number.isNaN(at)) return Math.max(0, at - this.clock.now().getTime());
+    }
+    const retryAfter = headers.get('retry-after');
+    if (retryAfter && /^\d+$/.test(retryAfter.trim())) return Number(retryAfter.trim()) * 1000;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (attempt - 1));
+    // Full range between half and the whole step: spreads runners that failed together.
+    return Math.round(base / 2 + (base / 2) * this.random());
+  }
+
+  /** Replaces every known secret in `text`; used on everything that may reach a log or an error. */
+  scrub(text: string): string {
+    let out = text;
+    for (const secret of this.opts.secrets()) {
+      if (secret) out = out.split(secret).join('[MASKED]');
+    }
+    return out;
+  }
+}
+
+/** The path without its query string: queries may carry tokens on some endpoints. */
+function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
+}
+
+function describeNetworkError(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  if (cause?.code) return cause.code;
+  if (cause?.message) return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
