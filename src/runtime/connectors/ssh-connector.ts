@@ -1,0 +1,295 @@
+/**
+ * Runs commands on an instance over SSH (ssh2): one connection per instance, one channel per
+ * command, keepalives, a connect timeout, and the host key pinned on first contact.
+ *
+ * Killing a remote command: sshd starts every non-pty command in a session of its own (OpenSSH's
+ * `do_exec_no_pty` calls `setsid`), so the login shell running our wrapper is the leader of a
+ * process group holding everything the command starts. The wrapper prints that pid on its first
+ * output line; a cancel then runs `kill -TERM -<pid>` (later `-KILL`) over a second channel. Closing
+ * the channel alone would not do it: without a pty, sshd sends no SIGHUP.
+ */
+import type { Duplex } from 'node:stream';
+import { Client, type ClientChannel } from 'ssh2';
+import { FleetError } from '../../errors.js';
+import { shellQuote } from '../script/shell-quote.js';
+import { DEFAULT_KILL_GRACE_MS, type Connector, type ExecOptions, type ExecResult } from './connector.js';
+import type { HostKeyVerdict, KnownHostsFile } from './known-hosts.js';
+import { asSocketLike } from './socket-like.js';
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** PEM or OpenSSH private key. Never logged. */
+  privateKey: string | Buffer;
+}
+
+export interface SshConnectorOptions {
+  knownHosts: KnownHostsFile;
+  /** @default 10000 */
+  connectTimeoutMs?: number;
+  /** @default 15000 */
+  keepaliveIntervalMs?: number;
+  /** Missed keepalives before the connection counts as lost. @default 3 */
+  keepaliveCountMax?: number;
+  /** @default 2000 */
+  killGraceMs?: number;
+}
+
+const PID_MARKER = '__runfleet_pid=';
+
+export class SshConnector implements Connector {
+  readonly description: string;
+  private readonly hostPort: string;
+  private connection: Promise<Client> | undefined;
+  /** Fails the in-flight commands of the current connection when it drops. */
+  private readonly inFlight = new Set<(err: FleetError) => void>();
+  private closed = false;
+
+  constructor(
+    private readonly target: SshTarget,
+    private readonly opts: SshConnectorOptions,
+  ) {
+    this.hostPort = `${target.host}:${target.port}`;
+    this.description = `ssh ${target.username}@${this.hostPort}`;
+  }
+
+  /** Connects now (it happens lazily otherwise); rejects with SSH_CONNECT or SSH_HOSTKEY. */
+  async connect(): Promise<void> {
+    await this.client();
+  }
+
+  private client(): Promise<Client> {
+    if (this.closed)
+      return Promise.reject(new FleetError('SSH_CONNECT', `${this.description}: connector closed`));
+    this.connection ??= this.dial();
+    return this.connection;
+  }
+
+  private dial(): Promise<Client> {
+    return new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      let verdict: HostKeyVerdict | undefined;
+      let ready = false;
+      const dropped = (why: string): void => {
+        if (this.connection && ready) this.connection = undefined;
+        const err = new FleetError('SSH_CONNECT', `${this.description}: connection lost (${why})`, {
+          retryable: true,
+        });
+        for (const fail of [...this.inFlight]) fail(err);
+      };
+      client.on('ready', () => {
+        ready = true;
+        resolve(client);
+      });
+      client.on('error', (err: Error) => {
+        if (ready) return dropped(err.message);
+        this.connection = undefined;
+        reject(this.connectError(err, verdict));
+      });
+      client.on('close', () => {
+        if (ready) return dropped('closed');
+        this.connection = undefined;
+        reject(this.connectError(new Error('connection closed during handshake'), verdict));
+      });
+      client.connect({
+        host: this.target.host,
+        port: this.target.port,
+        username: this.target.username,
+        privateKey: this.target.privateKey,
+        readyTimeout: this.opts.connectTimeoutMs ?? 10_000,
+        keepaliveInterval: this.opts.keepaliveIntervalMs ?? 15_000,
+        keepaliveCountMax: this.opts.keepaliveCountMax ?? 3,
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          this.opts.knownHosts.check(this.hostPort, key).then(
+            (v) => {
+              verdict = v;
+              verify(v !== 'mismatch');
+            },
+            () => verify(false),
+          );
+        },
+      });
+    });
+  }
+
+  private connectError(err: Error, verdict: HostKeyVerdict | undefined): FleetError {
+    if (verdict === 'mismatch') {
+      return new FleetError(
+        'SSH_HOSTKEY',
+        `${this.description}: host key differs from the one pinned on first contact`,
+        {
+          hint:
+            `if the instance was replaced and its address reused, remove "${this.hostPort}" from ` +
+            `${this.opts.knownHosts.path}; otherwise something else answers at this address`,
+        },
+      );
+    }
+    return new FleetError('SSH_CONNECT', `${this.description}: cannot connect: ${err.message}`, {
+      retryable: true,
+      hint: 'check that the instance is up, sshd listens on that port and the key is authorized',
+      cause: err,
+    });
+  }
+
+  private channel(client: Client, command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err, ch) =>
+        err
+          ? reject(
+              new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${err.message}`, {
+                cause: err,
+              }),
+            )
+          : resolve(ch),
+      );
+    });
+  }
+
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.signal?.aborted) return { exitCode: null, aborted: true };
+    const client = await this.client();
+    // sshd only passes variables its AcceptEnv allows: export them in the command instead.
+    const env = Object.entries(opts.env ?? {})
+      .map(([k, v]) => `export ${k}=${shellQuote(v)}; `)
+      .join('');
+    const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
+    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; ${env}${cd}${command}`;
+    const ch = await this.channel(client, wrapped);
+
+    return new Promise<ExecResult>((resolve, reject) => {
+      let pid: number | undefined;
+      let head = Buffer.alloc(0);
+      let aborted = false;
+      let exit: { code: number | null; signal?: string } | undefined;
+      let killTimer: NodeJS.Timeout | undefined;
+
+      const kill = (sig: 'TERM' | 'KILL'): void => {
+        if (pid === undefined) return;
+        this.exec(`kill -${sig} -- -${pid} 2>/dev/null || kill -${sig} ${pid} 2>/dev/null; true`).catch(
+          () => undefined,
+        );
+      };
+      const onAbort = (): void => {
+        if (aborted) return;
+        aborted = true;
+        kill('TERM');
+        killTimer = setTimeout(() => {
+          kill('KILL');
+          ch.close();
+        }, this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+      };
+      const finish = (): void => {
+        clearTimeout(killTimer);
+        this.inFlight.delete(fail);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (err: FleetError): void => {
+        finish();
+        reject(err);
+      };
+      this.inFlight.add(fail);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+      ch.on('data', (chunk: Buffer) => {
+        if (pid !== undefined) return opts.onStdout?.(chunk);
+        head = Buffer.concat([head, chunk]);
+        const nl = head.indexOf(0x0a);
+        if (nl < 0) return;
+        const line = head.subarray(0, nl).toString();
+        pid = line.startsWith(PID_MARKER) ? Number(line.slice(PID_MARKER.length)) : -1;
+        const rest = head.subarray(nl + 1);
+        if (rest.length > 0) opts.onStdout?.(rest);
+        // Aborted before we knew whom to kill.
+        if (aborted) kill('TERM');
+      });
+      ch.stderr.on('data', (chunk: Buffer) => opts.onStderr?.(chunk));
+      ch.on('exit', (code: number | null, signal?: string) => {
+        exit = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+      });
+      ch.on('close', () => {
+        if (!this.inFlight.has(fail)) return;
+        finish();
+        if (exit === undefined && !aborted) {
+          reject(
+            new FleetError('SSH_CONNECT', `${this.description}: command ended without an exit status`, {
+              retryable: true,
+            }),
+          );
+          return;
+        }
+        resolve({
+          exitCode: exit?.code ?? null,
+          ...(exit?.signal ? { signal: exit.signal } : {}),
+          ...(aborted ? { aborted: true } : {}),
+        });
+      });
+      ch.end(opts.stdin ?? '');
+    });
+  }
+
+  async openUnixStream(socketPath: string): Promise<Duplex> {
+    const client = await this.client();
+    return new Promise((resolve, reject) => {
+      client.openssh_forwardOutStreamLocal(socketPath, (err, ch) =>
+        err
+          ? reject(
+              new FleetError(
+                'SSH_CONNECT',
+                `${this.description}: cannot open ${socketPath}: ${err.message}`,
+                {
+                  hint: 'the instance needs the socket and sshd needs AllowStreamLocalForwarding yes',
+                  cause: err,
+                },
+              ),
+            )
+          : resolve(asSocketLike(ch)),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const conn = this.connection;
+    this.connection = undefined;
+    if (!conn) return;
+    try {
+      const client = await conn;
+      client.end();
+    } catch {
+      // Never connected: nothing to close.
+    }
+  }
+}
+
+/** One `SshConnector` per `host:port`, shared by every job on that instance. */
+export class SshConnectorPool {
+  private readonly connectors = new Map<string, SshConnector>();
+
+  constructor(private readonly opts: SshConnectorOptions) {}
+
+  /** The instance's connector; the target's key is used when a (re)connection is needed. */
+  get(target: SshTarget): SshConnector {
+    const key = `${target.username}@${target.host}:${target.port}`;
+    let c = this.connectors.get(key);
+    if (!c) {
+      c = new SshConnector(target, this.opts);
+      this.connectors.set(key, c);
+    }
+    return c;
+  }
+
+  /** Closes and forgets the connection to one instance (e.g. when it is removed). */
+  async release(target: Pick<SshTarget, 'host' | 'port' | 'username'>): Promise<void> {
+    const key = `${target.username}@${target.host}:${target.port}`;
+    const c = this.connectors.get(key);
+    this.connectors.delete(key);
+    await c?.close();
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.connectors.values()];
+    this.connectors.clear();
+    await Promise.all(all.map((c) => c.close()));
+  }
+}

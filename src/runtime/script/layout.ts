@@ -1,0 +1,61 @@
+/**
+ * Where a job lives on disk (gitlab-job-api.md §5, "Directories"): the builds root, the project
+ * directory under it, and `<project>.tmp` beside it for file variables and the git template.
+ * Paths are POSIX: they name places on the instance or in the container, not on the manager.
+ */
+import { posix } from 'node:path';
+import type { JobPayload } from '../gitlab/job.js';
+
+export interface JobLayout {
+  /** `CI_BUILDS_DIR`: absolute. */
+  buildsDir: string;
+  /** `CI_PROJECT_DIR`: `<buildsDir>/<concurrentId>/<project path>`. */
+  projectDir: string;
+  /** `<projectDir>.tmp`: file variables, git template. Removed by `cleanup_file_variables`. */
+  tmpDir: string;
+}
+
+/** GitLab's default when `runner_info.timeout` is 0 or missing. */
+export const DEFAULT_JOB_TIMEOUT_SECONDS = 7200;
+
+export function jobTimeoutSeconds(job: JobPayload): number {
+  const t = job.runner_info?.timeout ?? 0;
+  return t > 0 ? t : DEFAULT_JOB_TIMEOUT_SECONDS;
+}
+
+/**
+ * The project's path under the builds dir: `CI_PROJECT_PATH` if GitLab sent one, else the repo
+ * URL's path without `.git`, else `project-<id>`. Only plain segments survive, so a hostile
+ * variable cannot point the build outside its builds dir.
+ */
+export function projectPath(job: JobPayload): string {
+  const fromVariable = jobVariable(job, 'CI_PROJECT_PATH');
+  let candidate = fromVariable ?? '';
+  if (!candidate) {
+    try {
+      candidate = new URL(job.git_info.repo_url).pathname;
+    } catch {
+      candidate = job.git_info.repo_url;
+    }
+    candidate = candidate.replace(/\.git\/?$/, '');
+  }
+  const segments = candidate
+    .split('/')
+    .filter((s) => s !== '' && s !== '.' && s !== '..' && /^[A-Za-z0-9._-]+$/.test(s));
+  return segments.length > 0 ? segments.join('/') : `project-${job.job_info.project_id}`;
+}
+
+/** The layout of `job` under `buildsDir` (absolute POSIX path) for slot `concurrentId`. */
+export function jobLayout(job: JobPayload, buildsDir: string, concurrentId: number): JobLayout {
+  const projectDir = posix.join(buildsDir, String(concurrentId), projectPath(job));
+  return { buildsDir, projectDir, tmpDir: `${projectDir}.tmp` };
+}
+
+/** Value of the last variable named `key` among the job's own variables. */
+export function jobVariable(job: JobPayload, key: string): string | undefined {
+  for (let i = job.variables.length - 1; i >= 0; i--) {
+    const v = job.variables[i];
+    if (v?.key === key) return v.value;
+  }
+  return undefined;
+}

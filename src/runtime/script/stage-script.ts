@@ -1,0 +1,72 @@
+/**
+ * From a job payload to its stage scripts (gitlab-job-api.md §5, "Stages in order"). Pure: the
+ * same payload and context always give the same text. Which machine runs which stage is the
+ * executor's business; the context carries the paths valid there.
+ */
+import type { JobPayload } from '../gitlab/job.js';
+import { writeGetSources } from './git-sources.js';
+import { jobVariable } from './layout.js';
+import { ScriptWriter } from './script-writer.js';
+import { shellQuote } from './shell-quote.js';
+import { jobVariables, type VariableContext } from './variables.js';
+
+/** A stage of a job; `step_<name>` for each step other than `after_script`, in payload order. */
+export type StageName =
+  'prepare_script' | 'get_sources' | 'after_script' | 'cleanup_file_variables' | `step_${string}`;
+
+export type StageScriptContext = VariableContext;
+
+/** Git settings every get_sources gets (§5, "Git"): never prompt, never download LFS blobs eagerly. */
+const GIT_ENV = [
+  { key: 'GIT_TERMINAL_PROMPT', value: '0' },
+  { key: 'GCM_INTERACTIVE', value: 'Never' },
+  { key: 'GIT_LFS_SKIP_SMUDGE', value: '1' },
+];
+
+/** The job's step stages (`step_script`, `step_release`, …) in payload order. */
+export function stepStages(job: JobPayload): StageName[] {
+  return job.steps.filter((s) => s.name !== 'after_script').map((s) => `step_${s.name}` as StageName);
+}
+
+/** Whether the job has an `after_script` with at least one command. */
+export function hasAfterScript(job: JobPayload): boolean {
+  return job.steps.some((s) => s.name === 'after_script' && s.script.length > 0);
+}
+
+function stepCommands(job: JobPayload, stage: StageName): string[] {
+  const name = stage === 'after_script' ? 'after_script' : stage.slice('step_'.length);
+  return job.steps.find((s) => s.name === name)?.script ?? [];
+}
+
+/**
+ * The script of `stage` for `job`: the wrapper, the variable exports, then the stage's commands.
+ * `after_script` sees `ctx.jobStatus` as `CI_JOB_STATUS`; the others should pass `running`.
+ */
+export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageScriptContext): string {
+  const w = new ScriptWriter();
+  const vars = jobVariables(job, ctx);
+  const { layout } = ctx;
+
+  if (stage === 'cleanup_file_variables') {
+    // Needs no variables: it only removes what the other stages wrote.
+    w.raw(`rm -rf ${shellQuote(layout.tmpDir)}`);
+    return w.finish();
+  }
+
+  w.exportVariables(stage === 'get_sources' ? [...vars, ...GIT_ENV] : vars, layout.tmpDir);
+  // After the exports, so a debug trace does not print every secret the job has.
+  if (jobVariable(job, 'CI_DEBUG_TRACE') === 'true') w.raw('set -o xtrace');
+
+  switch (stage) {
+    case 'prepare_script':
+      w.raw(`printf 'Running on %s...\\n' "$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)"`);
+      break;
+    case 'get_sources':
+      writeGetSources(w, job, layout);
+      break;
+    default:
+      w.cd(layout.projectDir);
+      for (const cmd of stepCommands(job, stage)) w.userCommand(cmd);
+  }
+  return w.finish();
+}

@@ -1,0 +1,82 @@
+/**
+ * The variables a job's scripts see, as GitLab Runner assembles them (gitlab-job-api.md §5,
+ * "Variables the runner adds"): runner variables first, then the job's own, then a few more runner
+ * ones; a later entry with the same key wins; every value not marked `raw` is expanded once.
+ */
+import type { JobPayload, JobVariable } from '../gitlab/job.js';
+import { jobTimeoutSeconds, type JobLayout } from './layout.js';
+
+export { jobVariable } from './layout.js';
+
+/** `CI_JOB_STATUS` while stages run, and in `after_script` how the job ended. */
+export type JobStatus = 'running' | 'success' | 'failed' | 'canceled' | 'timedout';
+
+export interface VariableContext {
+  layout: JobLayout;
+  /** The slot the job runs in on its instance; `CI_CONCURRENT_ID`. */
+  concurrentId: number;
+  jobStatus: JobStatus;
+  /** Executor-specific runner variables (e.g. `CI_JOB_IMAGE`), added before the job's own. */
+  extra?: JobVariable[];
+  /** `CI_DISPOSABLE_ENVIRONMENT` for executors whose environment is thrown away after the job. */
+  disposable?: boolean;
+}
+
+const RUNNER_VERSION = '0.1.0';
+
+function runnerVariable(key: string, value: string): JobVariable {
+  return { key, value, public: true };
+}
+
+/**
+ * All variables of one stage script, deduplicated (last wins, in the position of the last) and
+ * expanded. File variables keep `file: true`; the script builder writes them out.
+ */
+export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable[] {
+  const { layout } = ctx;
+  const before: JobVariable[] = [
+    ...(ctx.extra ?? []),
+    runnerVariable('CI_BUILDS_DIR', layout.buildsDir),
+    runnerVariable('CI_PROJECT_DIR', layout.projectDir),
+    runnerVariable('CI_CONCURRENT_ID', String(ctx.concurrentId)),
+    runnerVariable('CI_CONCURRENT_PROJECT_ID', String(ctx.concurrentId)),
+    runnerVariable('CI_SERVER', 'yes'),
+    runnerVariable('CI_JOB_TIMEOUT', String(jobTimeoutSeconds(job))),
+  ];
+  const after: JobVariable[] = [
+    runnerVariable(ctx.disposable ? 'CI_DISPOSABLE_ENVIRONMENT' : 'CI_SHARED_ENVIRONMENT', 'true'),
+    runnerVariable('CI_RUNNER_VERSION', RUNNER_VERSION),
+    runnerVariable('CI_RUNNER_REVISION', 'runfleet'),
+    runnerVariable('CI_RUNNER_EXECUTABLE_ARCH', `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`),
+    runnerVariable('RUNNER_TEMP_PROJECT_DIR', layout.tmpDir),
+  ];
+  // The status comes last so a job variable cannot fake it.
+  after.push(runnerVariable('CI_JOB_STATUS', ctx.jobStatus));
+  return expandVariables(dedupe([...before, ...job.variables, ...after]));
+}
+
+function dedupe(vars: JobVariable[]): JobVariable[] {
+  const last = new Map<string, number>();
+  vars.forEach((v, i) => last.set(v.key, i));
+  return vars.filter((v, i) => last.get(v.key) === i);
+}
+
+/**
+ * Expands `$NAME` and `${NAME}` in every non-raw value against the (unexpanded) values of the list,
+ * as GitLab Runner's `ExpandValue` does: an unknown name expands to nothing, `$$` is a literal `$`.
+ * One level only, so a value cannot make expansion loop.
+ */
+export function expandVariables(vars: JobVariable[]): JobVariable[] {
+  const values = new Map(vars.map((v) => [v.key, v.value]));
+  return vars.map((v) => (v.raw ? v : { ...v, value: expandValue(v.value, values) }));
+}
+
+export function expandValue(value: string, values: ReadonlyMap<string, string>): string {
+  return value.replace(
+    /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (m, braced, bare) => {
+      if (m === '$$') return '$';
+      return values.get((braced ?? bare) as string) ?? '';
+    },
+  );
+}

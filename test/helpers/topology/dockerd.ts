@@ -1,0 +1,124 @@
+/**
+ * A real Docker engine for tests: vfs storage, no iptables, no bridge, its socket in a temp dir,
+ * with the image `runfleet-test/busybox:1` imported from the static busybox (no registry is
+ * reachable, so nothing can be pulled). Starting takes seconds: share one per test file.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from './processes.js';
+import { findProgram } from './require-or-skip.js';
+import type { Teardownable } from './sshd.js';
+
+export const TEST_IMAGE = 'runfleet-test/busybox:1';
+
+/** Applets linked into the test image: what a minimal job image offers. */
+const APPLETS = [
+  'sh',
+  'echo',
+  'ls',
+  'cat',
+  'sleep',
+  'env',
+  'true',
+  'false',
+  'mkdir',
+  'rm',
+  'printf',
+  'hostname',
+  'uname',
+  'id',
+  'kill',
+  'ps',
+  'pwd',
+  'test',
+  'grep',
+];
+
+export interface Dockerd {
+  socketPath: string;
+  dir: string;
+  /** Runs the docker CLI against this daemon; returns stdout. */
+  cli(...args: string[]): string;
+  stop(): Promise<void>;
+}
+
+function ping(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping', timeout: 500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+export async function startDockerd(t: Teardownable): Promise<Dockerd> {
+  const dockerd = findProgram('dockerd');
+  const docker = findProgram('docker');
+  const busybox = findProgram('busybox');
+  if (!dockerd || !docker || !busybox) throw new Error('dockerd, docker and busybox are needed');
+  // Short path: Unix socket paths are limited to 108 bytes.
+  const dir = mkdtempSync(join(tmpdir(), 'rf-dk-'));
+  const socketPath = join(dir, 'docker.sock');
+  const child: ChildProcess = spawn(
+    dockerd,
+    [
+      '--storage-driver=vfs',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--data-root',
+      join(dir, 'root'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '-H',
+      `unix://${socketPath}`,
+      '-p',
+      join(dir, 'docker.pid'),
+    ],
+    { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, DOCKER_HOST: '' } },
+  );
+  // If the test process dies without its teardown (a tap timeout), do not leave dockerd behind.
+  const reap = (): void => void child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const done = await waitFor(() => child.exitCode !== null || child.signalCode !== null, 10_000, 50);
+    if (!done) child.kill('SIGKILL');
+  };
+  t.teardown(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const up = await waitFor(async () => child.exitCode !== null || (await ping(socketPath)), 30_000, 100);
+  if (!up || child.exitCode !== null) throw new Error(`dockerd did not start (exit ${child.exitCode})`);
+
+  const cli = (...args: string[]): string =>
+    execFileSync(docker, ['-H', `unix://${socketPath}`, ...args], { encoding: 'utf8' });
+  const rootfs = join(dir, 'image-root');
+  mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  mkdirSync(join(rootfs, 'tmp'));
+  copyFileSync(busybox, join(rootfs, 'bin', 'busybox'));
+  for (const applet of APPLETS) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  execFileSync('sh', [
+    '-c',
+    `tar -C "$1" -c . | "$2" -H "unix://$3" import -c 'ENV PATH=/bin' - "$4" >/dev/null`,
+    'sh',
+    rootfs,
+    docker,
+    socketPath,
+    TEST_IMAGE,
+  ]);
+  rmSync(rootfs, { recursive: true, force: true });
+  return { socketPath, dir, cli, stop };
+}

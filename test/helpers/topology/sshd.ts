@@ -1,0 +1,145 @@
+/**
+ * A real OpenSSH server as an "instance": its own loopback address (127.x.y.z), port 2222,
+ * generated host and user keys, root login, stream-local forwarding for Docker sockets. Runs with
+ * `-D` so the test owns the process; stopped on teardown.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { descendants, waitFor } from './processes.js';
+import { findProgram } from './require-or-skip.js';
+
+export interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+export interface SshdInstance {
+  host: string;
+  port: number;
+  username: string;
+  /** OpenSSH-format private key authorized for root. */
+  privateKey: string;
+  dir: string;
+  /** Stops sshd and every session it serves (graceful). */
+  stop(): Promise<void>;
+  /** The instance dies: SIGKILL to sshd and every session process, at once. */
+  crash(): void;
+  /** Restarts sshd with a freshly generated host key (a different machine at the same address). */
+  restartWithNewHostKey(): Promise<void>;
+}
+
+function keygen(path: string): void {
+  rmSync(path, { force: true });
+  rmSync(`${path}.pub`, { force: true });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path]);
+}
+
+function randomLoopback(): string {
+  const b = () => 1 + Math.floor(Math.random() * 253);
+  return `127.${b()}.${b()}.${b()}`;
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function startSshd(t: Teardownable, opts: { host?: string } = {}): Promise<SshdInstance> {
+  const sshd = findProgram('sshd');
+  if (!sshd) throw new Error('sshd is not installed');
+  const dir = mkdtempSync(join(tmpdir(), 'rf-sshd-'));
+  const host = opts.host ?? randomLoopback();
+  const port = 2222;
+  keygen(join(dir, 'hostkey'));
+  keygen(join(dir, 'userkey'));
+  copyFileSync(join(dir, 'userkey.pub'), join(dir, 'authorized_keys'));
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      `ListenAddress ${host}`,
+      `HostKey ${dir}/hostkey`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin yes',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${dir}/sshd.pid`,
+      'AllowStreamLocalForwarding yes',
+      'MaxSessions 64',
+      'MaxStartups 64',
+      // bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is nested; the
+      // developer's root .bashrc (pyenv init, rehash locks) must not leak into test instances.
+      'SetEnv SHLVL=1',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    const proc = spawn(sshd, ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], {
+      stdio: 'ignore',
+    });
+    child = proc;
+    // If the test process dies without its teardown (a tap timeout), do not leave sshd behind.
+    const reap = (): void => void proc.kill('SIGKILL');
+    process.once('exit', reap);
+    proc.once('exit', () => process.off('exit', reap));
+    const up = await waitFor(async () => proc.exitCode !== null || (await canConnect(host, port)), 5000, 25);
+    if (!up || proc.exitCode !== null) {
+      let log = '';
+      try {
+        log = readFileSync(join(dir, 'sshd.log'), 'utf8');
+      } catch {
+        // no log
+      }
+      throw new Error(`sshd on ${host}:${port} did not start: ${log}`);
+    }
+  };
+  const killAll = (signal: NodeJS.Signals): void => {
+    if (!child?.pid) return;
+    for (const pid of [...descendants(child.pid), child.pid]) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  const stop = async (): Promise<void> => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    killAll('SIGTERM');
+    await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 3000, 20);
+  };
+
+  await start();
+  t.teardown(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    host,
+    port,
+    username: 'root',
+    privateKey: readFileSync(join(dir, 'userkey'), 'utf8'),
+    dir,
+    stop,
+    crash: () => killAll('SIGKILL'),
+    restartWithNewHostKey: async () => {
+      await stop();
+      keygen(join(dir, 'hostkey'));
+      await start();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * The SSH connector against a real sshd on loopback: exec with stdin/env/cwd, exit codes, one
+ * pooled connection, host-key pinning (a changed key is refused), cancel that leaves no process,
+ * stream-local forwarding to a Unix socket, and a connection lost mid-command.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { KnownHostsFile } from '../../../src/runtime/connectors/known-hosts.js';
+import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
+import { processesMatching, waitFor } from '../../helpers/topology/processes.js';
+import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
+import { startSshd } from '../../helpers/topology/sshd.js';
+
+if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rf-ssh-state-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const knownHosts = new KnownHostsFile(join(stateDir, 'known_hosts.json'));
+  const sshd = await startSshd(t);
+  const pool = new SshConnectorPool({ knownHosts, killGraceMs: 500, connectTimeoutMs: 3000 });
+  t.teardown(() => pool.close());
+  const target = { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey };
+
+  const run = async (
+    command: string,
+    opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
+  ) => {
+    let out = '';
+    let err = '';
+    const res = await pool.get(target).exec(command, {
+      ...opts,
+      onStdout: (c) => (out += c.toString()),
+      onStderr: (c) => (err += c.toString()),
+    });
+    return { ...res, out, err };
+  };
+
+  t.test('exec: stdout, stderr, exit code, stdin, env, cwd', async (t) => {
+    const r = await run('echo out; echo err >&2; exit 3');
+    t.equal(r.exitCode, 3);
+    t.equal(r.out, 'out\n', 'the pid marker line is not part of the output');
+    t.equal(r.err, 'err\n');
+    const s = await run('cat', { stdin: 'line 1\nline 2\n' });
+    t.equal(s.out, 'line 1\nline 2\n');
+    t.equal(s.exitCode, 0);
+    const e = await run('printf %s "$WEIRD"; pwd', { env: { WEIRD: `a'b"c$d\\e` }, cwd: '/tmp' });
+    t.equal(e.out, `a'b"c$d\\e/tmp\n`);
+  });
+
+  t.test('one pooled connection serves concurrent commands', async (t) => {
+    t.equal(pool.get(target), pool.get(target), 'same connector per host:port');
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => run(`echo ${i}`)));
+    t.same(
+      results.map((r) => r.out.trim()),
+      ['0', '1', '2', '3', '4', '5', '6', '7'],
+    );
+    // One sshd session process per connection: a connection per command would show eight.
+    const sessions =
+      processesMatching(`sshd: root@notty`).length + processesMatching('sshd: root [priv]').length;
+    t.ok(sessions <= 2, `one connection (${sessions} session processes)`);
+  });
+
+  t.test('cancel kills the whole remote process tree', async (t) => {
+    const marker = `sleep 3${Math.floor(Math.random() * 900) + 100}`;
+    const ac = new AbortController();
+    // A subshell tree with a background child and a child that ignores TERM.
+    const pr = pool
+      .get(target)
+      .exec(`sh -c '${marker} & trap "" TERM; ${marker}; wait' & ${marker}; wait`, { signal: ac.signal });
+    t.ok(await waitFor(() => processesMatching(marker).length >= 4, 3000), 'tree running');
+    const started = Date.now();
+    ac.abort();
+    const res = await pr;
+    t.equal(res.aborted, true);
+    t.ok(Date.now() - started < 2500, 'returned within the kill grace');
+    t.ok(
+      await waitFor(() => processesMatching(marker).length === 0, 2000),
+      'no process left on the instance',
+    );
+  });
+
+  t.test('openUnixStream reaches a socket on the instance', async (t) => {
+    const sock = join(stateDir, 'echo.sock');
+    const server = createServer((c) => c.pipe(c));
+    await new Promise<void>((r) => server.listen(sock, r));
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+    const stream = await pool.get(target).openUnixStream(sock);
+    const echoed = await new Promise<string>((resolve) => {
+      stream.once('data', (d: Buffer) => resolve(d.toString()));
+      stream.write('ping');
+    });
+    t.equal(echoed, 'ping');
+    stream.destroy();
+    await t.rejects(pool.get(target).openUnixStream(join(stateDir, 'missing.sock')), { code: 'SSH_CONNECT' });
+  });
+
+  t.test('host key pinned on first contact, a different key is refused', async (t) => {
+    const pinned = await knownHosts.pinned(`${sshd.host}:${sshd.port}`);
+    t.match(pinned, /^SHA256:/);
+    await pool.release(target);
+    await sshd.restartWithNewHostKey();
+    const err = await pool
+      .get(target)
+      .exec('true')
+      .catch((e: unknown) => e);
+    t.match(err, { code: 'SSH_HOSTKEY', hint: /known_hosts\.json/ });
+    t.notMatch(String((err as Error).message), /BEGIN|PRIVATE/, 'no key material in the message');
+    t.equal(await knownHosts.pinned(`${sshd.host}:${sshd.port}`), pinned, 'pin unchanged');
+    await knownHosts.forget(`${sshd.host}:${sshd.port}`);
+    await pool.release(target);
+    const ok = await run('echo again');
+    t.equal(ok.out, 'again\n', 'after forget, the new key is pinned and accepted');
+  });
+
+  t.test('unreachable instance is SSH_CONNECT', async (t) => {
+    const other = new SshConnectorPool({ knownHosts, connectTimeoutMs: 1000 });
+    t.teardown(() => other.close());
+    await t.rejects(other.get({ ...target, host: '127.0.0.254', port: 2 }).exec('true'), {
+      code: 'SSH_CONNECT',
+    });
+  });
+
+  t.test('instance dying mid-command rejects with SSH_CONNECT', async (t) => {
+    const pr = pool.get(target).exec('sleep 30');
+    await new Promise((r) => setTimeout(r, 300));
+    sshd.crash();
+    await t.rejects(pr, { code: 'SSH_CONNECT' });
+  });
+}
