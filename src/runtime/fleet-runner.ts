@@ -1,0 +1,224 @@
+/**
+ * The job loop of one fleet: asks GitLab for jobs and runs them on the fleet's instances, through
+ * the slot scheduler that is also the daemon's source of demand.
+ *
+ * Preemptive mode (GitLab's default when idle_count > 0): a slot is reserved before a job is
+ * requested, so a job starts at once on an idle instance. Otherwise the job is requested first and
+ * waits as pending demand while the daemon scales up, bounded by the fleet's total slots so the
+ * runner never takes more jobs than the fleet could ever run.
+ */
+import { isFleetError } from '../errors.js';
+import type { Fleet } from '../model/fleet.js';
+import { groupRefFor } from '../model/group.js';
+import { policyAt } from '../plan/policy.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../daemon/logger.js';
+import type { SshConnectorPool } from './connectors/ssh-connector.js';
+import type { GitlabClient } from './gitlab/client.js';
+import type { JobPayload } from './gitlab/job.js';
+import { refuseJob } from './gitlab/refuse.js';
+import { shortToken } from './gitlab/runner-info.js';
+import { realTimers, sleepOn, type Timers } from './gitlab/timers.js';
+import { runAssignedJob, type JobOutcome } from './job-runner.js';
+import type { Reservation, SlotScheduler } from './slots/index.js';
+
+/** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
+export const CHECK_INTERVAL_MS = 3000;
+/** After this many unhealthy requests in a row the fleet's runner pauses (GitLab: 3, 60 min). */
+const UNHEALTHY_LIMIT = 3;
+const UNHEALTHY_PAUSE_MS = 60_000;
+
+export interface FleetRunnerDeps {
+  scheduler: Pick<SlotScheduler, 'reserve' | 'unreserve' | 'acquire' | 'release' | 'demand' | 'subscribe'>;
+  providers: ProviderRegistry;
+  ssh: SshConnectorPool;
+  client: GitlabClient;
+  token: string;
+  systemId: string;
+  version: string;
+  clock: Clock;
+  logger: Logger;
+  timers?: Timers;
+  checkIntervalMs?: number;
+  /** Called when a job ends, for metrics and the jobs table. */
+  onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
+}
+
+export class FleetJobRunner {
+  private fleet: Fleet;
+  private readonly polling = new AbortController();
+  /** Hard stop of running jobs (shutdown past its grace period). */
+  private readonly hard = new AbortController();
+  private readonly jobs = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private readonly timers: Timers;
+
+  constructor(
+    fleet: Fleet,
+    private readonly deps: FleetRunnerDeps,
+  ) {
+    this.fleet = fleet;
+    this.timers = deps.timers ?? realTimers;
+  }
+
+  /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
+  async start(): Promise<void> {
+    await this.deps.client.verify(this.polling.signal);
+    this.deps.logger.info('runner verified; requesting jobs', { gitlab: this.deps.client.baseUrl });
+    this.loop = this.pollLoop().catch((e: unknown) => {
+      if (!this.polling.signal.aborted)
+        this.deps.logger.error('job loop stopped', { error: (e as Error).message });
+    });
+  }
+
+  /** A reloaded spec (same GitLab URL and token); takes effect for the next job. */
+  update(fleet: Fleet): void {
+    this.fleet = fleet;
+  }
+
+  get runningJobs(): number {
+    return this.jobs.size;
+  }
+
+  /** Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. */
+  async stop(graceMs: number): Promise<void> {
+    this.polling.abort();
+    await this.loop;
+    if (this.jobs.size > 0) {
+      const timer = this.timers.setTimeout(() => this.hard.abort(), graceMs);
+      await Promise.allSettled([...this.jobs]);
+      this.timers.clearTimeout(timer);
+    }
+  }
+
+  private async pollLoop(): Promise<void> {
+    const signal = this.polling.signal;
+    const interval = this.deps.checkIntervalMs ?? CHECK_INTERVAL_MS;
+    while (!signal.aborted) {
+      const preemptive = this.preemptive();
+      let reservation: Reservation | undefined;
+      if (preemptive) {
+        reservation = this.deps.scheduler.reserve(this.fleet.name);
+        if (!reservation) {
+          await this.waitForSlot(interval);
+          continue;
+        }
+      } else if (this.inFlight() >= this.totalSlots()) {
+        await this.waitForSlot(interval);
+        continue;
+      }
+      let job: JobPayload | undefined;
+      try {
+        job = await this.deps.client.requestJob(signal);
+      } catch (e) {
+        if (reservation) this.deps.scheduler.unreserve(reservation);
+        if (signal.aborted) return;
+        this.deps.logger.error('job request failed', {
+          error: (e as Error).message,
+          code: isFleetError(e) ? e.code : undefined,
+        });
+        await sleepOn(this.timers, UNHEALTHY_PAUSE_MS, signal).catch(() => undefined);
+        continue;
+      }
+      if (!job) {
+        if (reservation) this.deps.scheduler.unreserve(reservation);
+        const pause =
+          this.deps.client.consecutiveUnhealthy >= UNHEALTHY_LIMIT ? UNHEALTHY_PAUSE_MS : interval;
+        await sleepOn(this.timers, pause, signal).catch(() => undefined);
+        continue;
+      }
+      this.track(this.handle(job, reservation));
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.jobs.add(p);
+    void p.finally(() => this.jobs.delete(p));
+  }
+
+  private async handle(job: JobPayload, reservation: Reservation | undefined): Promise<void> {
+    const fleet = this.fleet;
+    const log = this.deps.logger.child({ jobId: job.id });
+    log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
+    let acquisition;
+    try {
+      acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, this.hard.signal);
+    } catch (e) {
+      const message = `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
+      log.warn('job refused', { reason: message });
+      await refuseJob({ client: this.deps.client, job, timers: this.timers }, message);
+      return;
+    }
+    const ref = groupRefFor(fleet);
+    const provider = this.deps.providers.forFleet(fleet);
+    let outcome: JobOutcome = { state: 'dropped' };
+    try {
+      outcome = await runAssignedJob(
+        {
+          job,
+          fleet,
+          connect: () => provider.connectInfo(ref, acquisition.instanceId),
+          slot: acquisition.slot,
+          instanceId: acquisition.instanceId,
+          signal: this.hard.signal,
+        },
+        {
+          client: this.deps.client,
+          ssh: this.deps.ssh,
+          version: this.deps.version,
+          shortToken: shortToken(this.deps.token),
+          systemId: this.deps.systemId,
+          timers: this.timers,
+        },
+      );
+    } finally {
+      const failed = outcome.state === 'failed';
+      const broken = outcome.state === 'failed' && outcome.failureReason === 'runner_system_failure';
+      await this.deps.scheduler.release(acquisition, { failed, instanceBroken: broken });
+      log.info('job finished', {
+        instance: acquisition.instanceId,
+        state: outcome.state,
+        ...(outcome.state === 'failed'
+          ? { failureReason: outcome.failureReason, exitCode: outcome.exitCode }
+          : {}),
+      });
+      this.deps.onJobDone?.(fleet.name, job, outcome);
+    }
+  }
+
+  private preemptive(): boolean {
+    try {
+      return policyAt(this.fleet.policy, this.deps.clock.now()).policy.preemptive_mode;
+    } catch {
+      return true;
+    }
+  }
+
+  private totalSlots(): number {
+    const max = this.fleet.max_instances > 0 ? this.fleet.max_instances : 1000;
+    return max * Math.max(1, this.fleet.capacity_per_instance);
+  }
+
+  private inFlight(): number {
+    const d = this.deps.scheduler.demand(this.fleet.name);
+    return d.acquired + d.pending + d.reserved;
+  }
+
+  /** Waits until a slot event of this fleet, or `ms`, whichever comes first. */
+  private waitForSlot(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        unsubscribe();
+        this.timers.clearTimeout(timer);
+        this.polling.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const unsubscribe = this.deps.scheduler.subscribe((e) => {
+        if (e.fleet === this.fleet.name && (e.kind === 'instance' || e.kind === 'release')) done();
+      });
+      const timer = this.timers.setTimeout(done, ms);
+      this.polling.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

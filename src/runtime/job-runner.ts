@@ -1,0 +1,113 @@
+/**
+ * Runs one job that GitLab assigned, on the instance slot it acquired: reports `running`, streams
+ * the masked log through the trace, runs the stages with the fleet's executor, and sends the one
+ * final update. Never throws: every failure ends as a GitLab failure reason.
+ */
+import type { Fleet } from '../model/fleet.js';
+import type { ConnectInfo } from '../providers/provider.js';
+import type { SshConnectorPool } from './connectors/ssh-connector.js';
+import { executorFor, connectorFor } from './executor-factory.js';
+import type { JobOutput } from './executors/executor.js';
+import { runJob, type JobResult } from './executors/run-job.js';
+import type { GitlabClient } from './gitlab/client.js';
+import type { JobPayload } from './gitlab/job.js';
+import type { Timers } from './gitlab/timers.js';
+import { JobTrace } from './gitlab/trace.js';
+import { style } from './gitlab/trace-format.js';
+
+export interface JobRunnerDeps {
+  client: GitlabClient;
+  ssh: SshConnectorPool;
+  version: string;
+  /** For the log banner (`CI_RUNNER_SHORT_TOKEN`-style, never the whole token). */
+  shortToken: string;
+  systemId: string;
+  /** Trace timers; tests pass scaled ones. */
+  timers?: Timers;
+}
+
+export interface RunAssignedJob {
+  job: JobPayload;
+  fleet: Fleet;
+  /** Fetched from the provider right before the job (never cached). */
+  connect: () => Promise<ConnectInfo>;
+  slot: number;
+  instanceId: string;
+  /** Manager shutdown past its grace period: stop the job hard. */
+  signal?: AbortSignal;
+}
+
+/** `dropped`: GitLab no longer wanted the job when it was started; nothing ran. */
+export type JobOutcome = JobResult | { state: 'dropped' };
+
+export async function runAssignedJob(req: RunAssignedJob, deps: JobRunnerDeps): Promise<JobOutcome> {
+  const graceful = new AbortController();
+  const hard = new AbortController();
+  const stopHard = () => hard.abort();
+  req.signal?.addEventListener('abort', stopHard, { once: true });
+  const trace = new JobTrace({
+    client: deps.client,
+    job: req.job,
+    timers: deps.timers,
+    onCancel: (mode) => (mode === 'graceful' ? graceful.abort() : hard.abort()),
+  });
+  try {
+    const start = await trace.start();
+    if (start === 'drop') {
+      await trace.stop();
+      return { state: 'dropped' };
+    }
+    if (start === 'cancel') graceful.abort();
+    trace.writeSystem(
+      style.banner({
+        version: deps.version,
+        revision: 'runfleet',
+        runnerName: `runfleet fleet ${req.fleet.name}`,
+        shortToken: deps.shortToken,
+        systemId: deps.systemId,
+      }),
+    );
+    trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
+    const output: JobOutput = {
+      write: (chunk, stream) => trace.write(chunk, stream),
+      section: async (name, fn) => {
+        trace.sectionStart(name);
+        try {
+          return await fn();
+        } finally {
+          trace.flush();
+          trace.sectionEnd(name);
+        }
+      },
+    };
+    const result = await runOnInstance(req, deps, output, graceful.signal, hard.signal);
+    trace.flush();
+    await trace.finish(
+      result.state === 'success'
+        ? { state: 'success' }
+        : { state: 'failed', failureReason: result.failureReason, exitCode: result.exitCode },
+    );
+    return result;
+  } finally {
+    req.signal?.removeEventListener('abort', stopHard);
+  }
+}
+
+async function runOnInstance(
+  req: RunAssignedJob,
+  deps: JobRunnerDeps,
+  output: JobOutput,
+  cancel: AbortSignal,
+  signal: AbortSignal,
+): Promise<JobResult> {
+  let executor;
+  try {
+    const info: ConnectInfo = await req.connect();
+    executor = executorFor(req.fleet, info, connectorFor(info, deps.ssh), req.slot);
+  } catch (e) {
+    const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
+    output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
+    return { state: 'failed', status: 'failed', failureReason: 'runner_system_failure', message };
+  }
+  return runJob(req.job, executor, output, { cancel, signal });
+}

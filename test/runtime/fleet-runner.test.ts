@@ -1,0 +1,149 @@
+/**
+ * The fleet job loop end to end on the embedded default: a GitLab-compatible coordinator on
+ * loopback, the slot scheduler, a real local sandbox instance and real shell processes.
+ */
+import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { startCoordinator } from '../../src/devtools/coordinator/server.js';
+import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { systemTimers } from '../../src/daemon/timers.js';
+import { groupRefFor } from '../../src/model/group.js';
+import { createLocalProvider } from '../../src/providers/local/index.js';
+import { ProviderRegistry } from '../../src/providers/registry.js';
+import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
+import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
+import { FleetJobRunner } from '../../src/runtime/fleet-runner.js';
+import { GitlabClient } from '../../src/runtime/gitlab/client.js';
+import { scaledTimers } from '../../src/runtime/gitlab/timers.js';
+import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
+import { openSqliteStore } from '../../src/store/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { fleetSpec } from '../helpers/fake-state.js';
+
+const TOKEN = 'glrt-fleetrunnertest0000';
+
+async function setup(t: Test, opts: { preemptive: boolean }) {
+  const dir = t.testdir({});
+  const store = await openSqliteStore(join(dir, 'state.db'));
+  t.teardown(() => store.close());
+  const fleet = fleetSpec({
+    name: 'loop',
+    executor: 'instance',
+    docker: null,
+    capacity_per_instance: 2,
+    max_instances: 2,
+    policy: [{ idle_count: opts.preemptive ? 2 : 0, preemptive_mode: opts.preemptive }],
+  });
+  const provider = createLocalProvider({ stateDir: dir });
+  const providers = new ProviderRegistry(() => provider);
+  const ref = groupRefFor(fleet);
+  await provider.applyGroup(fleet);
+  await provider.increase(ref, 1);
+  const [group] = await provider.observe([ref]);
+  const instanceId = group!.instances[0]!.id;
+  await store.putInstance({
+    fleet: 'loop',
+    id: instanceId,
+    provider: 'local',
+    state: 'ready',
+    created_at: new Date().toISOString(),
+    use_count: 0,
+    health_failures: 0,
+    acquired: 0,
+  });
+  const scheduler = new SlotScheduler({
+    ledger: new LedgerWriter(store),
+    clock: systemClock,
+    timers: systemTimers,
+  });
+  scheduler.configureFleet('loop', {
+    capacityPerInstance: 2,
+    maxUseCount: 0,
+    maxInstances: 2,
+    acquireTimeoutMs: 5000,
+  });
+  scheduler.addReadyInstance('loop', instanceId, 0);
+
+  const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
+  t.teardown(() => coordinator.close());
+  const timers = scaledTimers(0.01);
+  const client = new GitlabClient({
+    url: coordinator.url,
+    token: TOKEN,
+    systemId: 's_000000000000',
+    version: 'test',
+  });
+  const ssh = new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) });
+  const done: string[] = [];
+  const runner = new FleetJobRunner(fleet, {
+    scheduler,
+    providers,
+    ssh,
+    client,
+    token: TOKEN,
+    systemId: 's_000000000000',
+    version: 'test',
+    clock: systemClock,
+    logger: silentLogger,
+    timers,
+    checkIntervalMs: 20,
+    onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
+  });
+  return { coordinator, runner, scheduler, store, instanceId, done };
+}
+
+for (const preemptive of [true, false]) {
+  t.test(`jobs run on the fleet's instance and report back (preemptive ${preemptive})`, async (t) => {
+    const { coordinator, runner, store, instanceId, done } = await setup(t, { preemptive });
+    coordinator.enqueue(
+      exampleJob(101, {
+        script: ['echo "hello from $CI_JOB_NAME"', 'echo "secret is $API_KEY"'],
+        variables: { API_KEY: { value: 's3cr3t-Value-123', masked: true } },
+      }),
+    );
+    coordinator.enqueue(exampleJob(102, { script: ['echo failing', 'exit 7'] }));
+    await runner.start();
+    const ok = await coordinator.waitFor(101, (j) => j.state === 'success' || j.state === 'failed', 20_000);
+    const bad = await coordinator.waitFor(102, (j) => j.state === 'success' || j.state === 'failed', 20_000);
+    await runner.stop(1000);
+
+    t.equal(ok.state, 'success', ok.log);
+    t.match(ok.log, /hello from job-101/);
+    t.match(ok.log, /secret is \[MASKED\]/);
+    t.notMatch(ok.log, /s3cr3t-Value-123/);
+    t.equal(ok.checksumOk, true, 'the final checksum matches the stored trace');
+
+    t.equal(bad.state, 'failed');
+    t.equal(bad.failure_reason, 'script_failure');
+    t.equal(bad.exit_code, 7);
+
+    t.same(done.sort(), ['101:success', '102:failed']);
+    const row = await store.getInstance('loop', instanceId);
+    t.equal(row?.use_count, 2, 'each job adds one use');
+    t.equal(row?.acquired, 0);
+  });
+}
+
+t.test('a rejected runner token stops start() with a clear error and no token in it', async (t) => {
+  const { runner } = await setup(t, { preemptive: true });
+  // The coordinator knows TOKEN; make the runner present another one.
+  const coordinator = await startCoordinator({ runnerTokens: ['glrt-someoneelse'] });
+  t.teardown(() => coordinator.close());
+  const wrong = new FleetJobRunner(fleetSpec({ name: 'loop' }), {
+    ...(runner as unknown as { deps: ConstructorParameters<typeof FleetJobRunner>[1] }).deps,
+    client: new GitlabClient({
+      url: coordinator.url,
+      token: TOKEN,
+      systemId: 's_000000000000',
+      version: 'test',
+    }),
+  });
+  await t.rejects(wrong.start(), { code: 'GITLAB_AUTH' });
+  await wrong.stop(0);
+  try {
+    await wrong.start();
+  } catch (e) {
+    t.notMatch(String((e as Error).message), new RegExp(TOKEN));
+  }
+});
