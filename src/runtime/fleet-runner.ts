@@ -7,6 +7,7 @@
  * waits as pending demand while the daemon scales up, bounded by the fleet's total slots so the
  * runner never takes more jobs than the fleet could ever run.
  */
+import { setMaxListeners } from 'node:events';
 import { isFleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
@@ -41,6 +42,8 @@ export interface FleetRunnerDeps {
   logger: Logger;
   timers?: Timers;
   checkIntervalMs?: number;
+  /** Sees every chunk of job output before masking (benchmarks); must not log it. */
+  onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
   /** Called when a job ends, for metrics and the jobs table. */
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
 }
@@ -60,6 +63,8 @@ export class FleetJobRunner {
   ) {
     this.fleet = fleet;
     this.timers = deps.timers ?? realTimers;
+    // Every running job listens on the hard-stop signal: hundreds at once are expected.
+    setMaxListeners(0, this.hard.signal);
   }
 
   /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
@@ -170,6 +175,9 @@ export class FleetJobRunner {
           shortToken: shortToken(this.deps.token),
           systemId: this.deps.systemId,
           timers: this.timers,
+          onOutput: this.deps.onOutput
+            ? (id, chunk) => this.deps.onOutput?.(fleet.name, id, chunk)
+            : undefined,
         },
       );
     } finally {

@@ -24,6 +24,8 @@ export interface JobRunnerDeps {
   systemId: string;
   /** Trace timers; tests pass scaled ones. */
   timers?: Timers;
+  /** Sees every chunk of job output as it arrives, before masking (benchmarks, never logged). */
+  onOutput?: (jobId: number, chunk: Buffer | string) => void;
 }
 
 export interface RunAssignedJob {
@@ -69,7 +71,10 @@ export async function runAssignedJob(req: RunAssignedJob, deps: JobRunnerDeps): 
     );
     trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
     const output: JobOutput = {
-      write: (chunk, stream) => trace.write(chunk, stream),
+      write: (chunk, stream) => {
+        deps.onOutput?.(req.job.id, chunk);
+        trace.write(chunk, stream);
+      },
       section: async (name, fn) => {
         trace.sectionStart(name);
         try {

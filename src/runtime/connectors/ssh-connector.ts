@@ -80,6 +80,9 @@ export class SshConnector implements Connector {
       };
       client.on('ready', () => {
         ready = true;
+        // Commands are small request/response exchanges: without TCP_NODELAY, Nagle plus the
+        // peer's delayed ACK add ~40 ms to about half of them (measured by bench/dispatch).
+        client.setNoDelay(true);
         resolve(client);
       });
       client.on('error', (err: Error) => {
