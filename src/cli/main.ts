@@ -13,6 +13,10 @@ import { validate } from './commands/validate.js';
 import { plan } from './commands/plan.js';
 import { apply } from './commands/apply.js';
 import { forceUnlock, history, stateList } from './commands/state.js';
+import { watch } from './commands/watch.js';
+import { status } from './commands/status.js';
+import { DEFAULT_LISTEN } from '../daemon/http.js';
+import { parseDuration } from '../util/duration.js';
 
 const EXAMPLES = `
 Examples:
@@ -24,6 +28,8 @@ Examples:
   runfleet plan --detailed-exitcode     exit 2 when there are changes (drift checks)
   runfleet state list                   what the state store holds
   runfleet history                      past applies
+  runfleet watch                        run the daemon: converge continuously, reload on edit
+  runfleet status                       fleets, instances, slots, policy in force now
 
 Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode only).
 Environment: RUNFLEET_DIR and RUNFLEET_STATE set --dir and --state; NO_COLOR disables colour.`;
@@ -97,6 +103,61 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument('<lock-id>', 'the id shown in the "state is locked" error')
     .description('release a lock left by a process that is gone (unlocking a live one risks two writers)')
     .action(async (id: string) => setExit(await forceUnlock(globals(), id, ioFor())));
+
+  program
+    .command('watch')
+    .description('run the daemon: keep every fleet matched to its file and its demand until SIGTERM')
+    .option('--listen <host:port>', 'metrics, health and status endpoint', DEFAULT_LISTEN)
+    .option('--grace <duration>', 'how long SIGTERM waits for running jobs', '10m')
+    .option('--interval <duration>', 'how often providers are observed when nothing is moving', '1m')
+    .addOption(
+      new Option('--log-level <level>', 'JSON log level on stdout')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runfleet watch                                  manage ./fleets, metrics on ${DEFAULT_LISTEN}
+  runfleet watch --listen 127.0.0.1:0 --grace 2m  pick a free port; give jobs 2 minutes on SIGTERM
+  curl -s localhost:9252/metrics                  Prometheus metrics (GitLab fleeting names)
+  curl -s -XPOST localhost:9252/v1/fleets/alpha/demand -d '{"jobs":3,"duration_ms":60000}'
+                                                  feed synthetic jobs (demo, no GitLab needed)
+While it runs the daemon holds the state lock: \`runfleet apply\` reports LOCKED naming it.
+Manual fleets (apply: manual) keep running on their applied definition; approve a reviewed
+file change with POST /v1/fleets/NAME/approve, or stop the daemon and run runfleet apply.`,
+    )
+    .action(async (o: { listen: string; grace: string; interval: string; logLevel: string }) =>
+      setExit(
+        await watch(
+          globals(),
+          {
+            listen: o.listen,
+            graceMs: parseDuration(o.grace),
+            intervalMs: parseDuration(o.interval),
+            logLevel: o.logLevel as 'debug' | 'info' | 'warn' | 'error',
+          },
+          ioFor(),
+        ),
+      ),
+    );
+
+  program
+    .command('status')
+    .description('fleets, instances (state, use count), slots and the policy in force now')
+    .option('--json', 'machine-readable output', false)
+    .option('--daemon <host:port>', 'ask this daemon (default: the one running on this state file)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runfleet status                   from the running daemon, else from the state store
+  runfleet status --json | jq '.fleets[] | {name, slots}'`,
+    )
+    .action(async (o: { json: boolean; daemon?: string }) =>
+      setExit(await status(globals(), { json: o.json, ...(o.daemon ? { daemon: o.daemon } : {}) }, ioFor())),
+    );
 
   return program;
 }

@@ -21,7 +21,15 @@ export async function observeState(
   desired: DesiredFleet[],
   store: StateStore,
   providers: ProviderRegistry,
-  opts: { demand?: Record<string, Demand>; signal?: AbortSignal } = {},
+  opts: {
+    demand?: Record<string, Demand>;
+    signal?: AbortSignal;
+    /**
+     * Provider groups observed a moment ago, reused instead of asking the providers again (the
+     * daemon reacting to demand between ticks). Store reads are always fresh.
+     */
+    cachedGroups?: ObservedGroup[];
+  } = {},
 ): Promise<ObserveResult> {
   const [applied, ledger] = await Promise.all([store.listFleets(), store.listInstances()]);
   // A fleet is observed through its desired spec when it has one, else through the applied one

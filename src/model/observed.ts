@@ -28,6 +28,11 @@ export interface ObservedInstance {
   lifecycle?: 'on-demand' | 'spot';
   /** false when the provider reports the instance unhealthy (e.g. ASG health status). */
   healthy?: boolean;
+  /**
+   * The provider has notice the instance will be reclaimed soon (a spot interruption): it takes no
+   * new job and is removed once idle. Optional: providers that cannot tell leave it out.
+   */
+  interrupting?: boolean;
   /** Provider-specific facts worth showing (AZ, instance type, ...). */
   details?: Record<string, string>;
 }

@@ -1,0 +1,80 @@
+// Reaction-time benchmark of the watch daemon (compiled dist; run `npm run build` first):
+//  1. demand change -> provider.increase call, in process (target < 50 ms)
+//  2. fleet file save -> provider.increase call, through chokidar + 200 ms debounce (target < 500 ms)
+// Uses the real local provider and SQLite store in a temp directory.
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadFleets } from '../dist/config/index.js';
+import { Daemon } from '../dist/daemon/daemon.js';
+import { watchFleetDir } from '../dist/daemon/config-watcher.js';
+import { silentLogger } from '../dist/daemon/logger.js';
+import { createLocalProvider } from '../dist/providers/local/index.js';
+import { ProviderRegistry } from '../dist/providers/registry.js';
+import { openSqliteStore } from '../dist/store/index.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'runfleet-bench-'));
+const fleets = join(dir, 'fleets');
+await mkdir(fleets);
+const fleetFile = join(fleets, 'bench.yaml');
+const yaml = (idle) =>
+  `name: bench\nprovider: { type: local }\ncapacity_per_instance: 1\nmax_instances: 200\n` +
+  `scale_throttle: { limit: 1000, burst: 1000 }\npolicy:\n  - idle_count: ${idle}\n    idle_time: 1h\n`;
+await writeFile(fleetFile, yaml(0));
+
+const local = createLocalProvider({ stateDir: dir });
+let onIncrease = () => undefined;
+const provider = {
+  ...local,
+  increase(ref, n, signal) {
+    onIncrease();
+    return local.increase(ref, n, signal);
+  },
+};
+const store = await openSqliteStore(join(dir, 'state.db'));
+const daemon = new Daemon({
+  store,
+  providers: new ProviderRegistry(() => provider),
+  loadConfig: () => loadFleets(fleets),
+  logger: silentLogger,
+  intervalMs: 3_600_000,
+});
+await daemon.start();
+const nextIncrease = () => new Promise((resolve) => (onIncrease = () => resolve(performance.now())));
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return `median ${at(0.5).toFixed(1)} ms, p90 ${at(0.9).toFixed(1)} ms, max ${s[s.length - 1].toFixed(1)} ms (n=${s.length})`;
+};
+
+// 1. demand -> provider call
+const demand = [];
+for (let i = 0; i < 30; i++) {
+  const called = nextIncrease();
+  const t0 = performance.now();
+  const job = daemon.slots.acquire('bench');
+  demand.push((await called) - t0);
+  await job; // the new instance is ready at once on the local provider; the job keeps it busy
+}
+console.log(`demand change -> provider.increase: ${stats(demand)}  (target < 50 ms)`);
+
+// 2. file save -> provider call
+const watcher = await watchFleetDir(fleets, () => daemon.reloadConfig(), { logger: silentLogger });
+const save = [];
+for (let i = 1; i <= 8; i++) {
+  await sleep(300);
+  const called = nextIncrease();
+  const t0 = performance.now();
+  await writeFile(fleetFile, yaml(i));
+  save.push((await called) - t0);
+  await daemon.idle();
+}
+console.log(
+  `file save -> provider.increase: ${stats(save)}  (target < 500 ms, includes the 200 ms debounce)`,
+);
+await watcher.close();
+await daemon.stop({ graceMs: 0 });
+await store.close();

@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { openSqliteStore } from '../../store/index.js';
+import { statusFromStore, type FleetStatus, type StatusReport } from '../../daemon/status.js';
+import { systemClock } from '../../util/clock.js';
+import type { GlobalOptions } from '../context.js';
+import { styler, table, type Io } from '../io.js';
+import { watchFilePath, type WatchFile } from './watch.js';
+
+export interface StatusOptions {
+  json: boolean;
+  /** `host:port` of a daemon; default: the one recorded next to the state file. */
+  daemon?: string;
+}
+
+/**
+ * `runfleet status`: asks the running daemon (live slots, readiness, the policy in force), or reads
+ * the store when no daemon answers.
+ */
+export async function status(opts: GlobalOptions, s: StatusOptions, io: Io): Promise<number> {
+  const address = s.daemon ?? (await recordedDaemon(opts.state));
+  let report: StatusReport | undefined;
+  if (address) report = await fetchStatus(address);
+  if (!report) {
+    const store = await openSqliteStore(opts.state);
+    try {
+      report = await statusFromStore(store, systemClock);
+    } finally {
+      await store.close();
+    }
+  }
+  io.out(s.json ? JSON.stringify(report, null, 2) : renderStatus(report, io.color));
+  return 0;
+}
+
+async function recordedDaemon(statePath: string): Promise<string | undefined> {
+  try {
+    const info = JSON.parse(await readFile(watchFilePath(statePath), 'utf8')) as WatchFile;
+    return typeof info.listen === 'string' ? info.listen : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function fetchStatus(address: string): Promise<StatusReport | undefined> {
+  try {
+    const res = await fetch(`http://${address}/v1/status`, { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) return undefined;
+    return (await res.json()) as StatusReport;
+  } catch {
+    return undefined; // no daemon there (any more): fall back to the store
+  }
+}
+
+export function renderStatus(report: StatusReport, color: boolean): string {
+  const style = styler(color);
+  const lines: string[] = [];
+  if (report.daemon) {
+    const d = report.daemon;
+    lines.push(
+      style.bold(`daemon ${d.state}`) +
+        ` (pid ${d.pid}, since ${d.started_at}${d.last_pass_at ? `, last pass ${d.last_pass_at}` : ''})`,
+    );
+  } else {
+    lines.push(style.yellow('no daemon running: showing the state store (slots unknown)'));
+  }
+  for (const e of report.config_errors) lines.push(style.red(`config error: ${e}`));
+  if (report.fleets.length === 0) lines.push('\nno fleets');
+  for (const f of report.fleets) lines.push('', ...renderFleet(f, style));
+  return lines.join('\n');
+}
+
+function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[] {
+  const out: string[] = [];
+  const where = f.source && f.source.line > 0 ? ` ${f.source.file}:${f.source.line}` : '';
+  out.push(
+    style.bold(`fleet ${f.name}`) +
+      ` (${f.provider} group ${f.group}, apply: ${f.mode}, ${f.status})${where}`,
+  );
+  if (f.policy) {
+    const p = f.policy;
+    const which = p.index < 0 ? 'no period matches now' : `policy[${p.index}]`;
+    out.push(
+      `  policy now: ${which}: idle_count ${p.idle_count}, idle_time ${p.idle_time}, ` +
+        `scale_factor ${p.scale_factor}${p.scale_factor_limit ? ` (limit ${p.scale_factor_limit})` : ''}`,
+    );
+  }
+  if (f.capacity)
+    out.push(`  capacity: ${f.capacity.current} → ${f.capacity.target} instances (${f.capacity.reason})`);
+  if (f.slots) {
+    const c = f.slots;
+    out.push(
+      `  slots: idle ${c.idle}, reserved ${c.reserved}, acquired ${c.acquired}, pending ${c.pending}, ` +
+        `unavailable ${c.unavailable}, unhealthy ${c.unhealthy}`,
+    );
+  }
+  if (f.pending_changes > 0) {
+    out.push(
+      style.yellow(`  ${f.pending_changes} change(s) in the file await a reviewed apply (apply: manual)`),
+    );
+  }
+  if (f.backoff_until)
+    out.push(style.yellow(`  creation paused until ${f.backoff_until} (readiness failures)`));
+  for (const e of f.config_errors) out.push(style.red(`  ${e}`));
+  if (f.instances.length === 0) {
+    out.push('  no instances');
+  } else {
+    const rows = f.instances.map((i) => [
+      i.id,
+      i.state + (i.drain_reason ? ` (${i.drain_reason})` : ''),
+      String(i.use_count),
+      String(i.acquired),
+      i.ready_at ?? '-',
+      i.last_used_at ?? '-',
+    ]);
+    out.push(
+      ...table(['INSTANCE', 'STATE', 'USES', 'JOBS', 'READY AT', 'LAST USED'], rows)
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+/**
+ * Runs readiness checks of new instances, one at a time per instance: heartbeat, then the fleet's
+ * `instance_ready_command` through the injected probe. Success makes the instance `ready` in the
+ * ledger and hands its slots to the scheduler. Failure drains it as unhealthy (the planner removes
+ * it) and starts the fleet's backoff, so a broken image does not become a create/delete loop.
+ */
+import { asError } from '../errors.js';
+import type { Fleet } from '../model/fleet.js';
+import { groupRefFor } from '../model/group.js';
+import type { SyncDeps } from './instance-sync.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { ReadinessBackoff, ReadinessProbe } from './readiness.js';
+import type { Timers } from './timers.js';
+
+export interface ReadinessRunnerDeps extends SyncDeps {
+  timers: Timers;
+  probe: ReadinessProbe;
+  backoff: ReadinessBackoff;
+  metrics: DaemonMetrics;
+  readyTimeoutMs: number;
+  /** Called after each check, whatever its result. */
+  onDone: () => void;
+}
+
+export class ReadinessRunner {
+  private readonly running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
+
+  constructor(private readonly deps: ReadinessRunnerDeps) {}
+
+  busy(): boolean {
+    return this.running.size > 0;
+  }
+
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running.values()].map((r) => r.promise));
+  }
+
+  abortAll(): void {
+    for (const r of this.running.values()) r.abort.abort(new Error('runfleet is shutting down'));
+  }
+
+  /** Starts a check unless one runs for this instance already. */
+  start(spec: Fleet, id: string, createdAt: string): void {
+    const key = `${spec.name}\u0000${id}`;
+    if (this.running.has(key)) return;
+    const abort = new AbortController();
+    const promise = this.check(spec, id, createdAt, abort.signal)
+      .catch((e: unknown) =>
+        this.deps.logger.error('readiness check crashed', { fleet: spec.name, error: String(e) }),
+      )
+      .finally(() => {
+        this.running.delete(key);
+        this.deps.onDone();
+      });
+    this.running.set(key, { promise, abort });
+  }
+
+  private async check(spec: Fleet, id: string, createdAt: string, signal: AbortSignal): Promise<void> {
+    const { deps } = this;
+    const ref = groupRefFor(spec);
+    const provider = deps.providers.forFleet(spec);
+    const log = deps.logger.child({ fleet: spec.name, instance: id });
+    const ageMs = deps.clock.now().getTime() - Date.parse(createdAt);
+    const timeout = new AbortController();
+    const timer = deps.timers.after(Math.max(1, deps.readyTimeoutMs - ageMs), () =>
+      timeout.abort(new Error(`not ready within ${deps.readyTimeoutMs} ms`)),
+    );
+    const both = AbortSignal.any([signal, timeout.signal]);
+    try {
+      if (!(await provider.heartbeat(ref, id, both))) {
+        // Not up yet: check again on a later pass, until the ready timeout.
+        if (ageMs >= deps.readyTimeoutMs)
+          await this.fail(spec, id, 'heartbeat failed until the ready timeout');
+        return;
+      }
+      if (spec.instance_ready_command) {
+        const info = await provider.connectInfo(ref, id, both);
+        const result = await deps.probe(spec, id, info, both);
+        if (!result.ok) {
+          await this.fail(
+            spec,
+            id,
+            `instance_ready_command failed${result.output ? `: ${result.output.trim()}` : ''}`,
+          );
+          return;
+        }
+      }
+      const row = await deps.store.getInstance(spec.name, id);
+      if (!row || row.state !== 'creating') return;
+      const now = deps.clock.now();
+      await deps.ledger.update(spec.name, id, (r) =>
+        r.state === 'creating' ? { ...r, state: 'ready', ready_at: now.toISOString() } : undefined,
+      );
+      deps.slots.addReadyInstance(spec.name, id, row.use_count);
+      deps.backoff.succeeded(spec.name);
+      deps.metrics.ready(spec.name, (now.getTime() - Date.parse(row.created_at)) / 1000);
+      log.info('instance ready', { event: 'ready' });
+    } catch (e) {
+      if (signal.aborted) return; // shutdown: not the instance's fault
+      await this.fail(spec, id, asError(e).message);
+    } finally {
+      timer.cancel();
+    }
+  }
+
+  private async fail(spec: Fleet, id: string, why: string): Promise<void> {
+    const { deps } = this;
+    const pauseMs = deps.backoff.failed(spec.name, deps.clock.now().getTime());
+    deps.slots.markUnavailable(spec.name, id, 'unhealthy');
+    await deps.ledger.update(spec.name, id, (r) =>
+      r.state === 'deleting'
+        ? undefined
+        : { ...r, state: 'draining', drain_reason: 'unhealthy', health_failures: r.health_failures + 1 },
+    );
+    deps.metrics.readinessFailed(spec.name);
+    deps.logger.warn('instance failed its readiness check; removing it and pausing creation', {
+      event: 'not_ready',
+      fleet: spec.name,
+      instance: id,
+      error: why.slice(0, 500),
+      backoff_ms: pauseMs,
+    });
+  }
+}

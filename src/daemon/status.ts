@@ -1,0 +1,133 @@
+/**
+ * The status report `runfleet status` prints: from the running daemon (`GET /v1/status`), which
+ * knows slots and readiness, or, with no daemon, from the store alone. Plain JSON.
+ */
+import type { Fleet } from '../model/fleet.js';
+import { groupRefFor } from '../model/group.js';
+import type { LedgerInstance } from '../model/observed.js';
+import { policyAt } from '../plan/index.js';
+import type { SlotCounts } from '../runtime/slots/types.js';
+import type { StateStore } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+
+export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface PolicyStatus {
+  /** Position in the fleet's policy list; -1 when no period matches (idle_count 0). */
+  index: number;
+  periods: string[];
+  timezone: string;
+  idle_count: number;
+  idle_time: string;
+  scale_factor: number;
+  scale_factor_limit: number;
+}
+
+export interface InstanceStatus {
+  id: string;
+  state: LedgerInstance['state'];
+  use_count: number;
+  acquired: number;
+  health_failures: number;
+  drain_reason?: string;
+  created_at: string;
+  ready_at?: string;
+  last_used_at?: string;
+}
+
+export interface FleetStatus {
+  name: string;
+  provider: string;
+  group: string;
+  mode: 'auto' | 'manual';
+  /** See `FleetView.status`; `applied` when read from the store without a daemon. */
+  status: 'active' | 'held' | 'removing' | 'unapplied' | 'applied';
+  source?: { file: string; line: number };
+  policy?: PolicyStatus;
+  capacity_per_instance?: number;
+  max_instances?: number;
+  /** The capacity decision of the last pass. */
+  capacity?: { current: number; target: number; reason: string };
+  instances: InstanceStatus[];
+  /** Only from the daemon: slots live in its memory. */
+  slots?: SlotCounts;
+  config_errors: string[];
+  /** Manual fleets: file changes awaiting `runfleet apply`. */
+  pending_changes: number;
+  /** ISO time until which new instances are held back after readiness failures. */
+  backoff_until?: string;
+}
+
+export interface StatusReport {
+  source: 'daemon' | 'store';
+  generated_at: string;
+  daemon?: {
+    state: DaemonState;
+    pid: number;
+    started_at: string;
+    last_pass_at?: string;
+    listen?: string;
+  };
+  fleets: FleetStatus[];
+  config_errors: string[];
+}
+
+export function policyStatus(spec: Fleet, now: Date): PolicyStatus | undefined {
+  try {
+    const { policy, index } = policyAt(spec.policy, now);
+    return {
+      index,
+      periods: policy.periods,
+      timezone: policy.timezone,
+      idle_count: policy.idle_count,
+      idle_time: policy.idle_time,
+      scale_factor: policy.scale_factor,
+      scale_factor_limit: policy.scale_factor_limit,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function instanceStatus(row: LedgerInstance): InstanceStatus {
+  const s: InstanceStatus = {
+    id: row.id,
+    state: row.state,
+    use_count: row.use_count,
+    acquired: row.acquired,
+    health_failures: row.health_failures,
+    created_at: row.created_at,
+  };
+  if (row.drain_reason) s.drain_reason = row.drain_reason;
+  if (row.ready_at) s.ready_at = row.ready_at;
+  if (row.last_used_at) s.last_used_at = row.last_used_at;
+  return s;
+}
+
+/** Status without a daemon: applied fleets and the ledger, with the policy in force now. */
+export async function statusFromStore(store: StateStore, clock: Clock): Promise<StatusReport> {
+  const now = clock.now();
+  const [fleets, ledger] = await Promise.all([store.listFleets(), store.listInstances()]);
+  return {
+    source: 'store',
+    generated_at: now.toISOString(),
+    config_errors: [],
+    fleets: fleets.map((f) => {
+      const ref = groupRefFor(f.spec);
+      const policy = policyStatus(f.spec, now);
+      return {
+        name: f.name,
+        provider: ref.provider,
+        group: ref.name,
+        mode: f.spec.apply,
+        status: 'applied',
+        ...(policy ? { policy } : {}),
+        capacity_per_instance: f.spec.capacity_per_instance,
+        max_instances: f.spec.max_instances,
+        instances: ledger.filter((i) => i.fleet === f.name).map(instanceStatus),
+        config_errors: [],
+        pending_changes: 0,
+      };
+    }),
+  };
+}

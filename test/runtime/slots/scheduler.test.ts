@@ -1,0 +1,108 @@
+import t from 'tap';
+import { LedgerWriter } from '../../../src/runtime/slots/ledger-writer.js';
+import { SlotScheduler } from '../../../src/runtime/slots/scheduler.js';
+import type { SlotEvent } from '../../../src/runtime/slots/types.js';
+import { openSqliteStore } from '../../../src/store/index.js';
+import { ManualTimers } from '../../daemon/sim/manual-timers.js';
+
+async function setup(settings: { cap?: number; maxUse?: number; timeoutMs?: number } = {}) {
+  const timers = new ManualTimers('2026-03-02T10:00:00Z');
+  const store = await openSqliteStore(':memory:', { clock: timers.clock });
+  const slots = new SlotScheduler({ ledger: new LedgerWriter(store), clock: timers.clock, timers });
+  slots.configureFleet('f', {
+    capacityPerInstance: settings.cap ?? 2,
+    maxUseCount: settings.maxUse ?? 0,
+    maxInstances: 10,
+    acquireTimeoutMs: settings.timeoutMs ?? 60_000,
+  });
+  const events: SlotEvent[] = [];
+  slots.subscribe((e) => events.push(e));
+  const addInstance = async (id: string) => {
+    await store.putInstance({
+      fleet: 'f',
+      id,
+      provider: 'local',
+      state: 'ready',
+      created_at: '2026-03-02T09:00:00Z',
+      use_count: 0,
+      health_failures: 0,
+      acquired: 0,
+    });
+    slots.addReadyInstance('f', id, 0);
+  };
+  return { timers, store, slots, events, addInstance };
+}
+
+t.test('reserve only with an idle slot; reservations never exceed idle slots', async (t) => {
+  const { slots, addInstance } = await setup({ cap: 2 });
+  t.equal(slots.reserve('f'), undefined, 'no instance: no reservation');
+  t.equal(slots.operations('f').get('reserve_available_capacity_failure'), 1);
+  await addInstance('i1');
+  const r1 = slots.reserve('f');
+  const r2 = slots.reserve('f');
+  t.ok(r1?.valid && r2?.valid);
+  t.equal(slots.reserve('f'), undefined, 'two slots, two reservations');
+  t.same(slots.demand('f'), { acquired: 0, reserved: 2, pending: 0 });
+  t.same(slots.claimForRemoval('f', ['i1'], 'idle_time'), ['i1'], 'reservations do not pin an idle instance');
+  t.notOk(r1?.valid, 'surplus reservations revoked');
+  t.equal(slots.demand('f').reserved, 0);
+});
+
+t.test(
+  'acquire waits as pending, is served when an instance becomes ready, releases count uses',
+  async (t) => {
+    const { slots, store, events, addInstance } = await setup({ cap: 1, maxUse: 2 });
+    const job = slots.acquire('f');
+    t.equal(slots.demand('f').pending, 1);
+    t.ok(
+      events.some((e) => e.kind === 'pending'),
+      'pending is an event',
+    );
+    await addInstance('i1');
+    const a = await job;
+    t.match(a, { instanceId: 'i1', slot: 0 });
+    t.same(slots.demand('f'), { acquired: 1, reserved: 0, pending: 0 });
+    t.same(slots.claimForRemoval('f', ['i1'], 'scale_in'), [], 'a busy instance cannot be claimed');
+    await slots.release(a);
+    t.equal((await store.getInstance('f', 'i1'))?.use_count, 1);
+    const b = await slots.acquire('f');
+    await slots.release(b);
+    const row = await store.getInstance('f', 'i1');
+    t.match(row, { use_count: 2, state: 'draining', drain_reason: 'max_use_count', acquired: 0 });
+    t.equal(slots.counts('f').unavailable, 1, 'used-up slots are unavailable');
+    t.equal(slots.reserve('f'), undefined);
+  },
+);
+
+t.test('acquire times out; shutdown refuses waiting jobs', async (t) => {
+  const { slots, timers } = await setup({ timeoutMs: 1000 });
+  const job = t.rejects(slots.acquire('f'), { code: 'PROVIDER', retryable: true });
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+  await timers.advance(1001, settle);
+  await job;
+  const waiting = t.rejects(slots.acquire('f'), { code: 'APPLY_ABORTED' });
+  slots.stopAccepting();
+  await waiting;
+  await t.rejects(slots.acquire('f'), { code: 'APPLY_ABORTED' });
+});
+
+t.test('a vanished instance marks its jobs lost and they are never moved', async (t) => {
+  const { slots, addInstance } = await setup({ cap: 1 });
+  await addInstance('i1');
+  const a = await slots.acquire('f');
+  slots.removeInstance('f', 'i1');
+  t.equal(a.lost, true);
+  await slots.release(a);
+  t.same(slots.demand('f'), { acquired: 0, reserved: 0, pending: 0 });
+  t.equal(slots.activeAcquisitions(), 0);
+});
+
+t.test('jobs pack onto the busiest instance so others can scale in', async (t) => {
+  const { slots, addInstance } = await setup({ cap: 2 });
+  await addInstance('i1');
+  await addInstance('i2');
+  const a = await slots.acquire('f');
+  const b = await slots.acquire('f');
+  t.equal(a.instanceId, b.instanceId);
+  t.equal(slots.counts('f').idle, 2);
+});
