@@ -26,6 +26,8 @@ export interface Context {
   clock: Clock;
   /** Directory holding the state file; the local provider keeps its sandboxes here. */
   stateDir: string;
+  /** Replaces the fleets providers look connector settings up in (the daemon calls it on reload). */
+  track(fleets: Fleet[]): void;
   close(): Promise<void>;
 }
 
@@ -33,16 +35,20 @@ export interface Context {
  * Opens the store and prepares providers for the given fleets. The AWS SDK is imported only when a
  * fleet uses it, so local-only runs start fast.
  */
-export async function openContext(opts: GlobalOptions, fleets: Fleet[]): Promise<Context> {
+export async function openContext(
+  opts: GlobalOptions,
+  fleets: Fleet[],
+  load: { aws?: boolean } = {},
+): Promise<Context> {
   const statePath = resolve(opts.state);
   const stateDir = dirname(statePath);
   const clock = systemClock;
   const store = await openSqliteStore(statePath);
-  const needsAws = fleets.some((f) => f.provider.type === 'aws');
+  const needsAws = load.aws === true || fleets.some((f) => f.provider.type === 'aws');
   const aws = needsAws ? await import('../providers/aws/index.js') : undefined;
   let local: Provider | undefined;
   // Providers get a fleet's connector settings by group, as connectInfo only receives a GroupRef.
-  const byName = new Map(fleets.map((f) => [f.name, f]));
+  let byName = new Map(fleets.map((f) => [f.name, f]));
   const connectorFor = (ref: GroupRef) => byName.get(ref.fleet)?.connector;
 
   const providers = new ProviderRegistry((spec) => {
@@ -63,5 +69,14 @@ export async function openContext(opts: GlobalOptions, fleets: Fleet[]): Promise
         return createStaticProvider({ hosts: spec.hosts, connectorFor, clock });
     }
   });
-  return { store, providers, clock, stateDir, close: () => store.close() };
+  return {
+    store,
+    providers,
+    clock,
+    stateDir,
+    track: (current) => {
+      byName = new Map(current.map((f) => [f.name, f]));
+    },
+    close: () => store.close(),
+  };
 }

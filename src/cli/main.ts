@@ -6,7 +6,9 @@
  * plan); 2 only with `plan --detailed-exitcode`, meaning the plan has changes.
  */
 import { Command, Option } from 'commander';
-import { isFleetError } from '../errors.js';
+import { ErrorCode, FleetError, isFleetError } from '../errors.js';
+import { runDevCoordinator } from '../devtools/coordinator/cli.js';
+import { demo } from './commands/demo.js';
 import { processIo, type Io } from './io.js';
 import type { GlobalOptions } from './context.js';
 import { validate } from './commands/validate.js';
@@ -158,6 +160,52 @@ Examples:
     .action(async (o: { json: boolean; daemon?: string }) =>
       setExit(await status(globals(), { json: o.json, ...(o.daemon ? { daemon: o.daemon } : {}) }, ioFor())),
     );
+
+  program
+    .command('demo')
+    .description('the whole loop on the embedded defaults: queue jobs, scale up, run, report, scale down')
+    .option('--timeout <seconds>', 'give up after this long', (v) => Number.parseInt(v, 10), 180)
+    .addHelpText(
+      'after',
+      `
+Starts a GitLab-compatible test coordinator on loopback with example jobs, writes a local fleet for
+it under the state directory (.runfleet/demo/), and runs the manager (daemon + job runtime) until
+every job has reported and the fleet is back at zero instances. Needs no cloud and no GitLab.`,
+    )
+    .action(async (o: { timeout: number }) =>
+      setExit(await demo(globals(), { timeoutMs: o.timeout * 1000 }, ioFor())),
+    );
+
+  const dev = program.command('dev').description('tools for developing and testing runfleet');
+  dev
+    .command('coordinator')
+    .description('serve a GitLab-compatible job API on loopback with queued test jobs (test use only)')
+    .option('-p, --port <port>', 'port to listen on', (v) => Number.parseInt(v, 10), 8099)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--jobs <file>', 'YAML/JSON jobs to queue: [{name, script, after_script?, variables?, timeout?}]')
+    .option(
+      '--token-env <name>',
+      'accept the runner token in this environment variable (default: a random one, printed)',
+    )
+    .action(async (o: { port: number; host: string; jobs?: string; tokenEnv?: string }) => {
+      const token = o.tokenEnv ? process.env[o.tokenEnv] : undefined;
+      if (o.tokenEnv && !token) {
+        throw new FleetError(ErrorCode.USAGE, `environment variable ${o.tokenEnv} is not set`, {
+          hint: `export ${o.tokenEnv}=glrt-... first`,
+        });
+      }
+      setExit(
+        await runDevCoordinator(
+          {
+            port: o.port,
+            host: o.host,
+            ...(o.jobs ? { jobsFile: o.jobs } : {}),
+            ...(token ? { token } : {}),
+          },
+          ioFor(),
+        ),
+      );
+    });
 
   return program;
 }

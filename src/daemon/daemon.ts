@@ -75,6 +75,11 @@ export interface DaemonOptions {
   systemId?: string;
   /** Shares a scheduler with the job runtime; one is created when absent. */
   slots?: SlotScheduler;
+  /**
+   * Told the fleet definitions in force after every pass (the job runtime starts, updates and
+   * stops its GitLab runners from them). Must not throw.
+   */
+  onFleets?: (fleets: Fleet[]) => unknown;
 }
 
 const DEFAULTS = {
@@ -316,6 +321,7 @@ export class Daemon {
     try {
       this.view = this.config.view(await this.opts.store.listFleets());
       this.configureSlots();
+      if (this.currentState === 'running') void this.opts.onFleets?.([...this.specs().values()]);
       const outcome = await this.reconciler.pass(this.view, trigger, this.currentState === 'draining');
       this.last = outcome;
       this.lastPassAt = this.clock.now();

@@ -4,7 +4,7 @@ import { statusFromStore, type FleetStatus, type StatusReport } from '../../daem
 import { systemClock } from '../../util/clock.js';
 import type { GlobalOptions } from '../context.js';
 import { styler, table, type Io } from '../io.js';
-import { watchFilePath, type WatchFile } from './watch.js';
+import { watchFilePath, type WatchFile } from '../manager.js';
 
 export interface StatusOptions {
   json: boolean;

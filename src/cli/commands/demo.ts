@@ -1,0 +1,248 @@
+/**
+ * `runfleet demo`: the whole loop on the embedded defaults, in one process and one command. A
+ * GitLab-compatible coordinator on loopback queues example jobs; the manager (daemon + job
+ * runtime) scales a local fleet up for them, runs them in local sandboxes, reports each result to
+ * the coordinator, and scales back to zero. Exit 0 when every job ended as expected and the fleet
+ * is back at zero instances.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { exampleJob } from '../../devtools/coordinator/example-job.js';
+import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
+import { silentLogger } from '../../daemon/logger.js';
+import type { JobPayload } from '../../runtime/gitlab/job.js';
+import type { GlobalOptions } from '../context.js';
+import { styler, table, type Io } from '../io.js';
+import { startManager } from '../manager.js';
+import { plan } from './plan.js';
+
+export interface DemoOptions {
+  /** Give up after this long. */
+  timeoutMs: number;
+}
+
+interface DemoJob {
+  payload: JobPayload;
+  expect: 'success' | 'failed';
+  what: string;
+}
+
+const TOKEN_ENV = 'RUNFLEET_DEMO_TOKEN';
+
+export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise<number> {
+  const style = styler(io.color);
+  const root = resolve(join(opts.state, '..', 'demo'));
+  await rm(root, { recursive: true, force: true });
+  const dir = join(root, 'fleets');
+  await mkdir(dir, { recursive: true });
+  const demoOpts: GlobalOptions = { ...opts, dir, state: join(root, 'state.db') };
+
+  const token = `glrt-demo${randomBytes(12).toString('hex')}`;
+  const events: CoordinatorEvent[] = [];
+  const coordinator = await startCoordinator({
+    runnerTokens: [token],
+    longPollMs: 2000,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    await writeFile(join(dir, 'demo.yaml'), fleetFile(coordinator.url));
+    io.out(style.bold(`runfleet demo: a GitLab-compatible coordinator is serving at ${coordinator.url}`));
+    io.out(
+      `Fleet file ${join(dir, 'demo.yaml')}: a local fleet, 2 jobs per instance, at most 3 instances, idle_count 0.\n`,
+    );
+    io.out(style.bold('$ runfleet plan'));
+    await plan(demoOpts, { format: 'text', detailedExitcode: false }, io);
+
+    const jobs = demoJobs(coordinator.url);
+    for (const j of jobs) coordinator.enqueue(j.payload);
+    io.out(style.bold(`\nQueued ${jobs.length} jobs. Starting the manager (daemon + job runtime)...\n`));
+
+    const manager = await startManager(demoOpts, {
+      listen: '127.0.0.1:0',
+      graceMs: 30_000,
+      intervalMs: 1000,
+      logger: silentLogger,
+      env: { [TOKEN_ENV]: token },
+      checkIntervalMs: 200,
+    });
+    let ok: boolean;
+    try {
+      ok = await followLoop(manager.daemon, coordinator, jobs, events, d.timeoutMs, io, style);
+    } finally {
+      await manager.stop();
+    }
+    const asExpected = report(coordinator, jobs, io, style);
+    ok = ok && asExpected;
+    io.out(
+      ok
+        ? style.green(
+            style.bold('\nThe whole loop ran: scaled up, ran every job, reported it, scaled back to zero.'),
+          )
+        : style.red('\nThe demo did not complete as expected.'),
+    );
+    return ok ? 0 : 1;
+  } finally {
+    await coordinator.close();
+  }
+}
+
+function fleetFile(url: string): string {
+  return `# Written by runfleet demo.
+name: demo
+provider: { type: local }
+executor: instance
+capacity_per_instance: 2
+max_instances: 3
+policy:
+  - idle_count: 0
+    idle_time: 3s
+gitlab:
+  url: ${url}
+  token: { env: ${TOKEN_ENV} }
+`;
+}
+
+function demoJobs(serverUrl: string): DemoJob[] {
+  const jobs: DemoJob[] = [];
+  const repo = gitRepo();
+  let id = 1;
+  const add = (expect: DemoJob['expect'], what: string, opts: Parameters<typeof exampleJob>[1]) =>
+    jobs.push({ payload: exampleJob(id++, { serverUrl, ...opts }), expect, what });
+  if (repo) {
+    add('success', 'clones this repository and lists it', {
+      name: 'checkout',
+      repoUrl: `file://${process.cwd()}`,
+      sha: repo.sha,
+      ref: repo.branch,
+      script: ['git log -1 --format="checked out %h: %s"', 'ls | head -5'],
+    });
+  }
+  for (const n of [1, 2, 3]) {
+    add('success', 'runs a short build', {
+      name: `build-${n}`,
+      script: ['echo "building on $(hostname)"', 'sleep 2', 'echo done'],
+    });
+  }
+  add('success', 'prints a masked variable', {
+    name: 'masked',
+    script: ['echo "the secret is $API_KEY"'],
+    variables: { API_KEY: { value: 'demo-Secret-1234', masked: true } },
+  });
+  add('failed', 'fails with exit code 3 (reported as script_failure)', {
+    name: 'failing',
+    script: ['echo about to fail', 'exit 3'],
+  });
+  return jobs;
+}
+
+/** The repository runfleet runs in, if it is one with a branch checked out: the checkout job clones it. */
+function gitRepo(): { sha: string; branch: string } | undefined {
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  try {
+    return { sha: git('rev-parse', 'HEAD'), branch: git('symbolic-ref', '--short', 'HEAD') };
+  } catch {
+    return undefined;
+  }
+}
+
+async function followLoop(
+  daemon: { status(): Promise<{ fleets: { name: string; instances: { state: string }[] }[] }> },
+  coordinator: { jobs(): { id: number; state: string }[] },
+  jobs: DemoJob[],
+  events: CoordinatorEvent[],
+  timeoutMs: number,
+  io: Io,
+  style: ReturnType<typeof styler>,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  const names = new Map(jobs.map((j) => [j.payload.id, j.payload.job_info.name]));
+  let lastFleet = '';
+  let shown = 0;
+  let peak = 0;
+  const t0 = Date.now();
+  const stamp = () => style.dim(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`);
+  for (;;) {
+    for (; shown < events.length; shown++) {
+      const e = events[shown]!;
+      if (e.type === 'assigned')
+        io.out(`${stamp()} job #${e.jobId} ${names.get(e.jobId)}: picked up by the runner`);
+      if (e.type === 'finished') {
+        const detail =
+          e.state === 'success'
+            ? style.green('success')
+            : style.red(
+                `failed (${e.failureReason ?? 'unknown'}${e.exitCode ? `, exit code ${e.exitCode}` : ''})`,
+              );
+        io.out(`${stamp()} job #${e.jobId} ${names.get(e.jobId)}: ${detail}`);
+      }
+    }
+    const status = await daemon.status();
+    const fleet = status.fleets.find((f) => f.name === 'demo');
+    const instances = fleet?.instances ?? [];
+    peak = Math.max(peak, instances.length);
+    const counts = summarize(instances.map((i) => i.state));
+    if (counts !== lastFleet) {
+      io.out(`${stamp()} fleet demo: ${instances.length} instance(s)${counts ? ` (${counts})` : ''}`);
+      lastFleet = counts;
+    }
+    const finished = coordinator.jobs().filter((j) => j.state === 'success' || j.state === 'failed').length;
+    if (finished === jobs.length && shown === events.length && instances.length === 0 && peak > 0)
+      return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function summarize(states: string[]): string {
+  const by = new Map<string, number>();
+  for (const s of states) by.set(s, (by.get(s) ?? 0) + 1);
+  return [...by].map(([s, n]) => `${n} ${s}`).join(', ');
+}
+
+function report(
+  coordinator: {
+    job(
+      id: number,
+    ):
+      | { state: string; failure_reason?: string; exit_code?: number; checksumOk?: boolean; log: string }
+      | undefined;
+  },
+  jobs: DemoJob[],
+  io: Io,
+  style: ReturnType<typeof styler>,
+): boolean {
+  let all = true;
+  const rows = jobs.map((j) => {
+    const v = coordinator.job(j.payload.id);
+    const expected = v?.state === j.expect && v.checksumOk === true;
+    all &&= expected;
+    const as = expected ? style.green('as expected') : style.red(`expected ${j.expect}`);
+    return [
+      `#${j.payload.id}`,
+      j.payload.job_info.name,
+      v?.state ?? 'missing',
+      v?.failure_reason ?? '',
+      v?.checksumOk ? 'ok' : 'MISMATCH',
+      as,
+      j.what,
+    ];
+  });
+  io.out(
+    `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'RESULT', 'WHAT IT DOES'], rows)}`,
+  );
+  const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
+  const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
+  const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));
+  if (line) io.out(`\nThe masked job's log, as GitLab stored it: ${JSON.stringify(line.trim())}`);
+  for (const j of jobs) {
+    const v = coordinator.job(j.payload.id);
+    if (v && v.state !== j.expect)
+      io.out(`\nLog of job #${j.payload.id} ${j.payload.job_info.name}:\n${v.log}`);
+  }
+  return all;
+}

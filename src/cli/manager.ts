@@ -1,0 +1,124 @@
+/**
+ * The long-running manager, composed once for `watch` and `demo`: the daemon (capacity), the job
+ * runtime (GitLab runners), their HTTP server (/metrics, /healthz, /v1/status) and the fleets
+ * directory watcher, all sharing one store, provider registry and slot scheduler.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { loadFleets } from '../config/index.js';
+import { watchFleetDir } from '../daemon/config-watcher.js';
+import { Daemon } from '../daemon/daemon.js';
+import { startDaemonServer } from '../daemon/http.js';
+import type { Logger } from '../daemon/logger.js';
+import { systemTimers } from '../daemon/timers.js';
+import { JobRuntime } from '../runtime/job-runtime.js';
+import type { Timers as RuntimeTimers } from '../runtime/gitlab/timers.js';
+import { RUNFLEET_VERSION } from '../version.js';
+import { openContext, type Context, type GlobalOptions } from './context.js';
+
+export interface ManagerOptions {
+  listen: string;
+  graceMs: number;
+  intervalMs: number;
+  logger: Logger;
+  /** Environment GitLab token references are read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Runtime knobs for demos and tests: job-request pause and trace timers. */
+  checkIntervalMs?: number;
+  runtimeTimers?: RuntimeTimers;
+}
+
+export interface WatchFile {
+  pid: number;
+  listen: string;
+  started_at: string;
+  state: string;
+}
+
+/** Where a running daemon says how to reach it; `runfleet status` reads it. */
+export function watchFilePath(statePath: string): string {
+  return join(dirname(resolve(statePath)), 'watch.json');
+}
+
+export interface Manager {
+  daemon: Daemon;
+  runtime: JobRuntime;
+  ctx: Context;
+  /** host:port of the HTTP server. */
+  address: string;
+  /** Graceful stop: no new jobs, running ones get the grace period, lock released. */
+  stop(): Promise<void>;
+}
+
+export async function startManager(opts: GlobalOptions, m: ManagerOptions): Promise<Manager> {
+  const initial = await loadFleets(opts.dir);
+  // A fleet file may switch to AWS while the daemon runs: load the AWS provider up front.
+  const ctx = await openContext(
+    opts,
+    initial.fleets.map((d) => d.spec),
+    { aws: true },
+  );
+  const logger = m.logger;
+  // The runtime needs the daemon's scheduler and the daemon calls the runtime: tie the knot late.
+  const late: { runtime?: JobRuntime } = {};
+  const daemon = new Daemon({
+    store: ctx.store,
+    providers: ctx.providers,
+    clock: ctx.clock,
+    timers: systemTimers,
+    logger,
+    loadConfig: () => loadFleets(opts.dir),
+    intervalMs: m.intervalMs,
+    shutdownGraceMs: m.graceMs,
+    probe: (...args) => late.runtime!.probe(...args),
+    onFleets: (fleets) => {
+      ctx.track(fleets);
+      return late.runtime?.sync(fleets);
+    },
+  });
+  const runtime = new JobRuntime({
+    scheduler: daemon.slots,
+    providers: ctx.providers,
+    stateDir: ctx.stateDir,
+    clock: ctx.clock,
+    logger: logger.child({ component: 'runtime' }),
+    version: RUNFLEET_VERSION,
+    env: m.env,
+    checkIntervalMs: m.checkIntervalMs,
+    timers: m.runtimeTimers,
+  });
+  late.runtime = runtime;
+  try {
+    await daemon.start();
+  } catch (e) {
+    await ctx.close();
+    throw e;
+  }
+  const server = await startDaemonServer(daemon, m.listen, { timers: systemTimers, logger });
+  const watchFile = watchFilePath(opts.state);
+  const info: WatchFile = {
+    pid: process.pid,
+    listen: server.address,
+    started_at: daemon.startedAt.toISOString(),
+    state: 'running',
+  };
+  await writeFile(watchFile, `${JSON.stringify(info)}\n`);
+  const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
+
+  return {
+    daemon,
+    runtime,
+    ctx,
+    address: server.address,
+    async stop() {
+      try {
+        await watcher.close();
+        await Promise.all([runtime.stop(m.graceMs), daemon.stop()]);
+      } finally {
+        await server.close();
+        await rm(watchFile, { force: true });
+        await ctx.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The job runtime the daemon hosts: one `FleetJobRunner` per fleet that has a `gitlab` block,
+ * kept in step with the fleet definitions in force. A changed GitLab URL or token reference
+ * restarts that fleet's runner (after its running jobs finish); any other change takes effect for
+ * the next job. A fleet whose token is missing or refused is retried with a growing pause, and its
+ * error is kept for `runfleet status`; it never stops the daemon.
+ */
+import { join } from 'node:path';
+import { isFleetError } from '../errors.js';
+import type { Fleet } from '../model/fleet.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../daemon/logger.js';
+import { KnownHostsFile } from './connectors/known-hosts.js';
+import { SshConnectorPool } from './connectors/ssh-connector.js';
+import { FleetJobRunner } from './fleet-runner.js';
+import { GitlabClient, type GitlabClientOptions } from './gitlab/client.js';
+import { loadSystemId } from './gitlab/runner-info.js';
+import type { Timers } from './gitlab/timers.js';
+import { connectorReadinessProbe } from './readiness-probe.js';
+import { resolveSecret } from './secrets.js';
+import type { SlotScheduler } from './slots/index.js';
+import type { JobOutcome } from './job-runner.js';
+import type { JobPayload } from './gitlab/job.js';
+
+export interface JobRuntimeOptions {
+  scheduler: SlotScheduler;
+  providers: ProviderRegistry;
+  /** Holds `known_hosts.json` (pinned host keys) and `system_id`. */
+  stateDir: string;
+  clock: Clock;
+  logger: Logger;
+  version: string;
+  env?: NodeJS.ProcessEnv;
+  timers?: Timers;
+  checkIntervalMs?: number;
+  /** Injected for tests. */
+  client?: (opts: GitlabClientOptions) => GitlabClient;
+  onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
+}
+
+interface RunnerEntry {
+  key: string;
+  runner: FleetJobRunner;
+}
+
+const RETRY_MIN_MS = 10_000;
+const RETRY_MAX_MS = 600_000;
+
+export class JobRuntime {
+  readonly ssh: SshConnectorPool;
+  readonly probe;
+  private readonly runners = new Map<string, RunnerEntry>();
+  private readonly failures = new Map<string, { key: string; error: string; attempts: number; retryAt: number }>();
+  private systemId: string | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly opts: JobRuntimeOptions) {
+    this.ssh = new SshConnectorPool({
+      knownHosts: new KnownHostsFile(join(opts.stateDir, 'known_hosts.json')),
+    });
+    this.probe = connectorReadinessProbe(this.ssh);
+  }
+
+  /** Fleets whose runner could not start, with the reason (no secrets). */
+  errors(): Record<string, string> {
+    return Object.fromEntries([...this.failures].map(([fleet, f]) => [fleet, f.error]));
+  }
+
+  /** Brings the runners in line with `fleets` (the definitions in force). Serialised; never throws. */
+  sync(fleets: Fleet[]): Promise<void> {
+    this.syncing = this.syncing
+      .then(() => this.doSync(fleets))
+      .catch((e: unknown) => {
+        this.opts.logger.error('job runtime sync failed', { error: (e as Error).message });
+      });
+    return this.syncing;
+  }
+
+  /** Stops asking GitLab for jobs; running jobs get `graceMs`, then are stopped hard. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    await this.syncing;
+    await Promise.all([...this.runners.values()].map((e) => e.runner.stop(graceMs)));
+    this.runners.clear();
+    await this.ssh.close();
+  }
+
+  private async doSync(fleets: Fleet[]): Promise<void> {
+    if (this.stopped) return;
+    const wanted = new Map(fleets.filter((f) => f.gitlab).map((f) => [f.name, f]));
+    for (const [name, entry] of this.runners) {
+      const fleet = wanted.get(name);
+      if (!fleet || keyOf(fleet) !== entry.key) {
+        this.runners.delete(name);
+        this.opts.logger.info('stopping the job runner of a fleet', {
+          fleet: name,
+          reason: fleet ? 'gitlab settings changed' : 'fleet removed',
+        });
+        void entry.runner.stop(RETRY_MAX_MS);
+      } else {
+        entry.runner.update(fleet);
+      }
+    }
+    for (const name of this.failures.keys()) if (!wanted.has(name)) this.failures.delete(name);
+    const now = this.opts.clock.now().getTime();
+    for (const fleet of wanted.values()) {
+      if (this.runners.has(fleet.name)) continue;
+      const failed = this.failures.get(fleet.name);
+      if (failed && failed.key === keyOf(fleet) && failed.retryAt > now) continue;
+      await this.startRunner(fleet, now, failed?.key === keyOf(fleet) ? failed.attempts : 0);
+    }
+  }
+
+  private async startRunner(fleet: Fleet, now: number, attempts: number): Promise<void> {
+    const gitlab = fleet.gitlab!;
+    const log = this.opts.logger.child({ fleet: fleet.name });
+    try {
+      const token = await resolveSecret(gitlab.token, `fleet ${fleet.name} gitlab.token`, this.opts.env);
+      this.systemId ??= await loadSystemId({ path: join(this.opts.stateDir, 'system_id') });
+      const clientOpts: GitlabClientOptions = {
+        url: gitlab.url,
+        token,
+        systemId: this.systemId,
+        version: this.opts.version,
+        info: { executor: fleet.executor, name: `runfleet-${fleet.name}` },
+      };
+      const client = this.opts.client ? this.opts.client(clientOpts) : new GitlabClient(clientOpts);
+      const runner = new FleetJobRunner(fleet, {
+        scheduler: this.opts.scheduler,
+        providers: this.opts.providers,
+        ssh: this.ssh,
+        client,
+        token,
+        systemId: this.systemId,
+        version: this.opts.version,
+        clock: this.opts.clock,
+        logger: log,
+        timers: this.opts.timers,
+        checkIntervalMs: this.opts.checkIntervalMs,
+        onJobDone: this.opts.onJobDone,
+      });
+      await runner.start();
+      this.runners.set(fleet.name, { key: keyOf(fleet), runner });
+      this.failures.delete(fleet.name);
+    } catch (e) {
+      const pause = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempts);
+      const message = (e as Error).message;
+      const hint = isFleetError(e) ? e.hint : undefined;
+      log.error('cannot start the job runner; retrying later', { error: message, hint, retry_in_ms: pause });
+      this.failures.set(fleet.name, {
+        key: keyOf(fleet),
+        error: message,
+        attempts: attempts + 1,
+        retryAt: now + pause,
+      });
+    }
+  }
+}
+
+/** Runners restart when the GitLab URL or the token reference changes. */
+function keyOf(fleet: Fleet): string {
+  return `${fleet.gitlab?.url ?? ''}|${JSON.stringify(fleet.gitlab?.token ?? null)}|`;
+}
