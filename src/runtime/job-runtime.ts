@@ -51,7 +51,10 @@ export class JobRuntime {
   readonly ssh: SshConnectorPool;
   readonly probe;
   private readonly runners = new Map<string, RunnerEntry>();
-  private readonly failures = new Map<string, { key: string; error: string; attempts: number; retryAt: number }>();
+  private readonly failures = new Map<
+    string,
+    { key: string; error: string; attempts: number; retryAt: number }
+  >();
   private systemId: string | undefined;
   private syncing: Promise<void> = Promise.resolve();
   private stopped = false;
