@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import type { Fleet } from '../model/fleet.js';
 import { ErrorCode, FleetError } from '../errors.js';
 import type { Provider } from '../providers/provider.js';
-import { ProviderRegistry } from '../providers/registry.js';
+import { ProviderRegistry, type ProviderBuilder } from '../providers/registry.js';
 import { createLocalProvider } from '../providers/local/index.js';
 import { createStaticProvider } from '../providers/static/index.js';
 import type { GroupRef } from '../model/observed.js';
@@ -38,7 +38,11 @@ export interface Context {
 export async function openContext(
   opts: GlobalOptions,
   fleets: Fleet[],
-  load: { aws?: boolean } = {},
+  load: {
+    aws?: boolean;
+    /** Test seam: builds every fleet's provider instead of the built-in ones (e.g. real sshds). */
+    providers?: ProviderBuilder;
+  } = {},
 ): Promise<Context> {
   const statePath = resolve(opts.state);
   const stateDir = dirname(statePath);
@@ -52,6 +56,7 @@ export async function openContext(
   const connectorFor = (ref: GroupRef) => byName.get(ref.fleet)?.connector;
 
   const providers = new ProviderRegistry((spec) => {
+    if (load.providers) return load.providers(spec);
     switch (spec.type) {
       case 'local':
         local ??= createLocalProvider({ stateDir, clock });

@@ -12,6 +12,11 @@ export interface Io {
 }
 
 export function processIo(opts: { noColor?: boolean } = {}): Io {
+  // `runfleet state list | head`: a closed pipe ends the output quietly, not with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const color = Boolean(process.stdout.isTTY) && !opts.noColor && !('NO_COLOR' in process.env);
   return {
     out: (text) => process.stdout.write(text.endsWith('\n') ? text : text + '\n'),

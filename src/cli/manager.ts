@@ -11,6 +11,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { startDaemonServer } from '../daemon/http.js';
 import type { Logger } from '../daemon/logger.js';
 import { systemTimers } from '../daemon/timers.js';
+import type { ProviderBuilder } from '../providers/registry.js';
 import { JobRuntime } from '../runtime/job-runtime.js';
 import type { Timers as RuntimeTimers } from '../runtime/gitlab/timers.js';
 import { RUNFLEET_VERSION } from '../version.js';
@@ -26,6 +27,11 @@ export interface ManagerOptions {
   /** Runtime knobs for demos and tests: job-request pause and trace timers. */
   checkIntervalMs?: number;
   runtimeTimers?: RuntimeTimers;
+  /**
+   * Test seam: builds the providers instead of the built-in ones (integration tests inject one
+   * that runs a real sshd per instance). Never set by the CLI.
+   */
+  providers?: ProviderBuilder;
 }
 
 export interface WatchFile {
@@ -56,7 +62,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
   const ctx = await openContext(
     opts,
     initial.fleets.map((d) => d.spec),
-    { aws: true },
+    { aws: true, providers: m.providers },
   );
   const logger = m.logger;
   // The runtime needs the daemon's scheduler and the daemon calls the runtime: tie the knot late.
@@ -95,6 +101,8 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     throw e;
   }
   const server = await startDaemonServer(daemon, m.listen, { timers: systemTimers, logger });
+  const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
+  // Written last: once it exists, the daemon serves and sees every later edit of the fleet files.
   const watchFile = watchFilePath(opts.state);
   const info: WatchFile = {
     pid: process.pid,
@@ -103,7 +111,6 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     state: 'running',
   };
   await writeFile(watchFile, `${JSON.stringify(info)}\n`);
-  const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
 
   return {
     daemon,

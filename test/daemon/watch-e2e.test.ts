@@ -77,9 +77,17 @@ t.test(
     t.match(metrics, /fleeting_taskscaler_scale_operations_total\{runner="alpha"[^}]*operation="up"\} 1/);
     t.match(metrics, /runfleet_reconcile_duration_seconds_count/);
 
-    const locked = await runCli(dir, ['apply', '--auto-approve']);
+    // apply goes through the running daemon: auto fleets are its to converge, nothing to approve.
+    const through = await runCli(dir, ['apply', '--auto-approve']);
+    t.equal(through.code, 0, through.stderr);
+    t.match(through.stdout, /runfleet watch is running/);
+    t.match(through.stdout, /No apply: manual fleet has configuration changes to approve/);
+    await writeFile(join(dir, 'saved.plan'), '{}');
+    const saved = await runCli(dir, ['plan', '--out', 'saved.plan']);
+    t.equal(saved.code, 0);
+    const locked = await runCli(dir, ['apply', 'saved.plan']);
     t.equal(locked.code, 1);
-    t.match(locked.stderr, /state is locked by .* \(watch\)/, 'apply is refused, naming the daemon');
+    t.match(locked.stderr, /runfleet watch .* holds the state; a saved plan cannot be applied while it runs/);
 
     await writeFile(file, fleetYaml(3));
     await until('3 instances after the edit', async () =>

@@ -1,7 +1,9 @@
 import { applyPlan, type ApplyOutcome, type StepResult } from '../../apply/apply.js';
 import { readPlanFile } from '../../apply/plan-file.js';
 import { observeState } from '../../engine/observe.js';
-import { ErrorCode, FleetError } from '../../errors.js';
+import { ErrorCode, FleetError, isFleetError } from '../../errors.js';
+import { readFile } from 'node:fs/promises';
+import { watchFilePath, type WatchFile } from '../manager.js';
 import type { DesiredFleet } from '../../model/fleet.js';
 import type { Plan } from '../../model/plan.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
@@ -30,7 +32,25 @@ export async function apply(opts: GlobalOptions, applyOpts: ApplyOptions, io: Io
     desired.map((d) => d.spec),
   );
   try {
-    const lock = await ctx.store.acquireLock('apply', describeLockHolder());
+    let lock;
+    try {
+      lock = await ctx.store.acquireLock('apply', describeLockHolder());
+    } catch (e) {
+      // A running daemon holds the state: a reviewed apply goes through it rather than around it.
+      const daemon =
+        isFleetError(e) && e.code === ErrorCode.LOCKED ? await runningDaemon(ctx, opts) : undefined;
+      if (!daemon) throw e;
+      if (saved) {
+        throw new FleetError(
+          ErrorCode.LOCKED,
+          `runfleet watch (${daemon}) holds the state; a saved plan cannot be applied while it runs`,
+          {
+            hint: 'run runfleet apply without a plan file (the daemon applies the reviewed fleet files), or stop the daemon first',
+          },
+        );
+      }
+      return await applyThroughDaemon(ctx, desired, daemon, applyOpts, io);
+    }
     try {
       return await applyLocked(ctx, desired, saved?.plan, applyOpts, io);
     } finally {
@@ -68,23 +88,7 @@ async function applyLocked(
   if (plan.errored) return 1;
   if (!hasChanges(plan)) return 0;
 
-  if (!savedPlan && !applyOpts.autoApprove) {
-    if (!io.interactive) {
-      throw new FleetError(
-        ErrorCode.APPLY_ABORTED,
-        'refusing to apply without confirmation: stdin is not a terminal',
-        {
-          hint: 'review the plan above and re-run with --auto-approve, or apply a saved plan file',
-        },
-      );
-    }
-    io.out("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n");
-    const answer = (await io.prompt('  Enter a value: ')).trim();
-    if (answer !== 'yes') {
-      io.out('\nApply cancelled.');
-      return 1;
-    }
-  }
+  if (!savedPlan && !(await confirmed(applyOpts, io))) return 1;
 
   io.out('');
   const style = styler(io.color);
@@ -140,4 +144,77 @@ function report(outcome: ApplyOutcome, plan: Plan, io: Io, style: ReturnType<typ
     ) + '\nWhat was done is recorded in the state; run `runfleet apply` again to converge the rest.',
   );
   return 1;
+}
+
+/** Terraform's confirmation: only `yes` approves; without a terminal, only --auto-approve does. */
+async function confirmed(applyOpts: ApplyOptions, io: Io): Promise<boolean> {
+  if (applyOpts.autoApprove) return true;
+  if (!io.interactive) {
+    throw new FleetError(
+      ErrorCode.APPLY_ABORTED,
+      'refusing to apply without confirmation: stdin is not a terminal',
+      {
+        hint: 'review the plan above and re-run with --auto-approve, or apply a saved plan file',
+      },
+    );
+  }
+  io.out("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n");
+  const answer = (await io.prompt('  Enter a value: ')).trim();
+  if (answer !== 'yes') io.out('\nApply cancelled.');
+  return answer === 'yes';
+}
+
+/** The address of the `runfleet watch` holding this state's lock, if it answers. */
+async function runningDaemon(ctx: Context, opts: GlobalOptions): Promise<string | undefined> {
+  const lock = await ctx.store.currentLock();
+  if (lock?.operation !== 'watch') return undefined;
+  try {
+    const info = JSON.parse(await readFile(watchFilePath(opts.state), 'utf8')) as WatchFile;
+    const res = await fetch(`http://${info.listen}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? info.listen : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `apply` while `runfleet watch` runs: the plan is made read-only and shown as usual; once
+ * confirmed, each `apply: manual` fleet with configuration changes is approved on the daemon, which
+ * applies it under its own lock. Fleets with `apply: auto` are the daemon's to converge already.
+ */
+async function applyThroughDaemon(
+  ctx: Context,
+  desired: DesiredFleet[],
+  address: string,
+  applyOpts: ApplyOptions,
+  io: Io,
+): Promise<number> {
+  const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
+  const plan = planFleets({ desired, observed, now: ctx.clock.now(), basis });
+  io.out(renderPlan(plan, { format: 'text', color: io.color }));
+  if (plan.errored) return 1;
+  const specs = new Map(desired.map((d) => [d.spec.name, d.spec]));
+  const manual = plan.fleets.filter(
+    (f) => (f.action === 'create' || f.action === 'update') && specs.get(f.fleet)?.apply === 'manual',
+  );
+  io.out(`\nrunfleet watch is running (http://${address}); it converges fleets with apply: auto on its own.`);
+  if (manual.length === 0) {
+    io.out('No apply: manual fleet has configuration changes to approve.');
+    return 0;
+  }
+  io.out(`Approving on the daemon: ${manual.map((f) => f.fleet).join(', ')}`);
+  if (!(await confirmed(applyOpts, io))) return 1;
+  let failed = 0;
+  for (const f of manual) {
+    const res = await fetch(`http://${address}/v1/fleets/${f.fleet}/approve`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(5000),
+    }).catch((e: unknown) => ({ ok: false, status: 0, text: async () => String(e) }));
+    if (res.ok) io.out(`fleet.${f.fleet}: approved; the daemon applies it now (see runfleet status)`);
+    else {
+      failed++;
+      io.err(`fleet.${f.fleet}: the daemon refused the approval (${res.status}): ${await res.text()}`);
+    }
+  }
+  return failed === 0 ? 0 : 1;
 }
