@@ -7,20 +7,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { openSqliteStore } from '../../src/store/index.js';
-import { BIN, runCli } from './helpers.js';
+import { BIN, runCli, until } from './helpers.js';
 
 const manual = (max: number) =>
   `name: reviewed\nprovider: { type: local }\napply: manual\nmax_instances: ${max}\npolicy:\n  - idle_count: 1\n`;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('a manual fleet change is applied through the running daemon after review', async (t) => {
   const dir = t.testdir({ fleets: { 'reviewed.yaml': manual(2) } });

@@ -9,21 +9,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { StatusReport } from '../../src/daemon/status.js';
 import { openSqliteStore } from '../../src/store/index.js';
-import { BIN, runCli } from '../cli/helpers.js';
+import { BIN, runCli, until } from '../cli/helpers.js';
 
 const fleetYaml = (idle: number, maxInstances = '4') =>
   `name: alpha\nprovider: { type: local }\ncapacity_per_instance: 1\nmax_instances: ${maxInstances}\n` +
   `policy:\n  - idle_count: ${idle}\n    idle_time: 20m\n`;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test(
   'runfleet watch: converges, reloads edits, keeps a fleet on an invalid edit, stops on SIGTERM',
