@@ -31,6 +31,7 @@ export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool): Connecto
     port: info.port,
     username: info.username,
     privateKey: info.privateKey,
+    pinAs: `${info.id}@${info.address}:${info.port}`,
   });
 }
 

@@ -58,12 +58,19 @@ export class JobRuntime {
   private systemId: string | undefined;
   private syncing: Promise<void> = Promise.resolve();
   private stopped = false;
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: JobRuntimeOptions) {
     this.ssh = new SshConnectorPool({
       knownHosts: new KnownHostsFile(join(opts.stateDir, 'known_hosts.json')),
     });
     this.probe = connectorReadinessProbe(this.ssh);
+    // A removed instance's pooled connection and pinned host key go with it.
+    this.unsubscribe = opts.scheduler.subscribe((e) => {
+      if (e.kind === 'instance' && e.instanceId && !opts.scheduler.hasInstance(e.fleet, e.instanceId)) {
+        void this.ssh.forgetInstance(e.instanceId).catch(() => undefined);
+      }
+    });
   }
 
   /** Fleets whose runner could not start, with the reason (no secrets). */
@@ -84,6 +91,7 @@ export class JobRuntime {
   /** Stops asking GitLab for jobs; running jobs get `graceMs`, then are stopped hard. */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
+    this.unsubscribe();
     await this.syncing;
     await Promise.all([...this.runners.values()].map((e) => e.runner.stop(graceMs)));
     this.runners.clear();

@@ -22,6 +22,12 @@ export interface SshTarget {
   username: string;
   /** PEM or OpenSSH private key. Never logged. */
   privateKey: string | Buffer;
+  /**
+   * What the host key is pinned under. @default `host:port`. The runtime passes
+   * `<instance id>@host:port`, so a new instance that reuses a removed one's address (common on
+   * AWS) is trusted on its own first contact instead of refused.
+   */
+  pinAs?: string;
 }
 
 export interface SshConnectorOptions {
@@ -38,6 +44,11 @@ export interface SshConnectorOptions {
 
 const PID_MARKER = '__runfleet_pid=';
 
+/** Filled by the channel's `exit` event: the command's exit code, or the signal that ended it. */
+interface ExitRecord {
+  status?: { code: number | null; signal?: string };
+}
+
 export class SshConnector implements Connector {
   readonly description: string;
   private readonly hostPort: string;
@@ -50,8 +61,8 @@ export class SshConnector implements Connector {
     private readonly target: SshTarget,
     private readonly opts: SshConnectorOptions,
   ) {
-    this.hostPort = `${target.host}:${target.port}`;
-    this.description = `ssh ${target.username}@${this.hostPort}`;
+    this.hostPort = target.pinAs ?? `${target.host}:${target.port}`;
+    this.description = `ssh ${target.username}@${target.host}:${target.port}`;
   }
 
   /** Connects now (it happens lazily otherwise); rejects with SSH_CONNECT or SSH_HOSTKEY. */
@@ -135,17 +146,29 @@ export class SshConnector implements Connector {
     });
   }
 
-  private channel(client: Client, command: string): Promise<ClientChannel> {
+  /**
+   * Opens an exec channel. The exit status is recorded by a listener attached in the same tick the
+   * channel arrives: a short command's data, exit-status and close can come in the same TCP read as
+   * the channel confirmation, and ssh2 emits `exit` (a plain event) synchronously, before an
+   * awaiting caller could listen.
+   */
+  private channel(client: Client, command: string): Promise<{ ch: ClientChannel; exit: ExitRecord }> {
     return new Promise((resolve, reject) => {
-      client.exec(command, (err, ch) =>
-        err
-          ? reject(
-              new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${err.message}`, {
-                cause: err,
-              }),
-            )
-          : resolve(ch),
-      );
+      client.exec(command, (err, ch) => {
+        if (err) {
+          reject(
+            new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${err.message}`, {
+              cause: err,
+            }),
+          );
+          return;
+        }
+        const exit: ExitRecord = {};
+        ch.once('exit', (code: number | null, signal?: string) => {
+          exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+        });
+        resolve({ ch, exit });
+      });
     });
   }
 
@@ -158,13 +181,12 @@ export class SshConnector implements Connector {
       .join('');
     const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
     const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; ${env}${cd}${command}`;
-    const ch = await this.channel(client, wrapped);
+    const { ch, exit: exitRecord } = await this.channel(client, wrapped);
 
     return new Promise<ExecResult>((resolve, reject) => {
       let pid: number | undefined;
       let head = Buffer.alloc(0);
       let aborted = false;
-      let exit: { code: number | null; signal?: string } | undefined;
       let killTimer: NodeJS.Timeout | undefined;
 
       const kill = (sig: 'TERM' | 'KILL'): void => {
@@ -207,12 +229,10 @@ export class SshConnector implements Connector {
         if (aborted) kill('TERM');
       });
       ch.stderr.on('data', (chunk: Buffer) => opts.onStderr?.(chunk));
-      ch.on('exit', (code: number | null, signal?: string) => {
-        exit = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
-      });
       ch.on('close', () => {
         if (!this.inFlight.has(fail)) return;
         finish();
+        const exit = exitRecord.status;
         if (exit === undefined && !aborted) {
           reject(
             new FleetError('SSH_CONNECT', `${this.description}: command ended without an exit status`, {
@@ -273,7 +293,7 @@ export class SshConnectorPool {
 
   /** The instance's connector; the target's key is used when a (re)connection is needed. */
   get(target: SshTarget): SshConnector {
-    const key = `${target.username}@${target.host}:${target.port}`;
+    const key = `${target.username}@${target.host}:${target.port}|${target.pinAs ?? ''}`;
     let c = this.connectors.get(key);
     if (!c) {
       c = new SshConnector(target, this.opts);
@@ -283,11 +303,25 @@ export class SshConnectorPool {
   }
 
   /** Closes and forgets the connection to one instance (e.g. when it is removed). */
-  async release(target: Pick<SshTarget, 'host' | 'port' | 'username'>): Promise<void> {
-    const key = `${target.username}@${target.host}:${target.port}`;
+  async release(target: Pick<SshTarget, 'host' | 'port' | 'username' | 'pinAs'>): Promise<void> {
+    const key = `${target.username}@${target.host}:${target.port}|${target.pinAs ?? ''}`;
     const c = this.connectors.get(key);
     this.connectors.delete(key);
     await c?.close();
+  }
+
+  /**
+   * An instance is gone: closes its connections and forgets the host keys pinned for it (targets
+   * pinned `<id>@host:port`), so its address can serve a new instance.
+   */
+  async forgetInstance(id: string): Promise<void> {
+    for (const [key, c] of [...this.connectors]) {
+      const pin = key.slice(key.indexOf('|') + 1);
+      if (!pin.startsWith(`${id}@`)) continue;
+      this.connectors.delete(key);
+      await c.close();
+      await this.opts.knownHosts.forget(pin);
+    }
   }
 
   async close(): Promise<void> {

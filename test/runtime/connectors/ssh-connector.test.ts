@@ -37,6 +37,20 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
     return { ...res, out, err };
   };
 
+  t.test(
+    'pinned per instance: a removed instance is forgotten, so its address can serve a new one',
+    async (t) => {
+      await pool.get(target).exec('true'); // pins host:port
+      const pinAs = `i-old@${sshd.host}:${sshd.port}`;
+      const r = await pool.get({ ...target, pinAs }).exec('true');
+      t.equal(r.exitCode, 0);
+      t.ok(await knownHosts.pinned(pinAs), 'pinned under the instance id');
+      await pool.forgetInstance('i-old');
+      t.equal(await knownHosts.pinned(pinAs), undefined, 'forgotten with the instance');
+      t.ok(await knownHosts.pinned(`${sshd.host}:${sshd.port}`), 'other pins stay');
+    },
+  );
+
   t.test('exec: stdout, stderr, exit code, stdin, env, cwd', async (t) => {
     const r = await run('echo out; echo err >&2; exit 3');
     t.equal(r.exitCode, 3);
