@@ -5,7 +5,7 @@
  * (`apply: auto`) or only its applied one is run (`apply: manual`, awaiting a reviewed apply).
  */
 import type { ConfigIssue, LoadResult } from '../config/index.js';
-import type { DesiredFleet } from '../model/fleet.js';
+import type { DesiredFleet, Fleet } from '../model/fleet.js';
 import type { AppliedFleet } from '../model/observed.js';
 import { diffSpecs } from '../plan/index.js';
 
@@ -35,6 +35,11 @@ export interface ConfigView {
   /** Fleets whose configuration changes the daemon must not apply (manual, held). */
   capacityOnly: Set<string>;
   errors: ConfigIssue[];
+}
+
+/** The definitions `view` plans with, by fleet name. */
+export function specsByName(view: ConfigView): Map<string, Fleet> {
+  return new Map(view.desired.map((d) => [d.spec.name, d.spec]));
 }
 
 /** Applied fleets that no file defines are shown with this source. */

@@ -15,28 +15,17 @@ import type { Fleet } from '../model/fleet.js';
 import type { Demand, LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
 import type { CapacityPlan, FleetPlan, Plan, RemovalReason } from '../model/plan.js';
 import { planFleets } from '../plan/index.js';
-import type { ProviderRegistry } from '../providers/registry.js';
-import type { LedgerWriter } from '../runtime/slots/ledger-writer.js';
-import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
-import type { StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
 import { hashOf } from '../util/hash.js';
-import type { ConfigView } from './fleet-config.js';
+import { specsByName, type ConfigView } from './fleet-config.js';
 import { syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
-import type { Logger } from './logger.js';
 import type { DaemonMetrics } from './metrics.js';
 import { CreationThrottle, type ReadinessBackoff } from './readiness.js';
 
 export type PassTrigger = 'start' | 'tick' | 'demand' | 'config' | 'readiness' | 'retry' | 'shutdown';
 
-export interface ReconcileDeps {
-  store: StateStore;
-  ledger: LedgerWriter;
-  providers: ProviderRegistry;
-  slots: SlotScheduler;
-  clock: Clock;
-  logger: Logger;
+/** The instance-keeping collaborators (as for `syncInstances`), plus the pass's own. */
+export interface ReconcileDeps extends Omit<SyncDeps, 'onGone'> {
   metrics: DaemonMetrics;
   backoff: ReadinessBackoff;
   /** A demand-triggered pass reuses a provider observation younger than this. */
@@ -71,7 +60,7 @@ export class Reconciler {
   async pass(view: ConfigView, trigger: PassTrigger, shuttingDown: boolean): Promise<PassOutcome> {
     const { deps } = this;
     const now = deps.clock.now();
-    const specs = new Map<string, Fleet>(view.desired.map((d) => [d.spec.name, d.spec]));
+    const specs = specsByName(view);
     const applied = await deps.store.listFleets();
     const everySpec = new Map<string, Fleet>(applied.map((a) => [a.name, a.spec]));
     for (const [name, spec] of specs) everySpec.set(name, spec);
@@ -119,12 +108,7 @@ export class Reconciler {
   private syncDeps(): SyncDeps {
     const { deps } = this;
     return {
-      store: deps.store,
-      ledger: deps.ledger,
-      providers: deps.providers,
-      slots: deps.slots,
-      clock: deps.clock,
-      logger: deps.logger,
+      ...deps,
       onGone: (fleet, row) =>
         deps.metrics.lived(fleet, (deps.clock.now().getTime() - Date.parse(row.created_at)) / 1000),
     };

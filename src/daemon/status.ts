@@ -2,7 +2,7 @@
  * The status report `runfleet status` prints: from the running daemon (`GET /v1/status`), which
  * knows slots and readiness, or, with no daemon, from the store alone. Plain JSON.
  */
-import type { Fleet } from '../model/fleet.js';
+import type { Fleet, PolicySpec } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { LedgerInstance } from '../model/observed.js';
 import { policyAt } from '../plan/index.js';
@@ -12,15 +12,13 @@ import type { Clock } from '../util/clock.js';
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
-export interface PolicyStatus {
+/** The policy in force, with the fields of the fleet's policy that status shows. */
+export interface PolicyStatus extends Pick<
+  PolicySpec,
+  'periods' | 'timezone' | 'idle_count' | 'idle_time' | 'scale_factor' | 'scale_factor_limit'
+> {
   /** Position in the fleet's policy list; -1 when no period matches (idle_count 0). */
   index: number;
-  periods: string[];
-  timezone: string;
-  idle_count: number;
-  idle_time: string;
-  scale_factor: number;
-  scale_factor_limit: number;
 }
 
 export interface InstanceStatus {

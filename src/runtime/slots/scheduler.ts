@@ -12,14 +12,36 @@
  *   never be acquired afterwards (the claim is synchronous, so no job can slip in between).
  * - An instance reaching `max_use_count` (jobs running on it included) takes no new job and is
  *   drained when its last job ends.
+ *
+ * This class decides when things happen (events, ledger writes, dispatch); the per-fleet
+ * bookkeeping is in `fleet-slots.ts`, the waiting jobs in `wait-queue.ts`, the read-only views in
+ * `slot-views.ts` and the event fan-out in `slot-events.ts`.
  */
+import type { Logger } from '../../daemon/logger.js';
+import { silentLogger } from '../../daemon/logger.js';
+import type { Timers } from '../../daemon/timers.js';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Demand } from '../../model/observed.js';
 import type { Clock } from '../../util/clock.js';
-import type { Logger } from '../../daemon/logger.js';
-import { silentLogger } from '../../daemon/logger.js';
-import type { TimerHandle, Timers } from '../../daemon/timers.js';
+import {
+  acquiredIn,
+  acquiredOn,
+  countOperation,
+  dropReservation,
+  exhausted,
+  freeSlots,
+  instanceForNextJob,
+  newFleetSlots,
+  resizeSlots,
+  trimReservations,
+  type FleetSlots,
+  type MutableAcquisition,
+  type MutableReservation,
+  type SlotInstance,
+} from './fleet-slots.js';
 import type { LedgerWriter } from './ledger-writer.js';
+import { SlotEvents } from './slot-events.js';
+import { countsOf, demandOf, instanceViewsOf } from './slot-views.js';
 import type {
   Acquisition,
   DemandSource,
@@ -27,12 +49,11 @@ import type {
   ReleaseOptions,
   Reservation,
   SlotCounts,
-  SlotEvent,
-  SlotEventKind,
   SlotInstanceView,
   SlotListener,
   UnavailableReason,
 } from './types.js';
+import { acquireTimeoutError, type Waiter } from './wait-queue.js';
 
 export interface SlotSchedulerOptions {
   ledger: LedgerWriter;
@@ -41,63 +62,17 @@ export interface SlotSchedulerOptions {
   logger?: Logger;
 }
 
-interface SlotInstance {
-  id: string;
-  useCount: number;
-  /** One entry per slot; the acquisition holding it, if any. */
-  slots: (MutableAcquisition | undefined)[];
-  unavailable?: UnavailableReason;
-}
-
-interface MutableAcquisition {
-  id: number;
-  fleet: string;
-  instanceId: string;
-  slot: number;
-  acquiredAt: string;
-  lost: boolean;
-  released: boolean;
-}
-
-interface MutableReservation {
-  id: number;
-  fleet: string;
-  valid: boolean;
-}
-
-interface Waiter {
-  fleet: string;
-  resolve: (a: Acquisition) => void;
-  reject: (e: Error) => void;
-  timer: TimerHandle;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
-}
-
-interface FleetSlots {
-  name: string;
-  settings: FleetSlotSettings;
-  instances: Map<string, SlotInstance>;
-  reservations: MutableReservation[];
-  waiters: Waiter[];
-  /** No reserve/acquire: the fleet is being deleted. */
-  closed: boolean;
-  /** taskscaler-style operation counters (`fleeting_taskscaler_task_operations_total`). */
-  operations: Map<string, number>;
-}
-
-const NO_DEMAND: Demand = { acquired: 0, reserved: 0, pending: 0 };
-
 export class SlotScheduler implements DemandSource {
   private readonly fleets = new Map<string, FleetSlots>();
-  private readonly listeners = new Set<SlotListener>();
   private readonly logger: Logger;
+  private readonly events: SlotEvents;
   private accepting = true;
   private nextId = 1;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: SlotSchedulerOptions) {
     this.logger = opts.logger ?? silentLogger;
+    this.events = new SlotEvents(this.logger);
   }
 
   // ---- configuration, driven by the daemon ----
@@ -108,18 +83,10 @@ export class SlotScheduler implements DemandSource {
     if (f) {
       f.settings = settings;
       for (const inst of f.instances.values()) resizeSlots(inst, settings.capacityPerInstance);
-      this.trimReservations(f);
+      trimReservations(f, this.accepting);
       this.dispatch(f);
     } else {
-      this.fleets.set(fleet, {
-        name: fleet,
-        settings,
-        instances: new Map(),
-        reservations: [],
-        waiters: [],
-        closed: false,
-        operations: new Map(),
-      });
+      this.fleets.set(fleet, newFleetSlots(fleet, settings));
     }
   }
 
@@ -129,9 +96,9 @@ export class SlotScheduler implements DemandSource {
     if (!f || f.closed) return;
     f.closed = true;
     for (const inst of f.instances.values()) inst.unavailable ??= 'fleet_deleted';
-    this.trimReservations(f);
-    this.refuseWaiters(f, `fleet ${fleet} is being removed`);
-    this.emit(fleet, 'instance');
+    trimReservations(f, this.accepting);
+    f.waiters.refuseAll(`fleet ${fleet} is being removed`);
+    this.events.emit(fleet, 'instance');
   }
 
   /** Forgets a fleet once it has no instances left. */
@@ -152,7 +119,7 @@ export class SlotScheduler implements DemandSource {
     resizeSlots(inst, f.settings.capacityPerInstance);
     if (f.closed) inst.unavailable = 'fleet_deleted';
     f.instances.set(id, inst);
-    this.emit(fleet, 'instance', id);
+    this.events.emit(fleet, 'instance', id);
     this.dispatch(f);
   }
 
@@ -166,8 +133,8 @@ export class SlotScheduler implements DemandSource {
     const inst = f?.instances.get(id);
     if (!f || !inst || inst.unavailable) return;
     inst.unavailable = reason;
-    this.trimReservations(f);
-    this.emit(fleet, 'instance', id);
+    trimReservations(f, this.accepting);
+    this.events.emit(fleet, 'instance', id);
   }
 
   /**
@@ -189,8 +156,8 @@ export class SlotScheduler implements DemandSource {
       inst.unavailable ??= reason;
       claimed.push(id);
     }
-    this.trimReservations(f);
-    if (claimed.length > 0) this.emit(fleet, 'instance');
+    trimReservations(f, this.accepting);
+    if (claimed.length > 0) this.events.emit(fleet, 'instance');
     return claimed;
   }
 
@@ -201,8 +168,8 @@ export class SlotScheduler implements DemandSource {
     if (!f || !inst) return;
     for (const a of inst.slots) if (a) a.lost = true;
     f.instances.delete(id);
-    this.trimReservations(f);
-    this.emit(fleet, 'instance', id);
+    trimReservations(f, this.accepting);
+    this.events.emit(fleet, 'instance', id);
     this.notifyIfIdle();
   }
 
@@ -213,8 +180,8 @@ export class SlotScheduler implements DemandSource {
     for (const [name, f] of this.fleets) {
       for (const r of f.reservations) r.valid = false;
       f.reservations = [];
-      this.refuseWaiters(f, 'runfleet is shutting down');
-      this.emit(name, 'revoke');
+      f.waiters.refuseAll('runfleet is shutting down');
+      this.events.emit(name, 'revoke');
     }
   }
 
@@ -229,13 +196,13 @@ export class SlotScheduler implements DemandSource {
     if (!f || f.closed || !this.accepting) return undefined;
     if (f.reservations.length >= freeSlots(f)) {
       const atMax = f.settings.maxInstances > 0 && f.instances.size >= f.settings.maxInstances;
-      count(f, atMax ? 'reserve_iop_capacity_failure' : 'reserve_available_capacity_failure');
+      countOperation(f, atMax ? 'reserve_iop_capacity_failure' : 'reserve_available_capacity_failure');
       return undefined;
     }
     const r: MutableReservation = { id: this.nextId++, fleet, valid: true };
     f.reservations.push(r);
-    count(f, 'reserve');
-    this.emit(fleet, 'reserve');
+    countOperation(f, 'reserve');
+    this.events.emit(fleet, 'reserve');
     return r;
   }
 
@@ -243,9 +210,9 @@ export class SlotScheduler implements DemandSource {
   unreserve(reservation: Reservation): void {
     const f = this.fleets.get(reservation.fleet);
     if (!f || !reservation.valid) return;
-    this.dropReservation(f, reservation);
-    count(f, 'unreserve');
-    this.emit(reservation.fleet, 'unreserve');
+    dropReservation(f, reservation as MutableReservation);
+    countOperation(f, 'unreserve');
+    this.events.emit(reservation.fleet, 'unreserve');
   }
 
   /**
@@ -264,45 +231,29 @@ export class SlotScheduler implements DemandSource {
         }),
       );
     }
-    if (typeof target !== 'string' && target.valid) this.dropReservation(f, target);
+    if (typeof target !== 'string' && target.valid) dropReservation(f, target as MutableReservation);
     signal?.throwIfAborted();
     const now = this.take(f);
     if (now) {
-      count(f, 'acquire');
-      this.emit(fleet, 'acquire', now.instanceId);
+      countOperation(f, 'acquire');
+      this.events.emit(fleet, 'acquire', now.instanceId);
       return Promise.resolve(now);
     }
-    return new Promise<Acquisition>((resolve, reject) => {
-      const waiter: Waiter = {
-        fleet,
-        resolve,
-        reject,
-        signal,
-        timer: this.opts.timers.after(f.settings.acquireTimeoutMs, () => {
-          this.removeWaiter(f, waiter);
-          count(f, 'acquire_timeout');
-          this.emit(fleet, 'timeout');
-          reject(
-            new FleetError(
-              ErrorCode.PROVIDER,
-              `no slot on a ready instance of fleet ${fleet} within ${f.settings.acquireTimeoutMs} ms`,
-              {
-                hint: 'instances are slow to become ready or max_instances is reached; see runfleet status',
-                retryable: true,
-              },
-            ),
-          );
-        }),
-        onAbort: () => {
-          this.removeWaiter(f, waiter);
-          this.emit(fleet, 'pending');
-          reject(signal?.reason as Error);
-        },
-      };
-      signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      f.waiters.push(waiter);
-      count(f, 'pending');
-      this.emit(fleet, 'pending');
+    return f.waiters.wait({
+      fleet,
+      timers: this.opts.timers,
+      timeoutMs: f.settings.acquireTimeoutMs,
+      signal,
+      onQueued: () => {
+        countOperation(f, 'pending');
+        this.events.emit(fleet, 'pending');
+      },
+      onTimeout: () => {
+        countOperation(f, 'acquire_timeout');
+        this.events.emit(fleet, 'timeout');
+        return acquireTimeoutError(fleet, f.settings.acquireTimeoutMs);
+      },
+      onAbort: () => this.events.emit(fleet, 'pending'),
     });
   }
 
@@ -318,9 +269,9 @@ export class SlotScheduler implements DemandSource {
     const inst = f?.instances.get(a.instanceId);
     const now = this.opts.clock.now().toISOString();
     if (!f) return;
-    count(f, opts.failed ? 'release_failed' : 'release');
+    countOperation(f, opts.failed ? 'release_failed' : 'release');
     if (!inst || a.lost) {
-      this.emit(a.fleet, 'release', a.instanceId);
+      this.events.emit(a.fleet, 'release', a.instanceId);
       this.notifyIfIdle();
       return;
     }
@@ -331,7 +282,7 @@ export class SlotScheduler implements DemandSource {
     const useCount = inst.useCount;
     const held = acquiredOn(inst);
     const drain = inst.unavailable;
-    this.trimReservations(f);
+    trimReservations(f, this.accepting);
     this.dispatch(f);
     this.notifyIfIdle();
     // The event goes out once the ledger holds the new use count and drain: the pass it triggers
@@ -347,54 +298,22 @@ export class SlotScheduler implements DemandSource {
         ...(drain ? { drain_reason: drain } : {}),
       }));
     } finally {
-      this.emit(a.fleet, 'release', a.instanceId);
+      this.events.emit(a.fleet, 'release', a.instanceId);
     }
   }
 
   // ---- views ----
 
   demand(fleet: string): Demand {
-    const f = this.fleets.get(fleet);
-    if (!f) return { ...NO_DEMAND };
-    let acquired = 0;
-    for (const inst of f.instances.values()) acquired += acquiredOn(inst);
-    return { acquired, reserved: f.reservations.length, pending: f.waiters.length };
+    return demandOf(this.fleets.get(fleet));
   }
 
   counts(fleet: string): SlotCounts {
-    const c: SlotCounts = { idle: 0, reserved: 0, acquired: 0, pending: 0, unavailable: 0, unhealthy: 0 };
-    const f = this.fleets.get(fleet);
-    if (!f) return c;
-    for (const inst of f.instances.values()) {
-      const held = acquiredOn(inst);
-      c.acquired += held;
-      const free = inst.slots.length - held;
-      if (inst.unavailable === 'unhealthy') c.unhealthy += free;
-      else if (inst.unavailable) c.unavailable += free;
-      else c.idle += slotsFree(inst, f.settings);
-    }
-    c.reserved = f.reservations.length;
-    c.idle = Math.max(0, c.idle - c.reserved);
-    c.pending = f.waiters.length;
-    return c;
+    return countsOf(this.fleets.get(fleet));
   }
 
   instances(fleet: string): SlotInstanceView[] {
-    const f = this.fleets.get(fleet);
-    if (!f) return [];
-    return [...f.instances.values()]
-      .map((inst) => {
-        const view: SlotInstanceView = {
-          id: inst.id,
-          available: !inst.unavailable,
-          useCount: inst.useCount,
-          acquired: acquiredOn(inst),
-          slots: inst.slots.flatMap((a, i) => (a ? [i] : [])),
-        };
-        if (inst.unavailable) view.reason = inst.unavailable;
-        return view;
-      })
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return instanceViewsOf(this.fleets.get(fleet));
   }
 
   operations(fleet: string): ReadonlyMap<string, number> {
@@ -409,7 +328,7 @@ export class SlotScheduler implements DemandSource {
   /** Running jobs across all fleets. */
   activeAcquisitions(): number {
     let n = 0;
-    for (const f of this.fleets.values()) for (const inst of f.instances.values()) n += acquiredOn(inst);
+    for (const f of this.fleets.values()) n += acquiredIn(f);
     return n;
   }
 
@@ -420,19 +339,13 @@ export class SlotScheduler implements DemandSource {
   }
 
   subscribe(listener: SlotListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.events.subscribe(listener);
   }
 
   // ---- internals ----
 
   private take(f: FleetSlots): Acquisition | undefined {
-    // Pack jobs onto the busiest instance, so the others go idle and can be scaled in.
-    let best: SlotInstance | undefined;
-    for (const inst of f.instances.values()) {
-      if (slotsFree(inst, f.settings) <= 0) continue;
-      if (!best || compareForPacking(inst, best) < 0) best = inst;
-    }
+    const best = instanceForNextJob(f);
     if (!best) return undefined;
     const slot = best.slots.findIndex((s) => s === undefined);
     const a: MutableAcquisition = {
@@ -457,99 +370,15 @@ export class SlotScheduler implements DemandSource {
     while (f.waiters.length > 0 && this.accepting && !f.closed) {
       const a = this.take(f);
       if (!a) return;
-      const waiter = f.waiters.shift() as Waiter;
-      waiter.timer.cancel();
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      count(f, 'acquire');
-      this.emit(waiter.fleet, 'acquire', a.instanceId);
+      const waiter = f.waiters.next() as Waiter;
+      countOperation(f, 'acquire');
+      this.events.emit(waiter.fleet, 'acquire', a.instanceId);
       waiter.resolve(a);
     }
-  }
-
-  private dropReservation(f: FleetSlots, r: Reservation): void {
-    const i = f.reservations.findIndex((x) => x.id === r.id);
-    if (i >= 0) f.reservations.splice(i, 1);
-    (r as MutableReservation).valid = false;
-  }
-
-  /** Never more reservations than idle slots: the oldest surplus ones are revoked. */
-  private trimReservations(f: FleetSlots): void {
-    const limit = this.accepting && !f.closed ? freeSlots(f) : 0;
-    while (f.reservations.length > limit) {
-      const r = f.reservations.shift() as MutableReservation;
-      r.valid = false;
-      count(f, 'reservation_revoked');
-    }
-  }
-
-  private refuseWaiters(f: FleetSlots, why: string): void {
-    for (const w of f.waiters.splice(0)) {
-      w.timer.cancel();
-      w.signal?.removeEventListener('abort', w.onAbort);
-      w.reject(new FleetError(ErrorCode.APPLY_ABORTED, why));
-    }
-  }
-
-  private removeWaiter(f: FleetSlots, w: Waiter): void {
-    const i = f.waiters.indexOf(w);
-    if (i >= 0) f.waiters.splice(i, 1);
-    w.timer.cancel();
-    w.signal?.removeEventListener('abort', w.onAbort);
   }
 
   private notifyIfIdle(): void {
     if (this.idleWaiters.length === 0 || this.activeAcquisitions() > 0) return;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
-
-  private emit(fleet: string, kind: SlotEventKind, instanceId?: string): void {
-    const event: SlotEvent = instanceId === undefined ? { fleet, kind } : { fleet, kind, instanceId };
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch (e) {
-        this.logger.error('slot listener failed', { fleet, error: String(e) });
-      }
-    }
-  }
-}
-
-function resizeSlots(inst: SlotInstance, capacity: number): void {
-  const cap = Math.max(1, capacity);
-  // Shrinking keeps slots still held by jobs; they disappear once released.
-  while (inst.slots.length < cap) inst.slots.push(undefined);
-  while (inst.slots.length > cap && inst.slots[inst.slots.length - 1] === undefined) inst.slots.pop();
-}
-
-function acquiredOn(inst: SlotInstance): number {
-  let n = 0;
-  for (const s of inst.slots) if (s) n++;
-  return n;
-}
-
-function exhausted(inst: SlotInstance, s: FleetSlotSettings): boolean {
-  return s.maxUseCount > 0 && inst.useCount >= s.maxUseCount;
-}
-
-/** Slots a new job may take: running jobs count toward max_use_count already. */
-function slotsFree(inst: SlotInstance, s: FleetSlotSettings): number {
-  if (inst.unavailable) return 0;
-  const held = acquiredOn(inst);
-  const bySlots = Math.max(0, inst.slots.length - held);
-  if (s.maxUseCount <= 0) return bySlots;
-  return Math.max(0, Math.min(bySlots, s.maxUseCount - inst.useCount - held));
-}
-
-function freeSlots(f: FleetSlots): number {
-  let n = 0;
-  for (const inst of f.instances.values()) n += slotsFree(inst, f.settings);
-  return n;
-}
-
-function compareForPacking(a: SlotInstance, b: SlotInstance): number {
-  return acquiredOn(b) - acquiredOn(a) || b.useCount - a.useCount || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
-
-function count(f: FleetSlots, operation: string): void {
-  f.operations.set(operation, (f.operations.get(operation) ?? 0) + 1);
 }

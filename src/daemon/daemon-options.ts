@@ -1,0 +1,83 @@
+/**
+ * What the daemon is built from: `DaemonOptions` (every collaborator injected, most with a
+ * default) and the timing settings resolved from them.
+ */
+import { hostname } from 'node:os';
+import type { LoadResult } from '../config/index.js';
+import type { Fleet } from '../model/fleet.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { SlotScheduler } from '../runtime/slots/scheduler.js';
+import type { LockInfo, StateStore } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import { hashOf } from '../util/hash.js';
+import type { Logger } from './logger.js';
+import type { BackoffOptions, ReadinessProbe } from './readiness.js';
+import type { Timers } from './timers.js';
+
+export interface DaemonOptions {
+  store: StateStore;
+  providers: ProviderRegistry;
+  /** Reads the fleets directory (`() => loadFleets(dir)`). */
+  loadConfig: () => Promise<LoadResult>;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default systemTimers */
+  timers?: Timers;
+  /** @default silentLogger */
+  logger?: Logger;
+  /** Runs instance_ready_command. @default localReadinessProbe */
+  probe?: ReadinessProbe;
+  /** Observe interval when nothing is in motion. @default 60_000 */
+  intervalMs?: number;
+  /** Observe interval while instances are creating, being probed or deleting. @default 2_000 */
+  expectingIntervalMs?: number;
+  /** How long a job waits for a slot (GitLab's instance_acquire_timeout). @default 900_000 */
+  acquireTimeoutMs?: number;
+  /** How long a new instance may take to pass its heartbeat and ready command. @default 600_000 */
+  readyTimeoutMs?: number;
+  /** How long `stop` waits for running jobs. @default 600_000 */
+  shutdownGraceMs?: number;
+  /** Pauses after readiness failures. @default base 10 s, max 10 min */
+  backoff?: BackoffOptions;
+  /** A demand-triggered pass reuses a provider observation younger than this. @default 5_000 */
+  observeMaxAgeMs?: number;
+  /** Who the state lock names. @default `user@host pid N` */
+  lockHolder?: string;
+  /** Whether the holder of a `watch` lock still runs. @default checks the pid on this host */
+  isLockHolderAlive?: (lock: LockInfo) => boolean;
+  /** `system_id` label of GitLab-compatible metrics. @default derived from the host name */
+  systemId?: string;
+  /** Shares a scheduler with the job runtime; one is created when absent. */
+  slots?: SlotScheduler;
+  /**
+   * Told the fleet definitions in force after every pass (the job runtime starts, updates and
+   * stops its GitLab runners from them). Must not throw.
+   */
+  onFleets?: (fleets: Fleet[]) => unknown;
+}
+
+const DEFAULTS = {
+  intervalMs: 60_000,
+  expectingIntervalMs: 2_000,
+  acquireTimeoutMs: 900_000,
+  readyTimeoutMs: 600_000,
+  shutdownGraceMs: 600_000,
+  observeMaxAgeMs: 5_000,
+};
+
+/** The daemon's intervals and timeouts, defaults filled in. */
+export type DaemonSettings = typeof DEFAULTS;
+
+export function resolveSettings(opts: DaemonOptions): DaemonSettings {
+  const settings = { ...DEFAULTS };
+  for (const key of Object.keys(DEFAULTS) as (keyof DaemonSettings)[]) {
+    const v = opts[key];
+    if (v !== undefined) settings[key] = v;
+  }
+  return settings;
+}
+
+/** The default `system_id`: stable for this host, and not the host name itself. */
+export function defaultSystemId(): string {
+  return `s_${hashOf(hostname()).slice(0, 12)}`;
+}
