@@ -77,6 +77,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     intervalMs: m.intervalMs,
     shutdownGraceMs: m.graceMs,
     probe: (...args) => late.runtime!.probe(...args),
+    runnerStatus: (fleet) => late.runtime?.status(fleet),
     onFleets: (fleets) => {
       ctx.track(fleets);
       return late.runtime?.sync(fleets);

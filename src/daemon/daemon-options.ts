@@ -1,3 +1,4 @@
+import type { RunnerStatus } from './status.js';
 /**
  * What the daemon is built from: `DaemonOptions` (every collaborator injected, most with a
  * default) and the timing settings resolved from them.
@@ -54,6 +55,8 @@ export interface DaemonOptions {
    * stops its GitLab runners from them). Must not throw.
    */
   onFleets?: (fleets: Fleet[]) => unknown;
+  /** The job runtime's view of a fleet's GitLab runner, for `status`. */
+  runnerStatus?: (fleet: string) => RunnerStatus | undefined;
 }
 
 const DEFAULTS = {

@@ -203,7 +203,7 @@ export class Daemon {
   async status(): Promise<StatusReport> {
     const ledger = await this.opts.store.listInstances();
     const lastPassAt = this.passes.lastPassAt;
-    return buildStatus({
+    const report = buildStatus({
       view: this.passes.view,
       ledger,
       last: this.passes.last,
@@ -218,6 +218,11 @@ export class Daemon {
         ...(lastPassAt ? { last_pass_at: lastPassAt.toISOString() } : {}),
       },
     });
+    for (const fleet of report.fleets) {
+      const runner = this.opts.runnerStatus?.(fleet.name);
+      if (runner) fleet.runner = runner;
+    }
+    return report;
   }
 
   async metricsText(): Promise<string> {

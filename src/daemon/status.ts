@@ -54,6 +54,17 @@ export interface FleetStatus {
   pending_changes: number;
   /** ISO time until which new instances are held back after readiness failures. */
   backoff_until?: string;
+  /** The fleet's GitLab runner in the job runtime (fleets with a `gitlab` block, daemon only). */
+  runner?: RunnerStatus;
+}
+
+export interface RunnerStatus {
+  /** `failing`: the runner could not start (token missing or refused) and is retried. */
+  state: 'running' | 'failing';
+  /** Jobs running now. */
+  jobs: number;
+  /** Why it is failing; never contains a secret. */
+  error?: string;
 }
 
 export interface StatusReport {

@@ -11,6 +11,7 @@ import type { Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../daemon/logger.js';
+import type { RunnerStatus } from '../daemon/status.js';
 import { KnownHostsFile } from './connectors/known-hosts.js';
 import { SshConnectorPool } from './connectors/ssh-connector.js';
 import { FleetJobRunner } from './fleet-runner.js';
@@ -71,6 +72,14 @@ export class JobRuntime {
         void this.ssh.forgetInstance(e.instanceId).catch(() => undefined);
       }
     });
+  }
+
+  /** A fleet's runner for `runfleet status`; undefined for fleets without a `gitlab` block. */
+  status(fleet: string): RunnerStatus | undefined {
+    const entry = this.runners.get(fleet);
+    if (entry) return { state: 'running', jobs: entry.runner.runningJobs };
+    const failed = this.failures.get(fleet);
+    return failed ? { state: 'failing', jobs: 0, error: failed.error } : undefined;
   }
 
   /** Fleets whose runner could not start, with the reason (no secrets). */

@@ -93,6 +93,10 @@ function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[]
         `unavailable ${c.unavailable}, unhealthy ${c.unhealthy}`,
     );
   }
+  if (f.runner?.state === 'running') out.push(`  gitlab runner: requesting jobs, ${f.runner.jobs} running`);
+  if (f.runner?.state === 'failing') {
+    out.push(style.red(`  gitlab runner: not running (retrying): ${f.runner.error ?? 'unknown error'}`));
+  }
   if (f.pending_changes > 0) {
     out.push(
       style.yellow(`  ${f.pending_changes} change(s) in the file await a reviewed apply (apply: manual)`),

@@ -1,0 +1,71 @@
+/**
+ * JobRuntime keeps one GitLab runner per fleet with a `gitlab` block: a missing or refused token
+ * is reported (without the token) and retried, never thrown; a fixed token starts the runner.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { startCoordinator } from '../../src/devtools/coordinator/server.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { systemTimers } from '../../src/daemon/timers.js';
+import { createLocalProvider } from '../../src/providers/local/index.js';
+import { ProviderRegistry } from '../../src/providers/registry.js';
+import { JobRuntime } from '../../src/runtime/job-runtime.js';
+import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
+import { openSqliteStore } from '../../src/store/index.js';
+import { fixedClock } from '../../src/util/clock.js';
+import { fleetSpec } from '../helpers/fake-state.js';
+
+const TOKEN = 'glrt-jobruntimetest00000';
+
+t.test('a missing or refused token is reported and retried; a good one starts the runner', async (t) => {
+  const dir = t.testdir({});
+  const store = await openSqliteStore(':memory:');
+  t.teardown(() => store.close());
+  const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
+  t.teardown(() => coordinator.close());
+  const clock = fixedClock('2026-11-27T12:00:00Z');
+  const env: NodeJS.ProcessEnv = {};
+  const scheduler = new SlotScheduler({ ledger: new LedgerWriter(store), clock, timers: systemTimers });
+  const runtime = new JobRuntime({
+    scheduler,
+    providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
+    stateDir: dir,
+    clock,
+    logger: silentLogger,
+    version: 'test',
+    env,
+    checkIntervalMs: 20,
+  });
+  t.teardown(() => runtime.stop(0));
+  const fleet = fleetSpec({
+    name: 'ci',
+    executor: 'instance',
+    docker: null,
+    gitlab: { url: coordinator.url, token: { env: 'CI_RUNNER_TOKEN' } },
+  });
+
+  await runtime.sync([fleet]);
+  t.match(runtime.status('ci'), { state: 'failing', error: /CI_RUNNER_TOKEN is not set/ });
+
+  env.CI_RUNNER_TOKEN = 'glrt-notthetoken000000000';
+  await runtime.sync([fleet]);
+  t.match(
+    runtime.status('ci'),
+    { state: 'failing', error: /CI_RUNNER_TOKEN is not set/ },
+    'retried only after a pause',
+  );
+  clock.advance(11_000);
+  await runtime.sync([fleet]);
+  const refused = runtime.status('ci');
+  t.equal(refused?.state, 'failing');
+  t.notMatch(refused?.error, /glrt-/, 'the token never shows');
+
+  env.CI_RUNNER_TOKEN = TOKEN;
+  clock.advance(60_000);
+  await runtime.sync([fleet]);
+  t.same(runtime.status('ci'), { state: 'running', jobs: 0 });
+  t.equal(runtime.status('other'), undefined, 'fleets without gitlab have no runner');
+
+  await runtime.sync([]);
+  t.equal(runtime.status('ci'), undefined, 'a removed fleet loses its runner');
+});
