@@ -3,7 +3,6 @@
  * is reported (without the token) and retried, never thrown; a fixed token starts the runner.
  */
 import t from 'tap';
-import { join } from 'node:path';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { systemTimers } from '../../src/daemon/timers.js';
