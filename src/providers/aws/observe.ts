@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import {
   DescribeInstancesCommand,
+  DescribeSpotInstanceRequestsCommand,
   type Filter as Ec2Filter,
   type Instance as Ec2Instance,
 } from '@aws-sdk/client-ec2';
@@ -118,6 +119,47 @@ async function policiesByGroup(ctx: AwsContext, signal?: AbortSignal): Promise<M
   return byGroup;
 }
 
+/** Spot request status codes that mean "this instance gets its 2-minute interruption notice". */
+export const SPOT_INTERRUPTION_CODES = new Set([
+  'marked-for-termination',
+  'marked-for-stop',
+  'marked-for-hibernation',
+]);
+
+/**
+ * Spot instances whose request is marked for interruption: the daemon drains them at once, so no
+ * new job lands on an instance about to be reclaimed. One filtered DescribeSpotInstanceRequests per
+ * 200 spot instances, and none at all for fleets without spot capacity.
+ */
+async function spotInterruptions(
+  ctx: AwsContext,
+  instances: Ec2Instance[],
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  const requestIds = instances.flatMap((i) => (i.SpotInstanceRequestId ? [i.SpotInstanceRequestId] : []));
+  const interrupted = new Set<string>();
+  for (const chunk of chunks(requestIds, EC2_FILTER_VALUES)) {
+    let token: string | undefined;
+    do {
+      const page = await callAws(
+        ctx,
+        'ec2',
+        new DescribeSpotInstanceRequestsCommand({
+          Filters: [{ Name: 'spot-instance-request-id', Values: chunk }],
+          MaxResults: EC2_PAGE_SIZE,
+          NextToken: token,
+        }),
+        { signal },
+      );
+      for (const r of page?.SpotInstanceRequests ?? []) {
+        if (r.InstanceId && SPOT_INTERRUPTION_CODES.has(r.Status?.Code ?? '')) interrupted.add(r.InstanceId);
+      }
+      token = page?.NextToken;
+    } while (token);
+  }
+  return interrupted;
+}
+
 function managerFilter(ctx: AwsContext): Ec2Filter[] {
   return ctx.manager === undefined ? [] : [{ Name: `tag:${RUNFLEET_TAG.manager}`, Values: [ctx.manager] }];
 }
@@ -162,6 +204,7 @@ export async function observeGroups(
   }
 
   const policies = groups.size > 0 ? await policiesByGroup(ctx, signal) : new Map<string, string[]>();
+  const interrupted = await spotInterruptions(ctx, [...ec2ById.values()], signal);
   const now = ctx.clock.now();
   return refs.map((ref) => {
     const g = groups.get(ref.name);
@@ -171,9 +214,11 @@ export async function observeGroups(
     );
     const orphanDiagnostics = orphans.map((i) => orphanInstanceDiagnostic(ref, i));
     if (!g) return { ref, exists: false, settings: {}, instances: [], diagnostics: orphanDiagnostics };
-    const instances = (g.Instances ?? []).map((m) =>
-      observedInstance(m, ec2ById.get(m.InstanceId ?? ''), now),
-    );
+    const instances = (g.Instances ?? []).map((m) => {
+      const inst = observedInstance(m, ec2ById.get(m.InstanceId ?? ''), now);
+      if (interrupted.has(inst.id)) inst.interrupting = true;
+      return inst;
+    });
     for (const i of instances)
       ctx.cache.seen.set(i.id, { state: i.state, healthy: i.healthy ?? true, at: now.getTime() });
     // SetDesiredCapacity returns before the ASG lists the new instances: report the difference as

@@ -4,7 +4,11 @@ import {
   DescribePoliciesCommand,
   type DescribeAutoScalingGroupsCommandInput,
 } from '@aws-sdk/client-auto-scaling';
-import { DescribeInstancesCommand, type DescribeInstancesCommandInput } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeSpotInstanceRequestsCommand,
+  type DescribeInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
 import type { GroupRef } from '../../../src/model/observed.js';
 import { orphanGroups } from '../../../src/providers/aws/index.js';
 import { instanceState } from '../../../src/providers/aws/map.js';
@@ -221,4 +225,59 @@ t.test('an empty observe makes no calls', async (t) => {
   const { asg, ec2, provider } = setup();
   t.same(await provider.observe([]), []);
   t.equal(asg.calls().length + ec2.calls().length, 0);
+});
+
+t.test('a spot instance marked for interruption is reported as interrupting', async (t) => {
+  const { asg, ec2, provider } = setup();
+  asg.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [
+      asgGroup('asg-a', 'a', {
+        DesiredCapacity: 3,
+        Instances: [asgInstance('i-1'), asgInstance('i-2'), asgInstance('i-3')],
+      }),
+    ],
+  });
+  asg.on(DescribePoliciesCommand).resolves({ ScalingPolicies: [] });
+  ec2.on(DescribeInstancesCommand).resolves({
+    Reservations: [
+      {
+        Instances: [
+          ec2Instance('i-1', { fleet: 'a', spotRequest: 'sir-1' }),
+          ec2Instance('i-2', { fleet: 'a', spotRequest: 'sir-2' }),
+          ec2Instance('i-3', { fleet: 'a' }),
+        ],
+      },
+    ],
+  });
+  ec2.on(DescribeSpotInstanceRequestsCommand).resolves({
+    SpotInstanceRequests: [
+      { SpotInstanceRequestId: 'sir-1', InstanceId: 'i-1', Status: { Code: 'marked-for-termination' } },
+      { SpotInstanceRequestId: 'sir-2', InstanceId: 'i-2', Status: { Code: 'fulfilled' } },
+    ],
+  });
+  const [a] = await provider.observe([ref('a')]);
+  t.same(
+    a?.instances.map((i) => [i.id, i.lifecycle, i.interrupting === true]),
+    [
+      ['i-1', 'spot', true],
+      ['i-2', 'spot', false],
+      ['i-3', 'on-demand', false],
+    ],
+  );
+  const calls = ec2.commandCalls(DescribeSpotInstanceRequestsCommand);
+  t.equal(calls.length, 1, 'one filtered call for all spot instances');
+  t.same(calls[0]?.args[0].input.Filters, [{ Name: 'spot-instance-request-id', Values: ['sir-1', 'sir-2'] }]);
+});
+
+t.test('fleets without spot capacity cost no spot request call', async (t) => {
+  const { asg, ec2, provider } = setup();
+  asg.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [asgGroup('asg-a', 'a', { DesiredCapacity: 1, Instances: [asgInstance('i-1')] })],
+  });
+  asg.on(DescribePoliciesCommand).resolves({ ScalingPolicies: [] });
+  ec2
+    .on(DescribeInstancesCommand)
+    .resolves({ Reservations: [{ Instances: [ec2Instance('i-1', { fleet: 'a' })] }] });
+  await provider.observe([ref('a')]);
+  t.equal(ec2.commandCalls(DescribeSpotInstanceRequestsCommand).length, 0);
 });
