@@ -329,6 +329,12 @@ export interface Gitlab {
    */
   url?: string;
   token: SecretRef;
+  /**
+   * Job requests the fleet keeps open at once (GitLab Runner's request_concurrency). In preemptive mode each one holds a reserved idle slot. Defaults to 1.
+   *
+   * @default 1
+   */
+  request_concurrency?: number;
 }
 export interface EnvSecretRef {
   /**

@@ -52,7 +52,11 @@ export function normalizeFleet(written: WrittenFleet): Fleet {
   if (written.instance_ready_command !== undefined)
     fleet.instance_ready_command = written.instance_ready_command;
   if (written.gitlab !== undefined) {
-    fleet.gitlab = { url: written.gitlab.url ?? DEFAULT_GITLAB_URL, token: secretRef(written.gitlab.token) };
+    fleet.gitlab = {
+      url: written.gitlab.url ?? DEFAULT_GITLAB_URL,
+      token: secretRef(written.gitlab.token),
+      request_concurrency: written.gitlab.request_concurrency ?? 1,
+    };
   }
   return fleet;
 }

@@ -93,6 +93,8 @@ export interface PolicySpec {
 export interface GitlabSpec {
   url: string;
   token: SecretRef;
+  /** Job requests kept open at once (GitLab Runner's `request_concurrency`). */
+  request_concurrency: number;
 }
 
 export interface ScaleThrottleSpec {

@@ -71,10 +71,17 @@ export class FleetJobRunner {
   async start(): Promise<void> {
     await this.deps.client.verify(this.polling.signal);
     this.deps.logger.info('runner verified; requesting jobs', { gitlab: this.deps.client.baseUrl });
-    this.loop = this.pollLoop().catch((e: unknown) => {
-      if (!this.polling.signal.aborted)
-        this.deps.logger.error('job loop stopped', { error: (e as Error).message });
-    });
+    // request_concurrency loops, each with at most one open request (GitLab Runner's model).
+    const loops = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
+    this.loop = Promise.all(
+      Array.from({ length: loops }, () =>
+        this.pollLoop().catch((e: unknown) => {
+          if (!this.polling.signal.aborted) {
+            this.deps.logger.error('job loop stopped', { error: (e as Error).message });
+          }
+        }),
+      ),
+    ).then(() => undefined);
   }
 
   /** A reloaded spec (same GitLab URL and token); takes effect for the next job. */

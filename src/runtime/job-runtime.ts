@@ -179,7 +179,8 @@ export class JobRuntime {
   }
 }
 
-/** Runners restart when the GitLab URL or the token reference changes. */
+/** Runners restart when the GitLab URL, the token reference or request_concurrency changes. */
 function keyOf(fleet: Fleet): string {
-  return `${fleet.gitlab?.url ?? ''}|${JSON.stringify(fleet.gitlab?.token ?? null)}|`;
+  const g = fleet.gitlab;
+  return `${g?.url ?? ''}|${JSON.stringify(g?.token ?? null)}|${g?.request_concurrency ?? 1}`;
 }

@@ -93,12 +93,17 @@ t.test('a secret reference stays a reference; gitlab url defaults to gitlab.com'
   t.strictSame(normalizeFleet({ ...minimal, gitlab: { token: { env: 'RUNNER_TOKEN' } } }).gitlab, {
     url: 'https://gitlab.com',
     token: { env: 'RUNNER_TOKEN' },
+    request_concurrency: 1,
   });
   t.strictSame(
-    normalizeFleet({ ...minimal, gitlab: { url: 'http://127.0.0.1:8080', token: { file: '/t' } } }).gitlab,
+    normalizeFleet({
+      ...minimal,
+      gitlab: { url: 'http://127.0.0.1:8080', token: { file: '/t' }, request_concurrency: 4 },
+    }).gitlab,
     {
       url: 'http://127.0.0.1:8080',
       token: { file: '/t' },
+      request_concurrency: 4,
     },
   );
 });

@@ -101,7 +101,12 @@ export function fleetSpec(overrides: FleetOverrides = {}): Fleet {
     };
   }
   if (gitlab !== null) {
-    spec.gitlab = { url: 'https://gitlab.example.com', token: { env: 'RUNFLEET_GITLAB_TOKEN' }, ...gitlab };
+    spec.gitlab = {
+      url: 'https://gitlab.example.com',
+      token: { env: 'RUNFLEET_GITLAB_TOKEN' },
+      request_concurrency: 1,
+      ...gitlab,
+    };
   }
   return spec;
 }

@@ -23,7 +23,7 @@ import { fleetSpec } from '../helpers/fake-state.js';
 
 const TOKEN = 'glrt-fleetrunnertest0000';
 
-async function setup(t: Test, opts: { preemptive: boolean }) {
+async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number }) {
   const dir = t.testdir({});
   const store = await openSqliteStore(join(dir, 'state.db'));
   t.teardown(() => store.close());
@@ -34,6 +34,7 @@ async function setup(t: Test, opts: { preemptive: boolean }) {
     capacity_per_instance: 2,
     max_instances: 2,
     policy: [{ idle_count: opts.preemptive ? 2 : 0, preemptive_mode: opts.preemptive }],
+    gitlab: { request_concurrency: opts.concurrency ?? 1 },
   });
   const provider = createLocalProvider({ stateDir: dir });
   const providers = new ProviderRegistry(() => provider);
@@ -93,36 +94,47 @@ async function setup(t: Test, opts: { preemptive: boolean }) {
   return { coordinator, runner, scheduler, store, instanceId, done };
 }
 
-for (const preemptive of [true, false]) {
-  t.test(`jobs run on the fleet's instance and report back (preemptive ${preemptive})`, async (t) => {
-    const { coordinator, runner, store, instanceId, done } = await setup(t, { preemptive });
-    coordinator.enqueue(
-      exampleJob(101, {
-        script: ['echo "hello from $CI_JOB_NAME"', 'echo "secret is $API_KEY"'],
-        variables: { API_KEY: { value: 's3cr3t-Value-123', masked: true } },
-      }),
-    );
-    coordinator.enqueue(exampleJob(102, { script: ['echo failing', 'exit 7'] }));
-    await runner.start();
-    const ok = await coordinator.waitFor(101, (j) => j.state === 'success' || j.state === 'failed', 20_000);
-    const bad = await coordinator.waitFor(102, (j) => j.state === 'success' || j.state === 'failed', 20_000);
-    await runner.stop(1000);
+for (const [preemptive, concurrency] of [
+  [true, 1],
+  [false, 1],
+  [true, 2],
+] as const) {
+  t.test(
+    `jobs run on the fleet's instance and report back (preemptive ${preemptive}, request_concurrency ${concurrency})`,
+    async (t) => {
+      const { coordinator, runner, store, instanceId, done } = await setup(t, { preemptive, concurrency });
+      coordinator.enqueue(
+        exampleJob(101, {
+          script: ['echo "hello from $CI_JOB_NAME"', 'echo "secret is $API_KEY"'],
+          variables: { API_KEY: { value: 's3cr3t-Value-123', masked: true } },
+        }),
+      );
+      coordinator.enqueue(exampleJob(102, { script: ['echo failing', 'exit 7'] }));
+      await runner.start();
+      const ok = await coordinator.waitFor(101, (j) => j.state === 'success' || j.state === 'failed', 20_000);
+      const bad = await coordinator.waitFor(
+        102,
+        (j) => j.state === 'success' || j.state === 'failed',
+        20_000,
+      );
+      await runner.stop(1000);
 
-    t.equal(ok.state, 'success', ok.log);
-    t.match(ok.log, /hello from job-101/);
-    t.match(ok.log, /secret is \[MASKED\]/);
-    t.notMatch(ok.log, /s3cr3t-Value-123/);
-    t.equal(ok.checksumOk, true, 'the final checksum matches the stored trace');
+      t.equal(ok.state, 'success', ok.log);
+      t.match(ok.log, /hello from job-101/);
+      t.match(ok.log, /secret is \[MASKED\]/);
+      t.notMatch(ok.log, /s3cr3t-Value-123/);
+      t.equal(ok.checksumOk, true, 'the final checksum matches the stored trace');
 
-    t.equal(bad.state, 'failed');
-    t.equal(bad.failure_reason, 'script_failure');
-    t.equal(bad.exit_code, 7);
+      t.equal(bad.state, 'failed');
+      t.equal(bad.failure_reason, 'script_failure');
+      t.equal(bad.exit_code, 7);
 
-    t.same(done.sort(), ['101:success', '102:failed']);
-    const row = await store.getInstance('loop', instanceId);
-    t.equal(row?.use_count, 2, 'each job adds one use');
-    t.equal(row?.acquired, 0);
-  });
+      t.same(done.sort(), ['101:success', '102:failed']);
+      const row = await store.getInstance('loop', instanceId);
+      t.equal(row?.use_count, 2, 'each job adds one use');
+      t.equal(row?.acquired, 0);
+    },
+  );
 }
 
 t.test('a rejected runner token stops start() with a clear error and no token in it', async (t) => {

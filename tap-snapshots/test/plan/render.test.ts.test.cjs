@@ -92,6 +92,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "executor"
         },
         {
+          "new": 1,
+          "path": "gitlab.request_concurrency"
+        },
+        {
           "new": "(sensitive value)",
           "path": "gitlab.token",
           "sensitive": true
@@ -309,6 +313,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "executor"
         },
         {
+          "new": 1,
+          "path": "gitlab.request_concurrency"
+        },
+        {
           "new": "(sensitive value)",
           "path": "gitlab.token",
           "sensitive": true
@@ -432,7 +440,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/gpu.yaml",
         "line": 1
       },
-      "unchanged": 39
+      "unchanged": 40
     },
     {
       "action": "delete",
@@ -518,6 +526,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         {
           "old": "docker",
           "path": "executor"
+        },
+        {
+          "old": 1,
+          "path": "gitlab.request_concurrency"
         },
         {
           "old": "(sensitive value)",
@@ -649,7 +661,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/linux-small.yaml",
         "line": 1
       },
-      "unchanged": 26
+      "unchanged": 27
     },
     {
       "action": "noop",
@@ -669,7 +681,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/quiet.yaml",
         "line": 1
       },
-      "unchanged": 31
+      "unchanged": 32
     },
     {
       "action": "noop",
@@ -695,7 +707,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/scaled.yaml",
         "line": 1
       },
-      "unchanged": 31
+      "unchanged": 32
     }
   ],
   "format": 1,
@@ -736,7 +748,7 @@ exports[`test/plan/render.test.ts > TAP > json: no changes > must match snapshot
         "file": "fleets/steady.yaml",
         "line": 1
       },
-      "unchanged": 31
+      "unchanged": 32
     }
   ],
   "format": 1,
@@ -773,6 +785,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.pull_policy                          = ["if-not-present"]
 +      + docker.volumes                              = []
 +      + executor                                    = "docker"
++      + gitlab.request_concurrency                  = 1
 +      + gitlab.token                                = (sensitive value)
 +      + gitlab.url                                  = "https://gitlab.example.com"
 +      + max_instances                               = 8
@@ -833,6 +846,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.pull_policy               = ["if-not-present"]
 +      + docker.volumes                   = []
 +      + executor                         = "docker"
++      + gitlab.request_concurrency       = 1
 +      + gitlab.token                     = (sensitive value)
 +      + gitlab.url                       = "https://gitlab.example.com"
 +      + max_instances                    = 10
@@ -861,7 +875,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
          name            = "gpu"
          provider.type   = "aws"
 !      ~ provider.region = "eu-west-1" -> "eu-central-1"  # forces replacement
-         # (37 unchanged attributes hidden)
+         # (38 unchanged attributes hidden)
      }
 \`\`\`
 
@@ -888,6 +902,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 -      - docker.pull_policy               = ["if-not-present"] -> null
 -      - docker.volumes                   = [] -> null
 -      - executor                         = "docker" -> null
+-      - gitlab.request_concurrency       = 1 -> null
 -      - gitlab.token                     = (sensitive value) -> null
 -      - gitlab.url                       = "https://gitlab.example.com" -> null
 -      - max_instances                    = 10 -> null
@@ -927,7 +942,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !      ~ gitlab.token              = (sensitive value)
 !      ~ policy[0].idle_count      = 0 -> 2
 !      ~ policy[0].preemptive_mode = false -> true
-         # (24 unchanged attributes hidden)
+         # (25 unchanged attributes hidden)
 
 !      ~ capacity {
 !          ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -945,7 +960,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !  ~ fleet "scaled" {
          name          = "scaled"
          provider.type = "local"
-         # (29 unchanged attributes hidden)
+         # (30 unchanged attributes hidden)
 
 !      ~ capacity {
              instances = 1  # idle_count 1 slot / 1 per instance = 1 instance
@@ -998,6 +1013,7 @@ runfleet will perform the following actions:
       + docker.pull_policy                          = ["if-not-present"]
       + docker.volumes                              = []
       + executor                                    = "docker"
+      + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
       + gitlab.url                                  = "https://gitlab.example.com"
       + max_instances                               = 8
@@ -1052,6 +1068,7 @@ runfleet will perform the following actions:
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
       + executor                         = "docker"
+      + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
       + max_instances                    = 10
@@ -1074,7 +1091,7 @@ runfleet will perform the following actions:
         name            = "gpu"
         provider.type   = "aws"
       ~ provider.region = "eu-west-1" -> "eu-central-1"  # forces replacement
-        # (37 unchanged attributes hidden)
+        # (38 unchanged attributes hidden)
     }
 
   # fleet.legacy will be destroyed
@@ -1095,6 +1112,7 @@ runfleet will perform the following actions:
       - docker.pull_policy               = ["if-not-present"] -> null
       - docker.volumes                   = [] -> null
       - executor                         = "docker" -> null
+      - gitlab.request_concurrency       = 1 -> null
       - gitlab.token                     = (sensitive value) -> null
       - gitlab.url                       = "https://gitlab.example.com" -> null
       - max_instances                    = 10 -> null
@@ -1128,7 +1146,7 @@ runfleet will perform the following actions:
       ~ gitlab.token              = (sensitive value)
       ~ policy[0].idle_count      = 0 -> 2
       ~ policy[0].preemptive_mode = false -> true
-        # (24 unchanged attributes hidden)
+        # (25 unchanged attributes hidden)
 
       ~ capacity {
           ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -1140,7 +1158,7 @@ runfleet will perform the following actions:
   ~ fleet "scaled" {
         name          = "scaled"
         provider.type = "local"
-        # (29 unchanged attributes hidden)
+        # (30 unchanged attributes hidden)
 
       ~ capacity {
             instances = 1  # idle_count 1 slot / 1 per instance = 1 instance

@@ -31,6 +31,7 @@ runfleet will perform the following actions:
       + docker.pull_policy                          = ["if-not-present"]
       + docker.volumes                              = []
       + executor                                    = "docker"
+      + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
       + gitlab.url                                  = "https://gitlab.example.com"
       + max_instances                               = 8
@@ -80,6 +81,7 @@ runfleet will perform the following actions:
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
       + executor                         = "docker"
+      + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
       + max_instances                    = 4
@@ -128,6 +130,7 @@ runfleet will perform the following actions:
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
       + executor                         = "docker"
+      + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
       + max_instances                    = 20

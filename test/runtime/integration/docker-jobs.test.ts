@@ -1,0 +1,87 @@
+/**
+ * The job runtime inside the real manager with the docker executor: a static fleet whose host is
+ * a real sshd, the job containers on a real dockerd reached through that SSH connection
+ * (stream-local forwarding to the instance's Docker socket). One job succeeds in a busybox image
+ * with sources fetched on the host; one names an image that cannot be pulled.
+ */
+import { join } from 'node:path';
+import t from 'tap';
+import { MANAGED_LABEL } from '../../../src/runtime/executors/docker-api.js';
+import { jobProcessesOn, startHarness } from './harness.js';
+import { startDockerd, TEST_IMAGE } from '../../helpers/topology/dockerd.js';
+import { makeBareRepo } from '../../helpers/topology/git-repo.js';
+import { waitFor } from '../../helpers/topology/processes.js';
+import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
+import { startSshd } from '../../helpers/topology/sshd.js';
+
+const FLEET = 'it-docker';
+
+if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git')) {
+  const [dockerd, sshd] = await Promise.all([startDockerd(t), startSshd(t)]);
+  const h = await startHarness(t, {
+    fleetName: FLEET,
+    fleetYaml: [
+      `name: ${FLEET}`,
+      `provider: { type: static, hosts: ['${sshd.host}:${sshd.port}'] }`,
+      'executor: docker',
+      'docker:',
+      `  image: ${TEST_IMAGE}`,
+      '  pull_policy: if-not-present',
+      `  host: unix://${dockerd.socketPath}`,
+      'capacity_per_instance: 2',
+      'max_instances: 1',
+      `connector: { username: root, key_path: ${join(sshd.dir, 'userkey')} }`,
+      'policy:',
+      '  - idle_count: 2',
+      '    idle_time: 10m',
+    ].join('\n'),
+  });
+  await h.readyInstances(1);
+
+  /** Containers the executor made (running or not): none may outlive a job. */
+  const managedContainers = () =>
+    dockerd.cli('ps', '-aq', '--filter', `label=${MANAGED_LABEL}=true`).trim().split('\n').filter(Boolean);
+  const nothingLeft = async () => {
+    const clean = await waitFor(
+      () => managedContainers().length === 0 && jobProcessesOn(sshd).length === 0 && h.acquired() === 0,
+      5000,
+      50,
+    );
+    return { clean, containers: managedContainers(), processes: jobProcessesOn(sshd) };
+  };
+
+  t.test(`success in ${TEST_IMAGE}: sources fetched on the host, the script under sh`, async (t) => {
+    const repo = makeBareRepo(t, { 'README.md': 'hello from the bare repo\n' });
+    h.enqueue(1, {
+      repoUrl: repo.url,
+      sha: repo.sha,
+      ref: repo.ref,
+      script: ['cat README.md', 'echo "image=$CI_JOB_IMAGE"', 'command -v git || echo "no-git:$CI_JOB_ID"'],
+      afterScript: ['echo "after:$CI_JOB_ID:$CI_JOB_STATUS"'],
+    });
+    const job = await h.finished(1, 30_000);
+    t.equal(job.state, 'success', 'the job succeeded', { log: job.log });
+    t.match(job.log, 'hello from the bare repo');
+    t.match(job.log, `image=${TEST_IMAGE}`);
+    t.match(job.log, 'no-git:1', 'the image has no git: get_sources ran outside it');
+    t.match(job.log, 'after:1:success');
+    t.equal(job.checksumOk, true);
+    t.same(await nothingLeft(), { clean: true, containers: [], processes: [] }, 'containers removed');
+  });
+
+  t.test('a missing image fails as image_pull_failure with a message naming it', async (t) => {
+    // A registry on a closed loopback port: the pull fails at once, without leaving the machine.
+    const image = '127.0.0.1:9/runfleet-test/missing:1';
+    h.enqueue(2, { image, script: ['echo "never:$CI_JOB_ID"'] });
+    const job = await h.finished(2, 30_000);
+    t.equal(job.state, 'failed', 'the job failed', { log: job.log });
+    t.equal(job.failure_reason, 'image_pull_failure');
+    t.equal(job.exit_code, undefined);
+    const error = job.log.split('\n').find((l) => l.includes('ERROR: Job failed')) ?? '';
+    t.match(error, image, `the error names the image: ${error.trim()}`);
+    t.match(error, /pull/i, 'and says the pull failed');
+    t.notMatch(job.log, 'never:2');
+    t.equal(job.checksumOk, true);
+    t.same(await nothingLeft(), { clean: true, containers: [], processes: [] }, 'nothing left');
+  });
+}
