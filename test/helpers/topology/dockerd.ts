@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from './processes.js';
+import { waitFor, onProcessEnd } from './processes.js';
 import { findProgram } from './require-or-skip.js';
 import type { Teardownable } from './sshd.js';
 
@@ -88,8 +88,8 @@ export async function startDockerd(t: Teardownable): Promise<Dockerd> {
   );
   // If the test process dies without its teardown (a tap timeout), do not leave dockerd behind.
   const reap = (): void => void child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
+  const unregister = onProcessEnd(reap);
+  child.once('exit', unregister);
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');

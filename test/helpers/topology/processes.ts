@@ -59,3 +59,35 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+const reapers = new Set<() => void>();
+let signalsHooked = false;
+
+/**
+ * Runs `reap` if this test process ends before its teardown: on a normal exit, and also when tap
+ * kills the file on its timeout (SIGTERM/SIGINT, which skip 'exit' handlers by default), so no
+ * sshd or dockerd outlives the test. Returns the unregister function.
+ */
+export function onProcessEnd(reap: () => void): () => void {
+  reapers.add(reap);
+  if (!signalsHooked) {
+    signalsHooked = true;
+    const runAll = () => {
+      for (const fn of [...reapers]) {
+        try {
+          fn();
+        } catch {
+          // keep reaping the others
+        }
+      }
+    };
+    process.once('exit', runAll);
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => {
+        runAll();
+        process.exit(sig === 'SIGTERM' ? 143 : 130);
+      });
+    }
+  }
+  return () => reapers.delete(reap);
+}

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSy
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { descendants, waitFor } from './processes.js';
+import { descendants, waitFor, onProcessEnd } from './processes.js';
 import { findProgram } from './require-or-skip.js';
 
 export interface Teardownable {
@@ -93,8 +93,8 @@ export async function startSshd(t: Teardownable, opts: { host?: string } = {}): 
     child = proc;
     // If the test process dies without its teardown (a tap timeout), do not leave sshd behind.
     const reap = (): void => void proc.kill('SIGKILL');
-    process.once('exit', reap);
-    proc.once('exit', () => process.off('exit', reap));
+    const unregister = onProcessEnd(reap);
+    proc.once('exit', unregister);
     const up = await waitFor(async () => proc.exitCode !== null || (await canConnect(host, port)), 5000, 25);
     if (!up || proc.exitCode !== null) {
       let log = '';
