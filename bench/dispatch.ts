@@ -29,7 +29,6 @@ import { startSshd, type SshdInstance } from '../test/helpers/topology/sshd.js';
 import { fleetSpec } from '../test/helpers/fake-state.js';
 
 const TOKEN = 'glrt-benchdispatch000000';
-process.setMaxListeners(50); // one exit hook per sshd the bench starts
 const teardowns: (() => unknown)[] = [];
 const owner = { teardown: (fn: () => unknown) => void teardowns.push(fn) };
 
