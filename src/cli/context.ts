@@ -28,6 +28,8 @@ export interface Context {
   stateDir: string;
   /** Replaces the fleets providers look connector settings up in (the daemon calls it on reload). */
   track(fleets: Fleet[]): void;
+  /** Loads provider code the fleets need (the AWS SDK) before any of them is used. */
+  ensureProviders(fleets: Pick<Fleet, 'provider'>[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,7 +41,6 @@ export async function openContext(
   opts: GlobalOptions,
   fleets: Fleet[],
   load: {
-    aws?: boolean;
     /** Test seam: builds every fleet's provider instead of the built-in ones (e.g. real sshds). */
     providers?: ProviderBuilder;
   } = {},
@@ -48,8 +49,12 @@ export async function openContext(
   const stateDir = dirname(statePath);
   const clock = systemClock;
   const store = await openSqliteStore(statePath);
-  const needsAws = load.aws === true || fleets.some((f) => f.provider.type === 'aws');
-  const aws = needsAws ? await import('../providers/aws/index.js') : undefined;
+  let aws: typeof import('../providers/aws/index.js') | undefined;
+  const ensureProviders = async (specs: Pick<Fleet, 'provider'>[]) => {
+    if (!aws && specs.some((f) => f.provider.type === 'aws')) aws = await import('../providers/aws/index.js');
+  };
+  // Applied fleets count too: a fleet whose file was removed is still observed and torn down.
+  await ensureProviders([...fleets, ...(await store.listFleets()).map((f) => f.spec)]);
   let local: Provider | undefined;
   // Providers get a fleet's connector settings by group, as connectInfo only receives a GroupRef.
   let byName = new Map(fleets.map((f) => [f.name, f]));
@@ -79,6 +84,7 @@ export async function openContext(
     providers,
     clock,
     stateDir,
+    ensureProviders,
     track: (current) => {
       byName = new Map(current.map((f) => [f.name, f]));
     },

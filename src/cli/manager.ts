@@ -58,11 +58,10 @@ export interface Manager {
 
 export async function startManager(opts: GlobalOptions, m: ManagerOptions): Promise<Manager> {
   const initial = await loadFleets(opts.dir);
-  // A fleet file may switch to AWS while the daemon runs: load the AWS provider up front.
   const ctx = await openContext(
     opts,
     initial.fleets.map((d) => d.spec),
-    { aws: true, providers: m.providers },
+    { providers: m.providers },
   );
   const logger = m.logger;
   // The runtime needs the daemon's scheduler and the daemon calls the runtime: tie the knot late.
@@ -73,7 +72,12 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     clock: ctx.clock,
     timers: systemTimers,
     logger,
-    loadConfig: () => loadFleets(opts.dir),
+    // Provider code a new fleet needs (the AWS SDK) is loaded before the daemon plans with it.
+    loadConfig: async () => {
+      const loaded = await loadFleets(opts.dir);
+      await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
+      return loaded;
+    },
     intervalMs: m.intervalMs,
     shutdownGraceMs: m.graceMs,
     probe: (...args) => late.runtime!.probe(...args),
