@@ -32,6 +32,7 @@ Examples:
   runfleet history                      past applies
   runfleet watch                        run the daemon: converge continuously, reload on edit
   runfleet status                       fleets, instances, slots, policy in force now
+  runfleet demo                         the whole loop with no cloud and no GitLab
 
 Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode only).
 Environment: RUNFLEET_DIR and RUNFLEET_STATE set --dir and --state; NO_COLOR disables colour.`;
@@ -126,9 +127,9 @@ Examples:
   curl -s localhost:9252/metrics                  Prometheus metrics (GitLab fleeting names)
   curl -s -XPOST localhost:9252/v1/fleets/alpha/demand -d '{"jobs":3,"duration_ms":60000}'
                                                   feed synthetic jobs (demo, no GitLab needed)
-While it runs the daemon holds the state lock: \`runfleet apply\` reports LOCKED naming it.
-Manual fleets (apply: manual) keep running on their applied definition; approve a reviewed
-file change with POST /v1/fleets/NAME/approve, or stop the daemon and run runfleet apply.`,
+While it runs the daemon holds the state lock; runfleet apply then goes through it: it shows the
+plan and, once confirmed, approves each apply: manual fleet's reviewed change on the daemon.
+Fleets with a gitlab block get a GitLab runner that takes jobs and runs them on their instances.`,
     )
     .action(async (o: { listen: string; grace: string; interval: string; logLevel: string }) =>
       setExit(
