@@ -40,6 +40,17 @@ export interface ApplyDeps {
   /** Called as each step finishes, so the CLI can report progress live. */
   onStep?: (step: StepResult) => void;
   signal?: AbortSignal;
+  /**
+   * How long a group deletion may wait for its instances to finish terminating (a provider answers
+   * that with a retryable error), polling every `pollMs`. 0, the default, does not wait: the daemon
+   * retries on its next pass instead of blocking one. The CLI waits, as Terraform does.
+   */
+  deletionWait?: {
+    timeoutMs: number;
+    pollMs: number;
+    sleep: (ms: number) => Promise<void>;
+    onWait?: (message: string) => void;
+  };
 }
 
 interface Step {
@@ -172,7 +183,7 @@ function stepsFor(
       describe: `delete ${ref.provider} group ${ref.name}`,
       run: () =>
         withIntent(deps, fp.fleet, 'delete-group', { group: ref.name }, async () => {
-          await provider.deleteGroup(ref, applied?.spec, deps.signal);
+          await deleteGroupWaiting(deps, () => provider.deleteGroup(ref, applied?.spec, deps.signal));
           for (const row of await deps.store.listInstances(fp.fleet))
             await deps.store.deleteInstance(fp.fleet, row.id);
           await deps.store.deleteFleet(fp.fleet);
@@ -259,4 +270,22 @@ async function increaseInstances(
   }
   const shown = added.length > 0 ? `: ${added.join(', ')}` : '';
   return `requested ${requested} instance(s)${shown}`;
+}
+
+/** Deletes a group, waiting out retryable refusals (instances still terminating) up to the limit. */
+async function deleteGroupWaiting(deps: ApplyDeps, remove: () => Promise<void>): Promise<void> {
+  const wait = deps.deletionWait;
+  const deadline = deps.clock.now().getTime() + (wait?.timeoutMs ?? 0);
+  for (;;) {
+    try {
+      await remove();
+      return;
+    } catch (e) {
+      const retry =
+        wait && isFleetError(e) && e.retryable && deps.clock.now().getTime() + wait.pollMs <= deadline;
+      if (!retry) throw e;
+      wait.onWait?.(`${(e as Error).message}; waiting`);
+      await wait.sleep(wait.pollMs);
+    }
+  }
 }

@@ -97,6 +97,13 @@ async function applyLocked(
     providers: ctx.providers,
     clock: ctx.clock,
     onStep: (s) => io.out(formatStep(s, style)),
+    // Like Terraform, wait for a group's instances to finish terminating before deleting it.
+    deletionWait: {
+      timeoutMs: 10 * 60_000,
+      pollMs: 5000,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      onWait: (message) => io.out(style.dim(`  ${message}...`)),
+    },
   });
   await ctx.store.recordApply({
     started_at: started.toISOString(),
