@@ -40,9 +40,17 @@ export class ReadinessRunner {
   }
 
   /** Starts a check unless one runs for this instance already. */
+  /** Instances whose time-to-running was recorded (fleeting_provisioner_instance_is_running_time_seconds). */
+  private readonly seenRunning = new Set<string>();
+
   start(spec: Fleet, id: string, createdAt: string): void {
     const key = `${spec.name}\u0000${id}`;
     if (this.running.has(key)) return;
+    // The first probe of an instance is the moment the provider first showed it running.
+    if (!this.seenRunning.has(key)) {
+      this.seenRunning.add(key);
+      this.deps.metrics.running(spec.name, (this.deps.clock.now().getTime() - Date.parse(createdAt)) / 1000);
+    }
     const abort = new AbortController();
     const promise = this.check(spec, id, createdAt, abort.signal)
       .catch((e: unknown) =>
@@ -50,6 +58,8 @@ export class ReadinessRunner {
       )
       .finally(() => {
         this.running.delete(key);
+        // A finished check leaves the instance ready or removed: it is never probed again.
+        this.seenRunning.delete(key);
         this.deps.onDone();
       });
     this.running.set(key, { promise, abort });

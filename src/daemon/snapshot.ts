@@ -68,7 +68,7 @@ export function metricsInputs(
     const spec = f.desired?.spec;
     if (!spec) return [];
     const group = last?.observed.groups.find((g) => g.ref.fleet === f.name);
-    const instances = { requested: 0, creating: 0, running: 0, deleting: 0 };
+    const instances = { requested: group?.requested ?? 0, creating: 0, running: 0, deleting: 0 };
     for (const i of group?.instances ?? []) {
       if (i.state === 'creating' || i.state === 'running' || i.state === 'deleting') instances[i.state]++;
     }
