@@ -18,10 +18,10 @@ import type { Logger } from '../daemon/logger.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
-import { refuseJob } from './gitlab/refuse.js';
+import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
 import { realTimers, sleepOn, type Timers } from './gitlab/timers.js';
-import { runAssignedJob, type JobOutcome } from './job-runner.js';
+import { runAssignedJob, startJob, type JobOutcome } from './job-runner.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 
 /** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
@@ -55,6 +55,8 @@ export class FleetJobRunner {
   private readonly hard = new AbortController();
   private readonly jobs = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
+  /** Jobs received whose `running` PUT is in flight: not yet pending in the scheduler. */
+  private starting = 0;
   private readonly timers: Timers;
 
   constructor(
@@ -153,13 +155,41 @@ export class FleetJobRunner {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
     log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
+    // The `running` PUT goes out before any work (§3 step 1), also before waiting for an instance:
+    // the trace loop then keeps the job alive and sees a cancel while the fleet scales up.
+    this.starting++;
+    let started;
+    try {
+      started = await startJob(job, { client: this.deps.client, timers: this.timers });
+    } finally {
+      this.starting--;
+    }
+    const unsupported = started === 'dropped' ? undefined : unsupportedJobReason(job);
+    if (started === 'dropped' || unsupported) {
+      if (reservation) this.deps.scheduler.unreserve(reservation);
+      if (started === 'dropped') {
+        log.info('job dropped: GitLab no longer wants it');
+        this.deps.onJobDone?.(fleet.name, job, { state: 'dropped' });
+      } else {
+        log.warn('job refused', { reason: unsupported });
+        await failRefusedJob(started.trace, unsupported!);
+      }
+      return;
+    }
     let acquisition;
     try {
-      acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, this.hard.signal);
+      const signal = AbortSignal.any([this.hard.signal, started.hard]);
+      acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
     } catch (e) {
-      const message = `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
+      const message = started.hard.aborted
+        ? 'canceled while waiting for an instance'
+        : `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
       log.warn('job refused', { reason: message });
-      await refuseJob({ client: this.deps.client, job, timers: this.timers }, message);
+      if (started.hard.aborted) {
+        await started.trace.finish({ state: 'failed', failureReason: 'unknown_failure' });
+      } else {
+        await failRefusedJob(started.trace, message);
+      }
       return;
     }
     const ref = groupRefFor(fleet);
@@ -186,6 +216,7 @@ export class FleetJobRunner {
             ? (id, chunk) => this.deps.onOutput?.(fleet.name, id, chunk)
             : undefined,
         },
+        started,
       );
     } finally {
       const failed = outcome.state === 'failed';
@@ -217,7 +248,7 @@ export class FleetJobRunner {
 
   private inFlight(): number {
     const d = this.deps.scheduler.demand(this.fleet.name);
-    return d.acquired + d.pending + d.reserved;
+    return d.acquired + d.pending + d.reserved + this.starting;
   }
 
   /** Waits until a slot event of this fleet, or `ms`, whichever comes first. */

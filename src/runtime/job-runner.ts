@@ -42,24 +42,58 @@ export interface RunAssignedJob {
 /** `dropped`: GitLab no longer wanted the job when it was started; nothing ran. */
 export type JobOutcome = JobResult | { state: 'dropped' };
 
-export async function runAssignedJob(req: RunAssignedJob, deps: JobRunnerDeps): Promise<JobOutcome> {
+/** A job whose `running` PUT went out and whose trace loop runs, with GitLab's cancel requests. */
+export interface StartedJob {
+  trace: JobTrace;
+  /** Aborted on `Job-Status: canceling`: stop the user script, run after_script. */
+  graceful: AbortSignal;
+  /** Aborted when GitLab aborts the job (403, `Job-Status: canceled`), or by `stopHard()`. */
+  hard: AbortSignal;
+  stopHard(): void;
+}
+
+/**
+ * The `running` PUT GitLab Runner sends right after receiving a job, before any work (§3 step 1),
+ * then the trace loop, so a job waiting for an instance is kept alive and its cancel is seen.
+ * @returns 'dropped' when GitLab no longer wants the job (nothing more is sent for it).
+ */
+export async function startJob(
+  job: JobPayload,
+  deps: Pick<JobRunnerDeps, 'client' | 'timers'>,
+): Promise<StartedJob | 'dropped'> {
   const graceful = new AbortController();
   const hard = new AbortController();
-  const stopHard = () => hard.abort();
-  req.signal?.addEventListener('abort', stopHard, { once: true });
   const trace = new JobTrace({
     client: deps.client,
-    job: req.job,
+    job,
     timers: deps.timers,
     onCancel: (mode) => (mode === 'graceful' ? graceful.abort() : hard.abort()),
   });
+  const start = await trace.start();
+  if (start === 'drop') {
+    await trace.stop();
+    return 'dropped';
+  }
+  if (start === 'cancel') graceful.abort();
+  return { trace, graceful: graceful.signal, hard: hard.signal, stopHard: () => hard.abort() };
+}
+
+/**
+ * Runs the job on its instance and sends the final update. `started` is the job as `startJob()`
+ * left it; without it the job is started here.
+ */
+export async function runAssignedJob(
+  req: RunAssignedJob,
+  deps: JobRunnerDeps,
+  started?: StartedJob,
+): Promise<JobOutcome> {
+  const job = started ?? (await startJob(req.job, deps));
+  if (job === 'dropped') return { state: 'dropped' };
+  const { trace, graceful, hard } = job;
+  const stopHard = () => job.stopHard();
+  if (req.signal?.aborted) stopHard();
+  req.signal?.addEventListener('abort', stopHard, { once: true });
   try {
-    const start = await trace.start();
-    if (start === 'drop') {
-      await trace.stop();
-      return { state: 'dropped' };
-    }
-    if (start === 'cancel') graceful.abort();
     trace.writeSystem(
       style.banner({
         version: deps.version,
@@ -85,7 +119,7 @@ export async function runAssignedJob(req: RunAssignedJob, deps: JobRunnerDeps): 
         }
       },
     };
-    const result = await runOnInstance(req, deps, output, graceful.signal, hard.signal);
+    const result = await runOnInstance(req, deps, output, graceful, hard);
     trace.flush();
     await trace.finish(
       result.state === 'success'

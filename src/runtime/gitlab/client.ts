@@ -8,7 +8,13 @@
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Clock } from '../../util/clock.js';
 import type { JobPayload } from './job.js';
-import { mapFailureReason, runnerInfo, type RunnerInfo, type RunnerInfoOptions } from './runner-info.js';
+import {
+  mapFailureReason,
+  runnerInfo,
+  runnerUserAgent,
+  type RunnerInfo,
+  type RunnerInfoOptions,
+} from './runner-info.js';
 import { apiBaseUrl, Transport, type ApiResponse, type GitlabLog } from './transport.js';
 
 export interface GitlabClientOptions {
@@ -18,7 +24,7 @@ export interface GitlabClientOptions {
   token: string;
   /** From `loadSystemId()`. */
   systemId: string;
-  /** runfleet's version, e.g. `0.1.0`: sent as `User-Agent: runfleet <version>` and in `info`. */
+  /** runfleet's version, e.g. `0.1.0`: sent in `User-Agent: gitlab-runner <version> (runfleet; …)` and `info`. */
   version: string;
   info?: Omit<RunnerInfoOptions, 'version'>;
   /**
@@ -36,7 +42,11 @@ export interface GitlabClientOptions {
 }
 
 /** The part of a job the API calls need. */
-export type JobRef = Pick<JobPayload, 'id' | 'token'> & { features?: JobPayload['features'] };
+export type JobRef = Pick<JobPayload, 'id' | 'token'> & {
+  features?: JobPayload['features'];
+  /** Read for `CI_DEBUG_TRACE`, which PATCH reports as `debug_trace` (§5). */
+  variables?: JobPayload['variables'];
+};
 
 export interface VerifyResult {
   /** Runner id; absent from old servers that reply a bare 200. */
@@ -106,7 +116,7 @@ export class GitlabClient {
     this.info = runnerInfo({ ...opts.info, version: opts.version });
     this.transport = new Transport({
       baseUrl: this.baseUrl,
-      userAgent: `runfleet ${opts.version}`,
+      userAgent: runnerUserAgent(opts.version),
       secrets: () => [opts.token, ...this.jobTokens],
       fetch: opts.fetch,
       sleep: opts.sleep,
@@ -273,7 +283,7 @@ export class GitlabClient {
     const res = await this.jobCall(
       {
         method: 'PATCH',
-        path: `jobs/${job.id}/trace?debug_trace=false`,
+        path: `jobs/${job.id}/trace?debug_trace=${isDebugTrace(job)}`,
         headers: {
           'JOB-TOKEN': job.token,
           'Content-Type': 'text/plain',
@@ -349,6 +359,19 @@ function resultBase(res: ApiResponse | undefined): ResultBase {
     intervalMs: Number.isFinite(interval) && interval > 0 ? interval * 1000 : undefined,
     cancelRequested: remoteState === 'canceling',
   };
+}
+
+/**
+ * Whether the job runs with `CI_DEBUG_TRACE=true` (its last definition, the same test that turns on
+ * `set -o xtrace` in the stage scripts). GitLab must be told (`debug_trace=true`): it marks the log
+ * as a debug trace, which only users allowed to see one may read (§5).
+ */
+function isDebugTrace(job: JobRef): boolean {
+  const vars = job.variables ?? [];
+  for (let i = vars.length - 1; i >= 0; i--) {
+    if (vars[i]?.key === 'CI_DEBUG_TRACE') return vars[i]?.value === 'true';
+  }
+  return false;
 }
 
 /** `Range: 0-<length>`: GitLab sends a length, not an index (§4). */

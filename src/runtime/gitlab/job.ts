@@ -56,6 +56,8 @@ export interface JobPayload {
   services?: unknown[];
   hooks?: { name: string; script: string[] }[];
   features?: { trace_sections?: boolean; token_mask_prefixes?: string[]; failure_reasons?: string[] };
+  /** Step-runner steps as a JSON string, replacing `steps` (§2); runfleet refuses such jobs. */
+  run?: string;
 }
 
 /** Why a job failed, as GitLab understands it (§3). */

@@ -14,7 +14,24 @@ export async function refuseJob(
     await trace.stop();
     return 'dropped';
   }
+  return failRefusedJob(trace, message);
+}
+
+/** The refusal of a job whose trace is already started: the reason, then the failed final update. */
+export function failRefusedJob(trace: JobTrace, message: string): Promise<FinishOutcome> {
   trace.error(message);
   trace.jobResult({ state: 'failed', message });
   return trace.finish({ state: 'failed', failureReason: 'runner_system_failure', exitCode: 3 });
+}
+
+/**
+ * Why runfleet cannot run `job` as asked, or undefined. A `run` key (step-runner steps, a JSON
+ * string that replaces `steps`) needs the step runner runfleet does not ship: running the job's
+ * `steps` instead would report success for work that never ran.
+ */
+export function unsupportedJobReason(job: JobPayload): string | undefined {
+  if (typeof job.run === 'string' && job.run.trim() !== '' && job.run.trim() !== '[]') {
+    return 'this job uses `run` steps, which runfleet does not support';
+  }
+  return undefined;
 }

@@ -30,7 +30,7 @@ export interface JobTraceOptions {
   clock?: Clock;
   /** Send interval until GitLab names one. @default 3000 */
   intervalMs?: number;
-  /** A keep-alive PUT after this long without one (`forceSendInterval`). @default 30_000 */
+  /** A keep-alive PUT after this long without anything sent (`forceSendInterval`). @default 30_000 */
   keepAliveMs?: number;
   /** @default 1 MiB */
   maxPatchBytes?: number;
@@ -80,7 +80,8 @@ export class JobTrace {
   private readonly defaultIntervalMs: number;
   private intervalMs: number;
   private sentOffset = 0;
-  private lastKeepAliveAt: number;
+  /** Last time GitLab accepted something from us (PATCH or PUT): keep-alives wait 30 s from it. */
+  private lastSentAt: number;
   private loopTimer: unknown;
   private inFlight: Promise<void> = Promise.resolve();
   private running = false;
@@ -101,7 +102,7 @@ export class JobTrace {
     this.logger = opts.log ?? silentLog;
     this.defaultIntervalMs = opts.intervalMs ?? 3000;
     this.intervalMs = this.defaultIntervalMs;
-    this.lastKeepAliveAt = this.timers.now();
+    this.lastSentAt = this.timers.now();
   }
 
   /** The send interval in force (GitLab's `X-GitLab-Trace-Update-Interval` once it sent one). */
@@ -131,7 +132,7 @@ export class JobTrace {
     const r = await this.opts.client.updateJob(this.opts.job, { state: 'running' }, this.opts.signal);
     this.applyInterval(r.intervalMs);
     if (r.kind === 'abort' || r.kind === 'not-found') return 'drop';
-    this.lastKeepAliveAt = this.timers.now();
+    this.lastSentAt = this.timers.now();
     this.running = true;
     this.schedule();
     if (r.kind === 'canceling') return 'cancel';
@@ -300,8 +301,12 @@ export class JobTrace {
       case 'accepted':
       case 'canceling':
         this.sentOffset = r.end;
+        // Like GitLab Runner's sentTime: a PATCH GitLab took (or answered 416) is a sign of life, so
+        // a job whose log keeps flowing needs no keep-alive PUT (§3 step 2, `touchJob`).
+        this.lastSentAt = this.timers.now();
         break;
       case 'range-mismatch':
+        this.lastSentAt = this.timers.now();
         this.logger.debug(
           { jobId: this.opts.job.id, from: start, to: r.serverLength },
           'Trace range mismatch',
@@ -340,13 +345,13 @@ export class JobTrace {
       healthy = r.kind === 'accepted' || r.kind === 'canceling';
     }
     if (!healthy || !this.running) return;
-    if (this.timers.now() - this.lastKeepAliveAt < (this.opts.keepAliveMs ?? 30_000)) return;
+    if (this.timers.now() - this.lastSentAt < (this.opts.keepAliveMs ?? 30_000)) return;
     const r = await this.opts.client.updateJob(this.opts.job, {
       state: 'running',
       output: { checksum: this.log.checksum(), bytesize: this.log.length },
     });
     this.applyInterval(r.intervalMs);
-    if (r.kind === 'ok' || r.kind === 'canceling') this.lastKeepAliveAt = this.timers.now();
+    if (r.kind === 'ok' || r.kind === 'canceling') this.lastSentAt = this.timers.now();
     if (r.cancelRequested) this.cancel('graceful');
     if (r.kind === 'abort' || r.kind === 'not-found') this.cancel('abort');
   }

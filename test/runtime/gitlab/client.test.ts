@@ -34,7 +34,7 @@ t.test('verify: 200 with id, headers, info and system_id; 403 is a token error',
 
   const req = coordinator.requests().at(-1);
   t.equal(req?.url, '/api/v4/runners/verify');
-  t.equal(req?.headers['user-agent'], 'runfleet 0.1.0');
+  t.match(req?.headers['user-agent'], /^gitlab-runner 0\.1\.0 \(runfleet; node[\d.]+; \w+\/\w+\)$/);
   t.match(req?.headers['x-request-id'], /^[0-9a-f]{32}$/);
   t.equal(req?.headers['runner-token'], RUNNER_TOKEN);
   t.equal(req?.headers['content-type'], 'application/json');
