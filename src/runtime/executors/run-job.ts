@@ -94,13 +94,20 @@ export async function runJob(
     prepared = true;
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
       if (stage.startsWith('step_')) reachedSteps = true;
-      const r = await runStage(stage, 'running', main);
-      result = interruption();
-      if (result) break;
-      if (r.exitCode !== 0) {
+      // A step's `when` decides whether it runs after an earlier step failed (GitLab Runner's rule):
+      // on_success (the default) only without a failure, on_failure only after one, always both.
+      if (stage.startsWith('step_') && !shouldRun(stepWhen(job, stage), result !== undefined)) continue;
+      const r = await runStage(stage, result ? 'failed' : 'running', main);
+      const interrupted = interruption();
+      if (interrupted) {
+        result = interrupted;
+        break;
+      }
+      if (r.exitCode !== 0 && !result) {
         const code = r.exitCode ?? signalExitCode(r.signal);
         result = failed('failed', 'script_failure', `exit code ${code}`, code);
-        break;
+        // Sources or preparation failed: no step runs (after_script neither, as it was not reached).
+        if (!stage.startsWith('step_')) break;
       }
     }
   } catch (e) {
@@ -155,4 +162,16 @@ function failed(
 function fromError(e: unknown): JobResult {
   if (isBuildError(e)) return failed('failed', e.failureReason, e.message, e.exitCode);
   return failed('failed', 'runner_system_failure', e instanceof Error ? e.message : String(e));
+}
+
+/** The `when` of the payload step behind a `step_<name>` stage; on_success when empty. */
+function stepWhen(job: JobPayload, stage: StageName): string {
+  const step = job.steps.find((s) => `step_${s.name}` === stage);
+  return step?.when || 'on_success';
+}
+
+function shouldRun(when: string, failedBefore: boolean): boolean {
+  if (when === 'always') return true;
+  if (when === 'on_failure') return failedBefore;
+  return !failedBefore;
 }

@@ -62,11 +62,25 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
       w.raw(`printf 'Running on %s...\\n' "$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)"`);
       break;
     case 'get_sources':
+      // hooks:pre_get_sources_script and post_get_sources_script run around the fetch, as user
+      // commands (echoed, failing the stage on a non-zero exit).
+      if (hookCommands(job, 'pre_get_sources_script').length > 0) {
+        w.raw(`mkdir -p ${shellQuote(layout.buildsDir)}`).cd(layout.buildsDir);
+        for (const cmd of hookCommands(job, 'pre_get_sources_script')) w.userCommand(cmd);
+      }
       writeGetSources(w, job, layout);
+      if (hookCommands(job, 'post_get_sources_script').length > 0) {
+        w.cd(layout.projectDir);
+        for (const cmd of hookCommands(job, 'post_get_sources_script')) w.userCommand(cmd);
+      }
       break;
     default:
       w.cd(layout.projectDir);
       for (const cmd of stepCommands(job, stage)) w.userCommand(cmd);
   }
   return w.finish();
+}
+
+function hookCommands(job: JobPayload, name: 'pre_get_sources_script' | 'post_get_sources_script'): string[] {
+  return job.hooks?.find((h) => h.name === name)?.script ?? [];
 }
