@@ -1,7 +1,10 @@
 /**
  * Capacity actions, as GitLab's AWS fleeting plugin maps them: `increase` → SetDesiredCapacity
  * (current + n, capped at MaxSize), `decrease` → TerminateInstanceInAutoScalingGroup with
- * ShouldDecrementDesiredCapacity, one instance at a time.
+ * ShouldDecrementDesiredCapacity, one instance at a time. The decrement is skipped while the group's
+ * desired capacity is already below its live instances: lowering MaxSize under the desired
+ * capacity lowers it implicitly (UpdateAutoScalingGroup) while protected instances stay, and
+ * decrementing again would count those removals twice, ending in "would violate group's min size".
  *
  * Retry safety:
  * - `increase` reads the current desired capacity and sets an absolute value, so the retry layer
@@ -87,6 +90,21 @@ async function whereAre(
   return found;
 }
 
+/** The group's desired capacity and its instances that count toward it (Pending or InService). */
+async function liveCapacity(
+  ctx: AwsContext,
+  ref: GroupRef,
+  signal?: AbortSignal,
+): Promise<{ desired: number; live: number } | undefined> {
+  const g = (await describeGroups(ctx, [ref.name], signal)).get(ref.name);
+  if (!g) return undefined;
+  const live = (g.Instances ?? []).filter((i) => {
+    const state = instanceState(i.LifecycleState);
+    return state === 'creating' || state === 'running';
+  }).length;
+  return { desired: g.DesiredCapacity ?? 0, live };
+}
+
 /**
  * Terminates exactly these instances of `ref`'s group and returns the ids that are now removed
  * (including ones that were already gone or terminating). When some fail, the others are still
@@ -102,6 +120,12 @@ export async function decreaseAwsGroup(
   const unique = [...new Set(ids)];
   if (unique.length === 0) return [];
   const where = await whereAre(ctx, unique, signal);
+  const capacity = unique.some((id) => {
+    const d = where.get(id);
+    return d?.AutoScalingGroupName === ref.name && !d.LifecycleState?.startsWith('Terminat');
+  })
+    ? await liveCapacity(ctx, ref, signal)
+    : undefined;
   const removed: string[] = [];
   const failures: FleetError[] = [];
   for (const id of unique) {
@@ -126,17 +150,24 @@ export async function decreaseAwsGroup(
       removed.push(id);
       continue;
     }
+    // Desired ≥ live: the removal must lower the desired capacity, or the group launches a
+    // replacement. Desired < live: it is lowered already; terminating alone converges.
+    const decrement = !capacity || capacity.desired >= capacity.live;
     try {
       await callAws(
         ctx,
         'autoscaling',
         new TerminateInstanceInAutoScalingGroupCommand({
           InstanceId: id,
-          ShouldDecrementDesiredCapacity: true,
+          ShouldDecrementDesiredCapacity: decrement,
         }),
         { signal, retryAmbiguous: false },
       );
       removed.push(id);
+      if (capacity) {
+        capacity.live--;
+        if (decrement) capacity.desired--;
+      }
     } catch (e) {
       if (isNotFound(e)) removed.push(id);
       else if (signal?.aborted) throw e;
@@ -153,7 +184,9 @@ export async function decreaseAwsGroup(
 
 /**
  * Liveness of one instance: answered from the last `observe` when it is younger than `maxAgeMs`
- * (no API call), else by one DescribeAutoScalingInstances.
+ * (no API call), else by one DescribeAutoScalingInstances. Only an InService, healthy instance is
+ * alive: the daemon's readiness check hands an instance jobs once its heartbeat passes, and a
+ * Pending instance is still booting (EC2 `pending`, no SSH yet; `connectInfo` refuses it).
  */
 export async function heartbeatAwsInstance(
   ctx: AwsContext,
@@ -164,10 +197,10 @@ export async function heartbeatAwsInstance(
 ): Promise<boolean> {
   const seen = ctx.cache.seen.get(id);
   if (seen && ctx.clock.now().getTime() - seen.at < maxAgeMs) {
-    return seen.healthy && (seen.state === 'running' || seen.state === 'creating');
+    return seen.healthy && seen.state === 'running';
   }
   const d = (await whereAre(ctx, [id], signal)).get(id);
   if (!d || d.AutoScalingGroupName !== ref.name) return false;
   const state = instanceState(d.LifecycleState);
-  return (state === 'running' || state === 'creating') && (d.HealthStatus ?? '').toUpperCase() === 'HEALTHY';
+  return state === 'running' && (d.HealthStatus ?? '').toUpperCase() === 'HEALTHY';
 }

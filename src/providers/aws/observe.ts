@@ -61,9 +61,10 @@ export async function describeGroups(
         }),
         { signal },
       );
-      for (const g of page.AutoScalingGroups ?? [])
+      // `?.`: a mocked client answers commands a test did not set up with undefined.
+      for (const g of page?.AutoScalingGroups ?? [])
         if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
-      token = page.NextToken;
+      token = page?.NextToken;
     } while (token);
   }
   return found;
