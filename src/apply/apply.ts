@@ -139,7 +139,7 @@ function stepsFor(
     }
     steps.push({
       name: 'configure',
-      describe: `${fp.action} ${ref.provider} group ${ref.name}`,
+      describe: `${fp.action === 'create' ? 'set up' : 'update'} ${ref.provider} group ${ref.name}`,
       run: () =>
         withIntent(deps, fp.fleet, 'configure', { group: ref.name }, async () => {
           await provider.applyGroup(spec, deps.signal);
@@ -149,7 +149,7 @@ function stepsFor(
             hash: hashOf(spec),
             applied_at: deps.clock.now().toISOString(),
           });
-          return `${fp.action === 'create' ? 'created' : 'updated'} ${ref.provider} group ${ref.name}`;
+          return `${fp.action === 'create' ? 'set up' : 'updated'} ${ref.provider} group ${ref.name}`;
         }),
     });
   }

@@ -238,7 +238,11 @@ function handleError(e: unknown, io: Io): number {
     return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : 1;
   }
   if (isFleetError(e)) {
-    io.err(`Error: ${e.message}` + (e.hint ? `\n  hint: ${e.hint}` : ''));
+    io.err(
+      `Error: ${e.message}` +
+        (e.hint ? `\n  hint: ${e.hint}` : '') +
+        `\n  code: ${e.code}${e.retryable ? ' (retrying may help)' : ''}`,
+    );
     return 1;
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -40,9 +40,19 @@ export async function observeState(
 
   const groups: ObservedGroup[] = [];
   const diagnostics: Diagnostic[] = [];
+  const cached = new Map((opts.cachedGroups ?? []).map((g) => [`${g.ref.provider}\u0000${g.ref.name}`, g]));
   for (const { provider, refs } of providers.partition([...specs.values()])) {
-    groups.push(...(await provider.observe(refs, opts.signal)));
-    if (provider.discover) diagnostics.push(...orphanGroups(await provider.discover(opts.signal), specs));
+    // Reuse what was observed a moment ago; ask the provider only for groups not seen then.
+    const fresh = refs.filter((r) => !cached.has(`${r.provider}\u0000${r.name}`));
+    for (const r of refs) {
+      const hit = cached.get(`${r.provider}\u0000${r.name}`);
+      if (hit) groups.push(hit);
+    }
+    if (fresh.length > 0) groups.push(...(await provider.observe(fresh, opts.signal)));
+    // Orphan groups are looked for on full observations only: a cached pass adds no API calls.
+    if (provider.discover && !opts.cachedGroups) {
+      diagnostics.push(...orphanGroups(await provider.discover(opts.signal), specs));
+    }
   }
   const observed: ObservedState = { fleets: applied, groups, ledger, demand: opts.demand ?? {}, diagnostics };
   return { observed, basis: basisOf(observed, desired) };

@@ -80,3 +80,32 @@ t.test('the basis moves when the ledger or the fleet files change', async (t) =>
   const third = await observeState(edited, store, registry);
   t.not(third.basis.fleets, second.basis.fleets);
 });
+
+t.test(
+  'cached groups are reused: only groups not seen a moment ago are observed, and no discovery',
+  async (t) => {
+    const store = await openSqliteStore(':memory:');
+    t.teardown(() => store.close());
+    let discovered = 0;
+    const { provider, calls } = recordingProvider([]);
+    provider.discover = async () => {
+      discovered++;
+      return [];
+    };
+    const registry = new ProviderRegistry(() => provider);
+    const desired = ['a', 'b'].map((name) => ({
+      spec: fleetSpec({ name }),
+      source: { file: `fleets/${name}.yaml`, line: 1 },
+    }));
+    const first = await observeState(desired.slice(0, 1), store, registry);
+    t.equal(discovered, 1);
+    const second = await observeState(desired, store, registry, { cachedGroups: first.observed.groups });
+    t.same(
+      calls.map((refs) => refs.map((r) => r.fleet)),
+      [['a'], ['b']],
+      'only the new fleet is observed',
+    );
+    t.equal(discovered, 1, 'a cached pass does not look for orphans');
+    t.same(second.observed.groups.map((g) => g.ref.fleet).sort(), ['a', 'b']);
+  },
+);

@@ -42,7 +42,7 @@ t.test('create, converge, update, adopt, remove', async (t) => {
   let mark = fake.calls.length;
   const applied = await ws.cli(['apply', '--auto-approve']);
   t.equal(applied.code, 0, applied.stderr);
-  t.match(applied.stdout, /fleet\.alpha: configure: created aws group runfleet-alpha/);
+  t.match(applied.stdout, /fleet\.alpha: configure: set up aws group runfleet-alpha/);
   t.match(applied.stdout, /fleet\.alpha: increase: requested 2 instance\(s\)/);
   t.match(applied.stdout, /Apply complete!/);
   t.match(fake.group('runfleet-alpha'), {
