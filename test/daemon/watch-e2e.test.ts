@@ -66,7 +66,10 @@ t.test(
     t.match(metrics, /fleeting_taskscaler_desired_instances\{runner="alpha"[^}]*\} 2/);
     t.match(metrics, /fleeting_taskscaler_scale_operations_total\{runner="alpha"[^}]*operation="up"\} 1/);
     t.match(metrics, /runfleet_reconcile_duration_seconds_count/);
-    t.match(metrics, /fleeting_provisioner_instance_is_running_time_seconds_count\{[^}]*runner="alpha"[^}]*\} 2/);
+    t.match(
+      metrics,
+      /fleeting_provisioner_instance_is_running_time_seconds_count\{[^}]*runner="alpha"[^}]*\} 2/,
+    );
     t.match(metrics, /fleeting_provisioner_instances\{[^}]*state="requested"\} 0/);
 
     // apply goes through the running daemon: auto fleets are its to converge, nothing to approve.
