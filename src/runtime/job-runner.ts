@@ -119,7 +119,13 @@ export async function runAssignedJob(
         }
       },
     };
-    const result = await runOnInstance(req, deps, output, graceful, hard);
+    let result = await runOnInstance(req, deps, output, graceful, hard);
+    if (req.signal?.aborted && result.status === 'canceled') {
+      // Stopped by this manager's shutdown, not by the user: GitLab's runner_interrupted (sent as
+      // unknown_failure where the server does not list it).
+      result = { ...result, failureReason: 'runner_interrupted', message: 'the runner manager was stopped' };
+      trace.error('The runner manager stopped before the job finished.');
+    }
     trace.flush();
     await trace.finish(
       result.state === 'success'

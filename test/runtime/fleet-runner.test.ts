@@ -159,3 +159,19 @@ t.test('a rejected runner token stops start() with a clear error and no token in
     t.notMatch(String((e as Error).message), new RegExp(TOKEN));
   }
 });
+
+t.test('a manager stop past the grace period ends a running job as runner_interrupted', async (t) => {
+  const { coordinator, runner, done } = await setup(t, { preemptive: true });
+  const payload = exampleJob(301, { script: ['echo started', 'sleep 30'] });
+  // A server that lists runner_interrupted gets it as is (§3); others get unknown_failure.
+  payload.features?.failure_reasons?.push('runner_interrupted');
+  coordinator.enqueue(payload);
+  await runner.start();
+  await coordinator.waitFor(301, (j) => j.log.includes('started'), 20_000);
+  await runner.stop(200);
+  const job = await coordinator.waitFor(301, (j) => j.state === 'failed' || j.state === 'success', 20_000);
+  t.equal(job.state, 'failed');
+  t.equal(job.updates.at(-1)?.failure_reason, 'runner_interrupted', 'sent as runner_interrupted');
+  t.match(job.log, /The runner manager stopped before the job finished/);
+  t.same(done, ['301:failed']);
+});
