@@ -36,6 +36,11 @@ export interface DaemonOptions {
   acquireTimeoutMs?: number;
   /** How long a new instance may take to pass its heartbeat and ready command. @default 600_000 */
   readyTimeoutMs?: number;
+  /**
+   * The shortest time between two heartbeats of one idle ready instance (`health-checker.ts`).
+   * @default 60_000
+   */
+  heartbeatIntervalMs?: number;
   /** How long `stop` waits for running jobs. @default 600_000 */
   shutdownGraceMs?: number;
   /** Pauses after readiness failures. @default base 10 s, max 10 min */
@@ -66,6 +71,7 @@ const DEFAULTS = {
   readyTimeoutMs: 600_000,
   shutdownGraceMs: 600_000,
   observeMaxAgeMs: 5_000,
+  heartbeatIntervalMs: 60_000,
 };
 
 /** The daemon's intervals and timeouts, defaults filled in. */

@@ -7,6 +7,8 @@
  * runs (demand events, config reloads, ticks) is folded into one follow-up pass. Demand changes
  * start a pass at once; the tick observes providers every `intervalMs`, or every
  * `expectingIntervalMs` while instances are being created, probed or deleted (`pass-loop.ts`).
+ * Idle ready instances are heartbeated; one failing `failure_threshold` (3) times in a row is
+ * taken out of service and replaced (`health-checker.ts`).
  *
  * The daemon holds the state lock (operation `watch`) from start to stop, so a `runfleet apply`
  * meanwhile fails with LOCKED naming it. A lock left by a dead `watch` process on this host is
@@ -27,6 +29,7 @@ import {
 import { DaemonLifecycle } from './daemon-state.js';
 import { FleetConfig } from './fleet-config.js';
 import { resolveAfterRestart, type SyncDeps } from './instance-sync.js';
+import { HealthChecker } from './health-checker.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { PassLoop } from './pass-loop.js';
@@ -56,6 +59,7 @@ export class Daemon {
   private readonly config = new FleetConfig();
   private readonly backoff: ReadinessBackoff;
   private readonly readiness: ReadinessRunner;
+  private readonly health: HealthChecker;
   private readonly passes: PassLoop;
   private readonly lock: WatchLock;
   private readonly lifecycle: DaemonLifecycle;
@@ -97,6 +101,15 @@ export class Daemon {
       readyTimeoutMs: this.settings.readyTimeoutMs,
       onDone: () => this.passes.request('readiness'),
     });
+    this.health = new HealthChecker({
+      ...this.instances,
+      timers: this.timers,
+      metrics: this.metrics,
+      intervalMs: this.settings.heartbeatIntervalMs,
+      specs: () => this.passes.specs(),
+      active: () => this.lifecycle.state === 'running',
+      onUnhealthy: () => this.passes.request('health'),
+    });
     this.passes = new PassLoop({
       store: opts.store,
       config: this.config,
@@ -110,6 +123,10 @@ export class Daemon {
       settings: this.settings,
       state: () => this.lifecycle.state,
       onFleets: opts.onFleets,
+      // A demand pass may reuse an old observation: only fresh ones make heartbeats cheap (AWS).
+      afterPass: (trigger) => {
+        if (trigger !== 'demand') this.health.sweep();
+      },
     });
     this.lock = new WatchLock({
       store: opts.store,
@@ -142,6 +159,7 @@ export class Daemon {
       }
       this.unsubscribe = this.slots.subscribe(() => this.passes.request('demand'));
       this.lifecycle.transition('running');
+      this.health.start();
       this.passes.request('start');
       await this.idle();
     } catch (e) {
@@ -168,7 +186,7 @@ export class Daemon {
     this.unsubscribe?.();
     await this.passes.halt();
     this.readiness.abortAll();
-    await this.readiness.settled();
+    await Promise.all([this.readiness.settled(), this.health.stop()]);
     await deleteInstancesOnShutdown(this.passes.view.desired, this.instances);
     await this.ledger.flush();
     await this.lock.release();
@@ -195,9 +213,13 @@ export class Daemon {
     this.passes.request('config');
   }
 
-  /** Resolves when no pass is queued or running and no readiness probe is in flight. */
-  idle(): Promise<void> {
-    return this.passes.idle();
+  /** Resolves when no pass is queued or running and no readiness probe or heartbeat is in flight. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.passes.idle();
+      if (!this.health.busy()) return;
+      await this.health.settled(); // a failed heartbeat may have asked for a pass: look again
+    }
   }
 
   async status(): Promise<StatusReport> {

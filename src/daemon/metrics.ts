@@ -122,6 +122,18 @@ export class DaemonMetrics {
     labelNames: ['fleet'],
     registers: [this.registry],
   });
+  private readonly heartbeatFailures = new Counter({
+    name: 'runfleet_instance_heartbeat_failures_total',
+    help: 'Failed heartbeats of idle ready instances (false or no answer)',
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
+  private readonly heartbeatUnhealthyTotal = new Counter({
+    name: 'runfleet_instance_heartbeat_unhealthy_total',
+    help: 'Instances taken out of service after failing their heartbeats failure_threshold times in a row',
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
   private readonly daemonState = new Gauge({
     name: 'runfleet_daemon_state',
     help: 'The daemon state (1 for the current one)',
@@ -197,6 +209,14 @@ export class DaemonMetrics {
 
   readinessFailed(fleet: string): void {
     this.readinessFailures.inc({ fleet });
+  }
+
+  heartbeatFailed(fleet: string): void {
+    this.heartbeatFailures.inc({ fleet });
+  }
+
+  heartbeatUnhealthy(fleet: string): void {
+    this.heartbeatUnhealthyTotal.inc({ fleet });
   }
 
   setConfigErrors(byFile: ReadonlyMap<string, number>): void {

@@ -3,7 +3,8 @@
  * one at a time; whatever asks for one while a pass runs (demand events, config reloads, ticks,
  * finished readiness checks) is folded into one follow-up pass. After each pass the tick is
  * re-armed: every `expectingIntervalMs` while instances are in motion or being probed, else every
- * `intervalMs`, sooner when a held-back increase may go ahead (`retryAt`).
+ * `intervalMs`, sooner when a held-back increase may go ahead (`retryAt`). `afterPass` hears of
+ * every completed pass (the health checks run right after passes that observed the providers).
  *
  * Also holds what the last pass saw (the config view, its outcome), which status and metrics read.
  */
@@ -35,6 +36,8 @@ export interface PassLoopDeps {
   /** The daemon's state: passes run while running or draining; only `running` ticks and probes. */
   state: () => DaemonState;
   onFleets?: ((fleets: Fleet[]) => unknown) | undefined;
+  /** Told after each pass that completed, with its trigger (the health checks follow passes). */
+  afterPass?: ((trigger: PassTrigger) => void) | undefined;
 }
 
 export class PassLoop {
@@ -133,6 +136,7 @@ export class PassLoop {
         const spec = specs.get(p.fleet);
         if (spec && deps.state() === 'running') deps.readiness.start(spec, p.id, p.created_at);
       }
+      deps.afterPass?.(trigger);
     } catch (e) {
       deps.logger.error('reconcile pass failed', {
         event: 'pass',

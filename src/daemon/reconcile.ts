@@ -22,7 +22,8 @@ import { syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
 import { CreationThrottle, type ReadinessBackoff } from './readiness.js';
 
-export type PassTrigger = 'start' | 'tick' | 'demand' | 'config' | 'readiness' | 'retry' | 'shutdown';
+export type PassTrigger =
+  'start' | 'tick' | 'demand' | 'config' | 'readiness' | 'health' | 'retry' | 'shutdown';
 
 /** The instance-keeping collaborators (as for `syncInstances`), plus the pass's own. */
 export interface ReconcileDeps extends Omit<SyncDeps, 'onGone'> {

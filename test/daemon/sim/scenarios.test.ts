@@ -221,3 +221,137 @@ t.test(
     await h.daemon.stop();
   },
 );
+
+t.test(
+  'heartbeats: an idle instance that stops answering is replaced after 3 failures; busy ones are left alone',
+  async (t) => {
+    const h = await simulate({
+      fleets: {
+        'f/a.yaml': fleet(
+          'hb',
+          'capacity_per_instance: 1\nmax_instances: 5\n',
+          '  - idle_count: 2\n    idle_time: 30m\n',
+        ),
+      },
+      sim: { bootDelayMs: 1_000 },
+    });
+    await h.daemon.start();
+    await h.advance(5_000);
+    const job = await h.daemon.slots.acquire('hb');
+    await h.advance(5_000);
+    t.equal(h.live('hb'), 3, 'one busy + idle_count 2');
+    const busy = job.instanceId;
+    const [dead, flaky] = h.sim
+      .live('hb')
+      .map((i) => i.id)
+      .filter((id) => id !== busy) as [string, string];
+    const since = h.clock.now().getTime();
+    const callsSince = (id: string) => (h.sim.heartbeats.get(id) ?? []).filter((at) => at >= since);
+    h.sim.failHeartbeats(busy); // would fail, were it ever asked
+    h.sim.failHeartbeats(dead);
+    h.sim.failHeartbeats(flaky, 1);
+
+    const failuresOf = async (id: string) => (await h.store.getInstance('hb', id))?.health_failures;
+    await h.advance(minutes(1) + 5_000);
+    t.equal(callsSince(dead).length, 1, 'first heartbeat of the idle instance');
+    t.equal(await failuresOf(dead), 1, 'one failure in the ledger');
+    t.equal(await failuresOf(flaky), 1, 'the flaky one failed once too');
+    await h.advance(minutes(1));
+    t.equal(await failuresOf(dead), 2);
+    t.equal(await failuresOf(flaky), 0, 'one success resets the count');
+    t.ok(h.sim.groups.get('hb')?.has(dead), 'two failures are not enough');
+    t.equal(h.daemon.slots.instances('hb').find((i) => i.id === dead)?.available, true);
+    await h.advance(minutes(1));
+    t.notOk(h.sim.groups.get('hb')?.has(dead), 'removed after the third consecutive failure');
+    t.equal(callsSince(dead).length, 3, 'exactly three heartbeats, one per interval');
+    await h.advance(10_000);
+    t.equal(h.live('hb'), 3, 'replaced to keep idle_count');
+    const rows = await h.store.listInstances('hb');
+    const fresh = rows.find((r) => r.id !== busy && r.id !== flaky);
+    t.equal(fresh?.state, 'ready', 'the replacement became ready');
+    t.equal(fresh?.health_failures, 0);
+    t.ok(h.sim.groups.get('hb')?.has(flaky), 'a single failure followed by success keeps the instance');
+    t.ok(h.sim.groups.get('hb')?.has(busy), 'the busy instance stays');
+    t.same(callsSince(busy), [], 'an instance with a running job is never heartbeated');
+    t.equal(await failuresOf(busy), 0);
+    const metrics = await h.daemon.metricsText();
+    t.match(metrics, /runfleet_instance_heartbeat_failures_total\{fleet="hb"\} 4/, '3 + 1 failed heartbeats');
+    t.match(metrics, /runfleet_instance_heartbeat_unhealthy_total\{fleet="hb"\} 1/);
+    t.match(metrics, /runfleet_instance_removals_total\{fleet="hb",reason="unhealthy"\} 1/);
+    t.ok(
+      h.log.lines.some((l) => l.event === 'unhealthy' && l.instance === dead && l.failures === 3),
+      'the replacement is logged with its failure count',
+    );
+
+    await h.advance(minutes(10));
+    t.same(callsSince(busy), [], 'still never, ten minutes on');
+    t.ok(h.sim.groups.get('hb')?.has(busy));
+    await h.daemon.slots.release(job);
+    await h.advance(minutes(4) + 5_000);
+    t.ok(callsSince(busy).length >= 3, 'once its job ended, it is heartbeated like the others');
+    t.notOk(h.sim.groups.get('hb')?.has(busy), 'and, not answering, replaced');
+    t.same(h.sim.violations, [], 'no busy instance removed');
+    await h.daemon.stop();
+  },
+);
+
+t.test('heartbeats: at most once per interval per instance, a few at a time', async (t) => {
+  const h = await simulate({
+    fleets: {
+      'f/a.yaml': fleet(
+        'many',
+        'capacity_per_instance: 1\nmax_instances: 12\n',
+        '  - idle_count: 12\n    idle_time: 30m\n',
+      ),
+    },
+    sim: { bootDelayMs: 1_000 },
+    daemon: { heartbeatIntervalMs: minutes(2) },
+  });
+  await h.daemon.start();
+  await h.advance(5_000);
+  t.equal(h.live('many'), 12);
+  h.sim.maxHeartbeatsInFlight = 0; // readiness checks run side by side; count the health checks only
+  await h.advance(minutes(20));
+  const ids = h.sim.live('many').map((i) => i.id);
+  for (const id of ids) {
+    const calls = h.sim.heartbeats.get(id) ?? [];
+    const gaps = calls.slice(1).map((at, i) => at - (calls[i] as number));
+    // The first call is readiness's; then one per interval (passes tick every minute).
+    t.ok(calls.length >= 8 && calls.length <= 11, `${id}: ${calls.length} heartbeats in 20 minutes`);
+    t.ok(
+      gaps.slice(1).every((g) => g >= minutes(2)),
+      `${id}: never twice within the interval (${gaps.join(', ')})`,
+    );
+  }
+  t.ok(h.sim.maxHeartbeatsInFlight > 1, 'heartbeats overlap');
+  t.ok(h.sim.maxHeartbeatsInFlight <= 4, `at most 4 at a time (${h.sim.maxHeartbeatsInFlight})`);
+  await h.daemon.stop();
+});
+
+t.test('heartbeats: provider errors are not counted, silence is; rare passes still get checks', async (t) => {
+  const h = await simulate({
+    fleets: {
+      'f/a.yaml': fleet(
+        'quiet',
+        'capacity_per_instance: 1\nmax_instances: 5\n',
+        '  - idle_count: 2\n    idle_time: 30m\n',
+      ),
+    },
+    sim: { bootDelayMs: 1_000 },
+    daemon: { intervalMs: minutes(30) }, // the fallback timer (1.5 × 60 s) drives the checks
+  });
+  await h.daemon.start();
+  await h.advance(5_000);
+  const [outage, silent] = h.sim.live('quiet').map((i) => i.id) as [string, string];
+  h.sim.brokenHeartbeats.set(outage, 'throw');
+  h.sim.brokenHeartbeats.set(silent, 'hang');
+  await h.advance(minutes(2));
+  t.equal((await h.store.getInstance('quiet', silent))?.health_failures, 1, 'no answer in 30 s is a failure');
+  t.equal((await h.store.getInstance('quiet', outage))?.health_failures, 0, 'an API error is not');
+  await h.advance(minutes(4));
+  t.notOk(h.sim.groups.get('quiet')?.has(silent), 'the silent instance is replaced after 3 timeouts');
+  t.ok(h.sim.groups.get('quiet')?.has(outage), 'the provider outage condemns nothing');
+  t.equal(h.live('quiet'), 2, 'idle_count kept');
+  t.ok(h.log.lines.some((l) => l.instance === outage && String(l.msg).includes('not counted')));
+  await h.daemon.stop();
+});

@@ -32,6 +32,15 @@ export class SimProvider implements Provider {
   /** The next increase creates its instances, then never returns (a crash mid-call). */
   hangNextIncrease = false;
   isBusy: (fleet: string, id: string) => boolean = () => false;
+  /** Heartbeat calls per instance id, with the time of each. */
+  readonly heartbeats = new Map<string, number[]>();
+  /** Most heartbeats in flight at once. */
+  maxHeartbeatsInFlight = 0;
+  /** Instance id → how many of its next heartbeats fail (Infinity: it stopped answering). */
+  private readonly failingHeartbeats = new Map<string, number>();
+  /** Instance id → how its heartbeats misbehave: the provider errs, or no answer ever comes. */
+  readonly brokenHeartbeats = new Map<string, 'throw' | 'hang'>();
+  private heartbeatsInFlight = 0;
   private nextId = 1;
   private rng: () => number;
 
@@ -52,6 +61,11 @@ export class SimProvider implements Provider {
   /** The cloud takes the instance away (spot reclaim). */
   reclaim(group: string, id: string): void {
     this.groups.get(group)?.delete(id);
+  }
+
+  /** The instance's next `n` heartbeats answer false, though the provider still shows it running. */
+  failHeartbeats(id: string, n = Infinity): void {
+    this.failingHeartbeats.set(id, n);
   }
 
   async observe(refs: GroupRef[]): Promise<ObservedGroup[]> {
@@ -126,6 +140,21 @@ export class SimProvider implements Provider {
 
   async heartbeat(ref: GroupRef, id: string): Promise<boolean> {
     const i = this.groups.get(ref.name)?.get(id);
-    return i !== undefined && this.opts.clock.now().getTime() - i.launchedAt >= (this.opts.bootDelayMs ?? 0);
+    const up =
+      i !== undefined && this.opts.clock.now().getTime() - i.launchedAt >= (this.opts.bootDelayMs ?? 0);
+    if (!up) return false; // readiness heartbeats of booting instances are not recorded
+    this.heartbeats.set(id, [...(this.heartbeats.get(id) ?? []), this.opts.clock.now().getTime()]);
+    this.maxHeartbeatsInFlight = Math.max(this.maxHeartbeatsInFlight, ++this.heartbeatsInFlight);
+    // Answers a couple of turns later, like a network call, so concurrent calls overlap.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    this.heartbeatsInFlight--;
+    const broken = this.brokenHeartbeats.get(id);
+    if (broken === 'throw') throw new FleetError('PROVIDER', 'simulated API outage', { retryable: true });
+    if (broken === 'hang') return new Promise<boolean>(() => undefined);
+    const failing = this.failingHeartbeats.get(id) ?? 0;
+    if (failing <= 0) return true;
+    this.failingHeartbeats.set(id, failing - 1);
+    return false;
   }
 }
