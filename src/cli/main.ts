@@ -113,6 +113,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--listen <host:port>', 'metrics, health and status endpoint', DEFAULT_LISTEN)
     .option('--grace <duration>', 'how long SIGTERM waits for running jobs', '10m')
     .option('--interval <duration>', 'how often providers are observed when nothing is moving', '1m')
+    .option(
+      '--heartbeat-interval <duration>',
+      'how often an idle ready instance is checked (3 failures replace it)',
+      '1m',
+    )
     .addOption(
       new Option('--log-level <level>', 'JSON log level on stdout')
         .choices(['debug', 'info', 'warn', 'error'])
@@ -131,19 +136,27 @@ While it runs the daemon holds the state lock; runfleet apply then goes through 
 plan and, once confirmed, approves each apply: manual fleet's reviewed change on the daemon.
 Fleets with a gitlab block get a GitLab runner that takes jobs and runs them on their instances.`,
     )
-    .action(async (o: { listen: string; grace: string; interval: string; logLevel: string }) =>
-      setExit(
-        await watch(
-          globals(),
-          {
-            listen: o.listen,
-            graceMs: parseDuration(o.grace),
-            intervalMs: parseDuration(o.interval),
-            logLevel: o.logLevel as 'debug' | 'info' | 'warn' | 'error',
-          },
-          ioFor(),
+    .action(
+      async (o: {
+        listen: string;
+        grace: string;
+        interval: string;
+        heartbeatInterval: string;
+        logLevel: string;
+      }) =>
+        setExit(
+          await watch(
+            globals(),
+            {
+              listen: o.listen,
+              graceMs: parseDuration(o.grace),
+              intervalMs: parseDuration(o.interval),
+              heartbeatIntervalMs: parseDuration(o.heartbeatInterval),
+              logLevel: o.logLevel as 'debug' | 'info' | 'warn' | 'error',
+            },
+            ioFor(),
+          ),
         ),
-      ),
     );
 
   program

@@ -21,6 +21,8 @@ export interface ManagerOptions {
   listen: string;
   graceMs: number;
   intervalMs: number;
+  /** @default the daemon's (60 s) */
+  heartbeatIntervalMs?: number;
   logger: Logger;
   /** Environment GitLab token references are read from. @default process.env */
   env?: NodeJS.ProcessEnv;
@@ -79,6 +81,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
       return loaded;
     },
     intervalMs: m.intervalMs,
+    ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),
     shutdownGraceMs: m.graceMs,
     probe: (...args) => late.runtime!.probe(...args),
     runnerStatus: (fleet) => late.runtime?.status(fleet),

@@ -10,8 +10,8 @@
  * Idle ready instances are heartbeated; one failing `failure_threshold` (3) times in a row is
  * taken out of service and replaced (`health-checker.ts`).
  *
- * The daemon holds the state lock (operation `watch`) from start to stop, so a `runfleet apply`
- * meanwhile fails with LOCKED naming it. A lock left by a dead `watch` process on this host is
+ * The daemon holds the state lock (operation `watch`) from start to stop; a `runfleet apply`
+ * meanwhile goes through it (`approve`) instead of writing the state itself. A lock left by a dead `watch` process on this host is
  * taken over at start (`state-lock.ts`). Every collaborator, the clock and the timers included, is
  * injected (`daemon-options.ts`).
  */

@@ -2,7 +2,7 @@
  * Instance readiness: a new instance takes jobs only after a heartbeat and the fleet's
  * `instance_ready_command` succeed (so jobs never land before cloud-init is done). Running the
  * command needs a connector, hence the injected `ReadinessProbe`; the default one runs it for the
- * `local` provider in the sandbox's work directory. The job runtime's connectors plug in later.
+ * `local` provider in the sandbox's work directory. `runfleet watch` passes the job runtime's connector probe.
  *
  * Failures back off per fleet (`ReadinessBackoff`): a fleet whose instances keep failing stops
  * creating new ones for a growing while, instead of the create/delete loop of taskscaler#26.
@@ -28,9 +28,10 @@ export type ReadinessProbe = (
 const MAX_OUTPUT = 2000;
 
 /**
- * The default probe: `local` instances run the command with `sh -c` in `connectInfo.workdir`.
- * Other protocols need the runtime's SSH connector, which is not wired yet: they fail with a
- * message saying so (rather than pretending the instance is ready).
+ * The probe of a daemon built without the job runtime (tests, simulations): `local` instances run
+ * the command with `sh -c` in `connectInfo.workdir`; other protocols fail with a message saying so
+ * rather than pretending the instance is ready. `runfleet watch` injects the runtime's
+ * `connectorReadinessProbe` instead, which runs the command over SSH as well.
  */
 export const localReadinessProbe: ReadinessProbe = (fleet, _id, info, signal) => {
   const command = fleet.instance_ready_command;
@@ -38,7 +39,7 @@ export const localReadinessProbe: ReadinessProbe = (fleet, _id, info, signal) =>
   if (info.protocol !== 'local' || !info.workdir) {
     return Promise.resolve({
       ok: false,
-      output: `instance_ready_command over ${info.protocol} needs the SSH connector, which this build does not wire yet`,
+      output: `instance_ready_command over ${info.protocol} needs the job runtime's connectors (runfleet watch provides them)`,
     });
   }
   return new Promise((resolve) => {

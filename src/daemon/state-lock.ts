@@ -1,6 +1,6 @@
 /**
- * The state lock the daemon holds (operation `watch`) from start to stop, so a `runfleet apply`
- * meanwhile fails with LOCKED naming it. A lock left by a `watch` process that is gone is taken
+ * The state lock the daemon holds (operation `watch`) from start to stop, so no `runfleet apply`
+ * writes the state meanwhile (it goes through the daemon instead). A lock left by a `watch` process that is gone is taken
  * over; any other holder is respected.
  */
 import { hostname } from 'node:os';

@@ -7,6 +7,7 @@ export interface WatchOptions {
   listen: string;
   graceMs: number;
   intervalMs: number;
+  heartbeatIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -20,6 +21,7 @@ export async function watch(opts: GlobalOptions, w: WatchOptions, io: Io): Promi
     listen: w.listen,
     graceMs: w.graceMs,
     intervalMs: w.intervalMs,
+    heartbeatIntervalMs: w.heartbeatIntervalMs,
     logger,
   });
   io.err(
