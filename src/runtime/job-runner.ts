@@ -12,6 +12,7 @@ import { runJob, type JobResult } from './executors/run-job.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import type { Timers } from './gitlab/timers.js';
+import { unsupportedJobWarnings } from './gitlab/refuse.js';
 import { JobTrace } from './gitlab/trace.js';
 import { style } from './gitlab/trace-format.js';
 
@@ -103,6 +104,7 @@ export async function runAssignedJob(
         systemId: deps.systemId,
       }),
     );
+    for (const warning of unsupportedJobWarnings(req.job)) trace.warning(`WARNING: ${warning}`);
     trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
     const output: JobOutput = {
       write: (chunk, stream) => {

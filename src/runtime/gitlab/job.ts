@@ -54,6 +54,12 @@ export interface JobPayload {
   steps: JobStep[];
   image?: JobImage | null;
   services?: unknown[];
+  /** Artifacts to upload; runfleet does not upload them yet (it says so in the job log). */
+  artifacts?: { name?: string; paths?: string[]; artifact_type?: string }[] | null;
+  /** Caches; not restored or saved by runfleet yet (said in the job log). */
+  cache?: { key?: string; paths?: string[] }[] | null;
+  /** Jobs whose artifacts this one downloads. */
+  dependencies?: { id: number; name: string; artifacts_file?: { filename: string; size: number } }[] | null;
   hooks?: { name: string; script: string[] }[];
   features?: { trace_sections?: boolean; token_mask_prefixes?: string[]; failure_reasons?: string[] };
   /** Step-runner steps as a JSON string, replacing `steps` (§2); runfleet refuses such jobs. */
