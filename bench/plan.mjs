@@ -13,41 +13,31 @@ const INSTANCES_PER_FLEET = 100;
 const RUNS = 7;
 const TARGET = { ms: 500, mb: 300 };
 const NOW = new Date('2026-03-27T10:00:00Z');
+const { normalizeFleet } = await import('../dist/config/index.js');
+const { groupRefFor } = await import('../dist/model/group.js');
 
+/**
+ * A fleet as a user would write it; `normalizeFleet` (the real config code) fills every default, so
+ * the benchmark's specs never drift from the schema.
+ */
 function spec(name, i) {
-  return {
+  return normalizeFleet({
     name,
-    provider: i % 3 === 0 ? { type: 'aws', region: 'eu-west-1' } : { type: 'local' },
+    provider:
+      i % 3 === 0
+        ? {
+            type: 'aws',
+            region: 'eu-west-1',
+            create: { launch_template: { id: 'lt-0bench' }, subnets: ['subnet-0bench'] },
+          }
+        : { type: 'local' },
     executor: 'docker',
-    docker: {
-      image: 'alpine:3.20',
-      pull_policy: ['if-not-present'],
-      privileged: false,
-      volumes: [],
-      host: 'unix:///var/run/docker.sock',
-    },
+    docker: { image: 'alpine:3.20', pull_policy: 'if-not-present' },
     capacity_per_instance: 1 + (i % 4),
     max_instances: 120,
     max_use_count: i % 5 === 0 ? 1 : 0,
-    connector: {
-      username: 'runner',
-      protocol: 'ssh',
-      port: 22,
-      use_static_credentials: false,
-      use_external_addr: false,
-      keepalive: '30s',
-      timeout: '10m',
-    },
     policy: [
-      {
-        periods: ['* * * * *'],
-        timezone: 'UTC',
-        idle_count: 2,
-        idle_time: '20m',
-        scale_factor: 0,
-        scale_factor_limit: 0,
-        preemptive_mode: true,
-      },
+      { idle_count: 2 },
       {
         periods: ['* 8-17 * * mon-fri'],
         timezone: 'Europe/Berlin',
@@ -55,14 +45,11 @@ function spec(name, i) {
         idle_time: '30m',
         scale_factor: 0.5,
         scale_factor_limit: 20,
-        preemptive_mode: true,
       },
     ],
     gitlab: { url: 'https://gitlab.example.com', token: { env: 'RUNFLEET_GITLAB_TOKEN' } },
-    apply: 'auto',
     delete_instances_on_shutdown: true,
-    scale_throttle: { limit: 100, burst: 120 },
-  };
+  });
 }
 
 /** Synthetic world: most fleets steady, some edited, some new, some removed; mixed instance states. */
@@ -81,10 +68,7 @@ function syntheticInput(fleets) {
           : want;
       observed.fleets.push({ name, spec: before, hash: `h${i}`, applied_at: minutesAgo(600) });
     }
-    const ref =
-      want.provider.type === 'aws'
-        ? { fleet: name, provider: 'aws', name: `runfleet-${name}` }
-        : { fleet: name, provider: 'local', name };
+    const ref = groupRefFor(want);
     const instances = [];
     for (let j = 0; j < INSTANCES_PER_FLEET; j++) {
       const id = `${name}-i-${j}`;
