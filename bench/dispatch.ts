@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startCoordinator } from '../src/devtools/coordinator/server.js';
 import { exampleJob } from '../src/devtools/coordinator/example-job.js';
-import { silentLogger } from '../src/daemon/logger.js';
-import { systemTimers } from '../src/daemon/timers.js';
+import { silentLogger } from '../src/util/logger.js';
+import { systemTime } from '../src/util/time.js';
 import type { Fleet } from '../src/model/fleet.js';
 import { ProviderRegistry } from '../src/providers/registry.js';
 import { createStaticProvider } from '../src/providers/static/index.js';
@@ -24,7 +24,6 @@ import { FleetJobRunner } from '../src/runtime/fleet-runner.js';
 import { GitlabClient } from '../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../src/runtime/slots/index.js';
 import { openSqliteStore } from '../src/store/index.js';
-import { systemClock } from '../src/util/clock.js';
 import { startSshd, type SshdInstance } from '../test/helpers/topology/sshd.js';
 import { fleetSpec } from '../test/helpers/fake-state.js';
 
@@ -51,8 +50,7 @@ async function harness(instances: SshdInstance[], capacityPerInstance: number) {
   const provider = createStaticProvider({ hosts, connectorFor: () => fleet.connector });
   const scheduler = new SlotScheduler({
     ledger: new LedgerWriter(store),
-    clock: systemClock,
-    timers: systemTimers,
+    time: systemTime,
   });
   scheduler.configureFleet('bench', {
     capacityPerInstance,
@@ -81,7 +79,7 @@ async function harness(instances: SshdInstance[], capacityPerInstance: number) {
     token: TOKEN,
     systemId: 's_00000000bench',
     version: 'bench',
-    clock: systemClock,
+    time: systemTime,
     logger: silentLogger,
     checkIntervalMs: 5,
     onOutput: (_f, id, chunk) => {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadFleets } from '../dist/config/index.js';
 import { Daemon } from '../dist/daemon/daemon.js';
 import { watchFleetDir } from '../dist/daemon/config-watcher.js';
-import { silentLogger } from '../dist/daemon/logger.js';
+import { silentLogger } from '../dist/util/logger.js';
 import { createLocalProvider } from '../dist/providers/local/index.js';
 import { ProviderRegistry } from '../dist/providers/registry.js';
 import { openSqliteStore } from '../dist/store/index.js';

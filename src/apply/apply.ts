@@ -13,7 +13,7 @@ import type { FleetPlan, Plan } from '../model/plan.js';
 import type { Provider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Time } from '../util/time.js';
 import { hashOf } from '../util/hash.js';
 
 export type StepStatus = 'done' | 'failed' | 'skipped';
@@ -36,7 +36,7 @@ export interface ApplyOutcome {
 export interface ApplyDeps {
   store: StateStore;
   providers: ProviderRegistry;
-  clock: Clock;
+  time: Time;
   /** Called as each step finishes, so the CLI can report progress live. */
   onStep?: (step: StepResult) => void;
   signal?: AbortSignal;
@@ -48,7 +48,6 @@ export interface ApplyDeps {
   deletionWait?: {
     timeoutMs: number;
     pollMs: number;
-    sleep: (ms: number) => Promise<void>;
     onWait?: (message: string) => void;
   };
 }
@@ -147,7 +146,7 @@ function stepsFor(
             name: spec.name,
             spec,
             hash: hashOf(spec),
-            applied_at: deps.clock.now().toISOString(),
+            applied_at: deps.time.now().toISOString(),
           });
           return `${fp.action === 'create' ? 'set up' : 'updated'} ${ref.provider} group ${ref.name}`;
         }),
@@ -246,7 +245,7 @@ async function increaseInstances(
   // Instances that appear later (an ASG launching) are adopted by the next observe.
   const [group] = await provider.observe([ref], deps.signal);
   const known = new Set((await deps.store.listInstances(ref.fleet)).map((i) => i.id));
-  const now = deps.clock.now().toISOString();
+  const now = deps.time.now().toISOString();
   const added: string[] = [];
   for (const inst of group?.instances ?? []) {
     if (known.has(inst.id) || inst.state === 'deleting' || inst.state === 'gone') continue;
@@ -275,17 +274,17 @@ async function increaseInstances(
 /** Deletes a group, waiting out retryable refusals (instances still terminating) up to the limit. */
 async function deleteGroupWaiting(deps: ApplyDeps, remove: () => Promise<void>): Promise<void> {
   const wait = deps.deletionWait;
-  const deadline = deps.clock.now().getTime() + (wait?.timeoutMs ?? 0);
+  const deadline = deps.time.now().getTime() + (wait?.timeoutMs ?? 0);
   for (;;) {
     try {
       await remove();
       return;
     } catch (e) {
       const retry =
-        wait && isFleetError(e) && e.retryable && deps.clock.now().getTime() + wait.pollMs <= deadline;
+        wait && isFleetError(e) && e.retryable && deps.time.now().getTime() + wait.pollMs <= deadline;
       if (!retry) throw e;
       wait.onWait?.(`${(e as Error).message}; waiting`);
-      await wait.sleep(wait.pollMs);
+      await deps.time.sleep(wait.pollMs, deps.signal);
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The composition root: the one place that builds the store, the providers and the clock, and
+ * The composition root: the one place that builds the store, the providers and the time, and
  * hands them to commands. Nothing else constructs clients.
  */
 import { dirname, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { createStaticProvider } from '../providers/static/index.js';
 import type { GroupRef } from '../model/observed.js';
 import { openSqliteStore } from '../store/index.js';
 import type { StateStore } from '../store/store.js';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemTime, type Time } from '../util/time.js';
 
 export interface GlobalOptions {
   dir: string;
@@ -23,7 +23,7 @@ export interface GlobalOptions {
 export interface Context {
   store: StateStore;
   providers: ProviderRegistry;
-  clock: Clock;
+  time: Time;
   /** Directory holding the state file; the local provider keeps its sandboxes here. */
   stateDir: string;
   /** Replaces the fleets providers look connector settings up in (the daemon calls it on reload). */
@@ -47,7 +47,7 @@ export async function openContext(
 ): Promise<Context> {
   const statePath = resolve(opts.state);
   const stateDir = dirname(statePath);
-  const clock = systemClock;
+  const time = systemTime;
   const store = await openSqliteStore(statePath);
   let aws: typeof import('../providers/aws/index.js') | undefined;
   const ensureProviders = async (specs: Pick<Fleet, 'provider'>[]) => {
@@ -64,7 +64,7 @@ export async function openContext(
     if (load.providers) return load.providers(spec);
     switch (spec.type) {
       case 'local':
-        local ??= createLocalProvider({ stateDir, clock });
+        local ??= createLocalProvider({ stateDir, time });
         return local;
       case 'aws':
         if (!aws) throw new FleetError(ErrorCode.INTERNAL, 'AWS provider requested but not loaded');
@@ -72,17 +72,17 @@ export async function openContext(
           region: spec.region,
           profile: spec.profile,
           endpoint: spec.endpoint,
-          clock,
+          time,
           connectorFor,
         });
       case 'static':
-        return createStaticProvider({ hosts: spec.hosts, connectorFor, clock });
+        return createStaticProvider({ hosts: spec.hosts, connectorFor, time });
     }
   });
   return {
     store,
     providers,
-    clock,
+    time,
     stateDir,
     ensureProviders,
     track: (current) => {

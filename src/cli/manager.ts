@@ -9,11 +9,10 @@ import { loadFleets } from '../config/index.js';
 import { watchFleetDir } from '../daemon/config-watcher.js';
 import { Daemon } from '../daemon/daemon.js';
 import { startDaemonServer } from '../daemon/http.js';
-import type { Logger } from '../daemon/logger.js';
-import { systemTimers } from '../daemon/timers.js';
+import type { Logger } from '../util/logger.js';
 import type { ProviderBuilder } from '../providers/registry.js';
 import { JobRuntime } from '../runtime/job-runtime.js';
-import type { Timers as RuntimeTimers } from '../runtime/gitlab/timers.js';
+import type { Time } from '../util/time.js';
 import { RUNFLEET_VERSION } from '../version.js';
 import { openContext, type Context, type GlobalOptions } from './context.js';
 
@@ -26,9 +25,9 @@ export interface ManagerOptions {
   logger: Logger;
   /** Environment GitLab token references are read from. @default process.env */
   env?: NodeJS.ProcessEnv;
-  /** Runtime knobs for demos and tests: job-request pause and trace timers. */
+  /** Runtime knobs for demos and tests: job-request pause and trace time. */
   checkIntervalMs?: number;
-  runtimeTimers?: RuntimeTimers;
+  runtimeTime?: Time;
   /**
    * Test seam: builds the providers instead of the built-in ones (integration tests inject one
    * that runs a real sshd per instance). Never set by the CLI.
@@ -71,8 +70,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
   const daemon = new Daemon({
     store: ctx.store,
     providers: ctx.providers,
-    clock: ctx.clock,
-    timers: systemTimers,
+    time: ctx.time,
     logger,
     // Provider code a new fleet needs (the AWS SDK) is loaded before the daemon plans with it.
     loadConfig: async () => {
@@ -94,12 +92,11 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     scheduler: daemon.slots,
     providers: ctx.providers,
     stateDir: ctx.stateDir,
-    clock: ctx.clock,
+    time: m.runtimeTime ?? ctx.time,
     logger: logger.child({ component: 'runtime' }),
     version: RUNFLEET_VERSION,
     env: m.env,
     checkIntervalMs: m.checkIntervalMs,
-    timers: m.runtimeTimers,
   });
   late.runtime = runtime;
   try {
@@ -108,7 +105,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     await ctx.close();
     throw e;
   }
-  const server = await startDaemonServer(daemon, m.listen, { timers: systemTimers, logger });
+  const server = await startDaemonServer(daemon, m.listen, { time: ctx.time, logger });
   const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
   // Written last: once it exists, the daemon serves and sees every later edit of the fleet files.
   const watchFile = watchFilePath(opts.state);

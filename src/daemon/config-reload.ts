@@ -7,7 +7,7 @@
 import { formatIssue, type LoadResult } from '../config/index.js';
 import { asError } from '../errors.js';
 import type { FleetConfig } from './fleet-config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export interface ConfigReloadDeps {

@@ -3,7 +3,7 @@
  * (editors write a file in several steps; a debounce turns that into one reload).
  */
 import { watch } from 'chokidar';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 
 export interface ConfigWatcher {
   close(): Promise<void>;

@@ -9,21 +9,18 @@ import type { Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { LockInfo, StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Time } from '../util/time.js';
 import { hashOf } from '../util/hash.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 import type { BackoffOptions, ReadinessProbe } from './readiness.js';
-import type { Timers } from './timers.js';
 
 export interface DaemonOptions {
   store: StateStore;
   providers: ProviderRegistry;
   /** Reads the fleets directory (`() => loadFleets(dir)`). */
   loadConfig: () => Promise<LoadResult>;
-  /** @default systemClock */
-  clock?: Clock;
-  /** @default systemTimers */
-  timers?: Timers;
+  /** @default systemTime */
+  time?: Time;
   /** @default silentLogger */
   logger?: Logger;
   /** Runs instance_ready_command. @default localReadinessProbe */

@@ -4,7 +4,7 @@
  * does not allow is a bug and throws FleetError(INTERNAL).
  */
 import { ErrorCode, FleetError } from '../errors.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 import type { DaemonState } from './status.js';
 
 const NEXT_STATES: Record<DaemonState, DaemonState[]> = {

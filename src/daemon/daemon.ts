@@ -12,13 +12,13 @@
  *
  * The daemon holds the state lock (operation `watch`) from start to stop; a `runfleet apply`
  * meanwhile goes through it (`approve`) instead of writing the state itself. A lock left by a dead `watch` process on this host is
- * taken over at start (`state-lock.ts`). Every collaborator, the clock and the timers included, is
+ * taken over at start (`state-lock.ts`). Every collaborator, the time and the time included, is
  * injected (`daemon-options.ts`).
  */
 import { ErrorCode, FleetError, asError } from '../errors.js';
 import { LedgerWriter } from '../runtime/slots/ledger-writer.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemTime, type Time } from '../util/time.js';
 import { reloadFleetFiles } from './config-reload.js';
 import {
   defaultSystemId,
@@ -30,7 +30,7 @@ import { DaemonLifecycle } from './daemon-state.js';
 import { FleetConfig } from './fleet-config.js';
 import { resolveAfterRestart, type SyncDeps } from './instance-sync.js';
 import { HealthChecker } from './health-checker.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { PassLoop } from './pass-loop.js';
 import { ReadinessBackoff, localReadinessProbe } from './readiness.js';
@@ -40,7 +40,6 @@ import { deleteInstancesOnShutdown, waitForRunningJobs } from './shutdown.js';
 import { buildStatus, metricsInputs } from './snapshot.js';
 import type { DaemonState, StatusReport } from './status.js';
 import { WatchLock } from './state-lock.js';
-import { systemTimers, type Timers } from './timers.js';
 
 export type { DaemonOptions } from './daemon-options.js';
 export { lockHolderAlive } from './state-lock.js';
@@ -49,8 +48,7 @@ export class Daemon {
   readonly slots: SlotScheduler;
   readonly metrics: DaemonMetrics;
   readonly startedAt: Date;
-  private readonly clock: Clock;
-  private readonly timers: Timers;
+  private readonly time: Time;
   private readonly logger: Logger;
   private readonly settings: DaemonSettings;
   private readonly ledger: LedgerWriter;
@@ -67,22 +65,20 @@ export class Daemon {
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
-    this.clock = opts.clock ?? systemClock;
-    this.timers = opts.timers ?? systemTimers;
+    this.time = opts.time ?? systemTime;
     this.logger = opts.logger ?? silentLogger;
     this.settings = resolveSettings(opts);
-    this.startedAt = this.clock.now();
+    this.startedAt = this.time.now();
     this.ledger = new LedgerWriter(opts.store);
     this.metrics = new DaemonMetrics(opts.systemId ?? defaultSystemId());
     this.slots =
-      opts.slots ??
-      new SlotScheduler({ ledger: this.ledger, clock: this.clock, timers: this.timers, logger: this.logger });
+      opts.slots ?? new SlotScheduler({ ledger: this.ledger, time: this.time, logger: this.logger });
     this.instances = {
       store: opts.store,
       ledger: this.ledger,
       providers: opts.providers,
       slots: this.slots,
-      clock: this.clock,
+      time: this.time,
       logger: this.logger,
     };
     this.backoff = new ReadinessBackoff(opts.backoff);
@@ -94,7 +90,7 @@ export class Daemon {
     });
     this.readiness = new ReadinessRunner({
       ...this.instances,
-      timers: this.timers,
+      time: this.time,
       probe: opts.probe ?? localReadinessProbe,
       backoff: this.backoff,
       metrics: this.metrics,
@@ -103,7 +99,7 @@ export class Daemon {
     });
     this.health = new HealthChecker({
       ...this.instances,
-      timers: this.timers,
+      time: this.time,
       metrics: this.metrics,
       intervalMs: this.settings.heartbeatIntervalMs,
       specs: () => this.passes.specs(),
@@ -117,8 +113,7 @@ export class Daemon {
       readiness: this.readiness,
       slots: this.slots,
       metrics: this.metrics,
-      clock: this.clock,
-      timers: this.timers,
+      time: this.time,
       logger: this.logger,
       settings: this.settings,
       state: () => this.lifecycle.state,
@@ -181,7 +176,7 @@ export class Daemon {
     // Awaited only when jobs run: otherwise the loop halts in the same turn as stopAccepting, so no
     // slot event of a pass still running can queue another one.
     if (this.slots.activeAcquisitions() > 0) {
-      await waitForRunningJobs(this.slots, this.timers, this.logger, graceMs);
+      await waitForRunningJobs(this.slots, this.time, this.logger, graceMs);
     }
     this.unsubscribe?.();
     await this.passes.halt();
@@ -232,7 +227,7 @@ export class Daemon {
       slots: this.slots,
       backoff: this.backoff,
       config: this.config,
-      now: this.clock.now(),
+      now: this.time.now(),
       daemon: {
         state: this.lifecycle.state,
         pid: process.pid,

@@ -5,7 +5,7 @@
  *
  * Contract:
  * - Only instances the slot scheduler has in service (ready, not draining) and holding no job are
- *   heartbeated (`provider.heartbeat`). A busy instance is proven alive by its job; its clock
+ *   heartbeated (`provider.heartbeat`). A busy instance is proven alive by its job; its time
  *   restarts when the job ends. A new instance is first checked one interval after it joined.
  * - Each instance at most once per `intervalMs`, at most `HEARTBEAT_CONCURRENCY` calls at a time,
  *   each bounded by `HEARTBEAT_TIMEOUT_MS` (a timeout is a failure).
@@ -27,7 +27,7 @@ import { groupRefFor } from '../model/group.js';
 import { UNHEALTHY_AFTER_FAILURES } from '../plan/index.js';
 import type { SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
-import type { TimerHandle, Timers } from './timers.js';
+import type { TimerHandle, Time } from '../util/time.js';
 
 /** Heartbeats in flight at once, across fleets: a sweep never bursts a provider. */
 export const HEARTBEAT_CONCURRENCY = 4;
@@ -35,7 +35,7 @@ export const HEARTBEAT_CONCURRENCY = 4;
 export const HEARTBEAT_TIMEOUT_MS = 30_000;
 
 export interface HealthCheckerDeps extends Omit<SyncDeps, 'onGone'> {
-  timers: Timers;
+  time: Time;
   metrics: DaemonMetrics;
   /** The shortest time between two heartbeats of one instance. */
   intervalMs: number;
@@ -72,7 +72,7 @@ export class HealthChecker {
     if (this.stopped) return;
     this.arm();
     if (this.sweeping || !this.deps.active()) return;
-    const due = this.dueInstances(this.deps.clock.now().getTime());
+    const due = this.dueInstances(this.deps.time.now().getTime());
     if (due.length === 0) return;
     this.sweeping = this.checkAll(due).finally(() => (this.sweeping = undefined));
   }
@@ -96,10 +96,10 @@ export class HealthChecker {
 
   private arm(): void {
     this.fallback?.cancel();
-    this.fallback = this.deps.timers.after(Math.ceil(this.deps.intervalMs * 1.5), () => this.sweep());
+    this.fallback = this.deps.time.after(Math.ceil(this.deps.intervalMs * 1.5), () => this.sweep());
   }
 
-  /** Idle in-service instances whose interval is over; restarts the clock of busy and new ones. */
+  /** Idle in-service instances whose interval is over; restarts the time of busy and new ones. */
   private dueInstances(nowMs: number): Due[] {
     const { deps } = this;
     const due: Due[] = [];
@@ -141,7 +141,7 @@ export class HealthChecker {
     if (deps.slots.isBusy(spec.name, id) || !deps.active()) return;
     const log = deps.logger.child({ fleet: spec.name, instance: id });
     const timeout = new AbortController();
-    const timer = deps.timers.after(HEARTBEAT_TIMEOUT_MS, () =>
+    const timer = deps.time.after(HEARTBEAT_TIMEOUT_MS, () =>
       timeout.abort(new Error(`no heartbeat answer within ${HEARTBEAT_TIMEOUT_MS} ms`)),
     );
     const signal = AbortSignal.any([this.shutdown.signal, timeout.signal]);

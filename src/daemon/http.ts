@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { asError, isFleetError } from '../errors.js';
 import type { Daemon } from './daemon.js';
 import { startSyntheticJobs } from './synthetic-jobs.js';
-import type { Logger } from './logger.js';
-import type { Timers } from './timers.js';
+import type { Logger } from '../util/logger.js';
+import type { Time } from '../util/time.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9252';
 
@@ -36,7 +36,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startDaemonServer(
   daemon: Daemon,
   listen: string,
-  deps: { timers: Timers; logger: Logger },
+  deps: { time: Time; logger: Logger },
 ): Promise<DaemonServer> {
   const server = createServer((req, res) => {
     route(daemon, deps, req, res).catch((e: unknown) => send(res, 500, { error: asError(e).message }));
@@ -55,7 +55,7 @@ export async function startDaemonServer(
 
 async function route(
   daemon: Daemon,
-  deps: { timers: Timers; logger: Logger },
+  deps: { time: Time; logger: Logger },
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -105,7 +105,7 @@ async function route(
       send(res, 503, { error: `daemon is ${daemon.state}` });
       return;
     }
-    startSyntheticJobs(daemon.slots, deps.timers, deps.logger, fleet, {
+    startSyntheticJobs(daemon.slots, deps.time, deps.logger, fleet, {
       jobs,
       durationMs,
       breakInstance: body.break_instance === true,

@@ -13,15 +13,15 @@ import type { LedgerWriter } from '../runtime/slots/ledger-writer.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from './logger.js';
+import type { Time } from '../util/time.js';
+import type { Logger } from '../util/logger.js';
 
 export interface SyncDeps {
   store: StateStore;
   ledger: LedgerWriter;
   providers: ProviderRegistry;
   slots: SlotScheduler;
-  clock: Clock;
+  time: Time;
   logger: Logger;
   /** Called with each instance that left (for the life-time histogram). */
   onGone?: (fleet: string, row: LedgerInstance) => void;
@@ -51,7 +51,7 @@ export async function syncInstances(
     m.set(row.id, row);
     ledgerByFleet.set(row.fleet, m);
   }
-  const now = deps.clock.now().toISOString();
+  const now = deps.time.now().toISOString();
   for (const group of observed.groups) {
     const fleet = group.ref.fleet;
     if (!specs.has(fleet) || !group.exists) continue;

@@ -12,15 +12,14 @@ import { asError, isFleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Time, TimerHandle } from '../util/time.js';
 import type { DaemonSettings } from './daemon-options.js';
 import { specsByName, type ConfigView, type FleetConfig } from './fleet-config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ReadinessRunner } from './readiness-runner.js';
 import type { PassOutcome, PassTrigger, Reconciler } from './reconcile.js';
 import type { DaemonState } from './status.js';
-import type { TimerHandle, Timers } from './timers.js';
 
 export interface PassLoopDeps {
   store: StateStore;
@@ -29,8 +28,7 @@ export interface PassLoopDeps {
   readiness: ReadinessRunner;
   slots: SlotScheduler;
   metrics: DaemonMetrics;
-  clock: Clock;
-  timers: Timers;
+  time: Time;
   logger: Logger;
   settings: Pick<DaemonSettings, 'intervalMs' | 'expectingIntervalMs' | 'acquireTimeoutMs'>;
   /** The daemon's state: passes run while running or draining; only `running` ticks and probes. */
@@ -124,7 +122,7 @@ export class PassLoop {
       if (deps.state() === 'running') void deps.onFleets?.([...this.specs().values()]);
       const outcome = await deps.reconciler.pass(this.currentView, trigger, deps.state() === 'draining');
       this.lastOutcome = outcome;
-      this.lastAt = deps.clock.now();
+      this.lastAt = deps.time.now();
       expecting = outcome.expecting;
       retryAt = outcome.retryAt;
       deps.logger.debug('pass done', { event: 'pass', trigger, expecting, probes: outcome.toProbe.length });
@@ -157,8 +155,8 @@ export class PassLoop {
     this.tick?.cancel();
     let delay =
       expecting || deps.readiness.busy() ? deps.settings.expectingIntervalMs : deps.settings.intervalMs;
-    if (retryAt !== undefined) delay = Math.min(delay, Math.max(0, retryAt - deps.clock.now().getTime()));
-    this.tick = deps.timers.after(delay, () => this.request(retryAt !== undefined ? 'retry' : 'tick'));
+    if (retryAt !== undefined) delay = Math.min(delay, Math.max(0, retryAt - deps.time.now().getTime()));
+    this.tick = deps.time.after(delay, () => this.request(retryAt !== undefined ? 'retry' : 'tick'));
   }
 
   private configureSlots(): void {

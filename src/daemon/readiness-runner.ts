@@ -10,10 +10,10 @@ import { groupRefFor } from '../model/group.js';
 import type { SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ReadinessBackoff, ReadinessProbe } from './readiness.js';
-import type { Timers } from './timers.js';
+import type { Time } from '../util/time.js';
 
 export interface ReadinessRunnerDeps extends SyncDeps {
-  timers: Timers;
+  time: Time;
   probe: ReadinessProbe;
   backoff: ReadinessBackoff;
   metrics: DaemonMetrics;
@@ -49,7 +49,7 @@ export class ReadinessRunner {
     // The first probe of an instance is the moment the provider first showed it running.
     if (!this.seenRunning.has(key)) {
       this.seenRunning.add(key);
-      this.deps.metrics.running(spec.name, (this.deps.clock.now().getTime() - Date.parse(createdAt)) / 1000);
+      this.deps.metrics.running(spec.name, (this.deps.time.now().getTime() - Date.parse(createdAt)) / 1000);
     }
     const abort = new AbortController();
     const promise = this.check(spec, id, createdAt, abort.signal)
@@ -70,9 +70,9 @@ export class ReadinessRunner {
     const ref = groupRefFor(spec);
     const provider = deps.providers.forFleet(spec);
     const log = deps.logger.child({ fleet: spec.name, instance: id });
-    const ageMs = deps.clock.now().getTime() - Date.parse(createdAt);
+    const ageMs = deps.time.now().getTime() - Date.parse(createdAt);
     const timeout = new AbortController();
-    const timer = deps.timers.after(Math.max(1, deps.readyTimeoutMs - ageMs), () =>
+    const timer = deps.time.after(Math.max(1, deps.readyTimeoutMs - ageMs), () =>
       timeout.abort(new Error(`not ready within ${deps.readyTimeoutMs} ms`)),
     );
     const both = AbortSignal.any([signal, timeout.signal]);
@@ -97,7 +97,7 @@ export class ReadinessRunner {
       }
       const row = await deps.store.getInstance(spec.name, id);
       if (!row || row.state !== 'creating') return;
-      const now = deps.clock.now();
+      const now = deps.time.now();
       await deps.ledger.update(spec.name, id, (r) =>
         r.state === 'creating' ? { ...r, state: 'ready', ready_at: now.toISOString() } : undefined,
       );
@@ -115,7 +115,7 @@ export class ReadinessRunner {
 
   private async fail(spec: Fleet, id: string, why: string): Promise<void> {
     const { deps } = this;
-    const pauseMs = deps.backoff.failed(spec.name, deps.clock.now().getTime());
+    const pauseMs = deps.backoff.failed(spec.name, deps.time.now().getTime());
     deps.slots.markUnavailable(spec.name, id, 'unhealthy');
     await deps.ledger.update(spec.name, id, (r) =>
       r.state === 'deleting'

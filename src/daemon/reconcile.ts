@@ -60,7 +60,7 @@ export class Reconciler {
 
   async pass(view: ConfigView, trigger: PassTrigger, shuttingDown: boolean): Promise<PassOutcome> {
     const { deps } = this;
-    const now = deps.clock.now();
+    const now = deps.time.now();
     const specs = specsByName(view);
     const applied = await deps.store.listFleets();
     const everySpec = new Map<string, Fleet>(applied.map((a) => [a.name, a.spec]));
@@ -93,11 +93,11 @@ export class Reconciler {
     outcome.expecting = isExpecting(observed) || sync.toProbe.length > 0;
     if (!work) return outcome;
 
-    const started = deps.clock.now();
+    const started = deps.time.now();
     const result = await applyPlan(plan, view.desired, {
       store: deps.store,
       providers: deps.providers,
-      clock: deps.clock,
+      time: deps.time,
     });
     outcome.applied = result;
     outcome.expecting = true;
@@ -111,7 +111,7 @@ export class Reconciler {
     return {
       ...deps,
       onGone: (fleet, row) =>
-        deps.metrics.lived(fleet, (deps.clock.now().getTime() - Date.parse(row.created_at)) / 1000),
+        deps.metrics.lived(fleet, (deps.time.now().getTime() - Date.parse(row.created_at)) / 1000),
     };
   }
 
@@ -235,7 +235,7 @@ export class Reconciler {
     outcome: PassOutcome,
   ): Promise<void> {
     const { deps } = this;
-    const seconds = (deps.clock.now().getTime() - started.getTime()) / 1000;
+    const seconds = (deps.time.now().getTime() - started.getTime()) / 1000;
     const launched = new Map(
       observed.groups.flatMap((g) => g.instances.map((i) => [`${g.ref.fleet}\u0000${i.id}`, i.launched_at])),
     );
@@ -278,7 +278,7 @@ export class Reconciler {
           deps.slots.removeInstance(step.fleet, r.id);
           deps.metrics.removed(step.fleet, r.reason);
           const at = launched.get(`${step.fleet}\u0000${r.id}`);
-          if (at) deps.metrics.lived(step.fleet, (deps.clock.now().getTime() - Date.parse(at)) / 1000);
+          if (at) deps.metrics.lived(step.fleet, (deps.time.now().getTime() - Date.parse(at)) / 1000);
         }
       } else if (step.step === 'delete-group') {
         deps.slots.dropFleet(step.fleet);
@@ -286,11 +286,11 @@ export class Reconciler {
     }
     if (result.result !== 'noop') {
       const hash = hashOf({ fleets: plan.fleets, basis: plan.basis });
-      deps.metrics.appliedPlan(hash, deps.clock.now());
+      deps.metrics.appliedPlan(hash, deps.time.now());
       void deps.store
         .recordApply({
           started_at: started.toISOString(),
-          finished_at: deps.clock.now().toISOString(),
+          finished_at: deps.time.now().toISOString(),
           plan_hash: hash,
           result: result.result,
           summary: plan.summary,

@@ -6,8 +6,8 @@
 import type { DesiredFleet } from '../model/fleet.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import { retryRemoval, type SyncDeps } from './instance-sync.js';
-import type { Logger } from './logger.js';
-import { sleep, type Timers } from './timers.js';
+import type { Logger } from '../util/logger.js';
+import type { Time } from '../util/time.js';
 
 /**
  * Resolves once no job holds a slot or `graceMs` has passed, whichever is first; jobs still
@@ -16,7 +16,7 @@ import { sleep, type Timers } from './timers.js';
  */
 export async function waitForRunningJobs(
   slots: SlotScheduler,
-  timers: Timers,
+  time: Time,
   logger: Logger,
   graceMs: number,
 ): Promise<void> {
@@ -26,7 +26,7 @@ export async function waitForRunningJobs(
   const grace = new AbortController();
   const done = await Promise.race([
     slots.whenNoAcquisitions().then(() => true),
-    sleep(timers, graceMs, grace.signal).then(
+    time.sleep(graceMs, grace.signal).then(
       () => false,
       () => true,
     ),

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { ErrorCode, asError, isFleetError } from '../errors.js';
 import { describeLockHolder } from '../store/index.js';
 import type { LockInfo, StateStore } from '../store/store.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../util/logger.js';
 
 export interface WatchLockOptions {
   store: StateStore;

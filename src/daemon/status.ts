@@ -8,7 +8,7 @@ import type { LedgerInstance } from '../model/observed.js';
 import { policyAt } from '../plan/index.js';
 import type { SlotCounts } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Time } from '../util/time.js';
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -114,8 +114,8 @@ export function instanceStatus(row: LedgerInstance): InstanceStatus {
 }
 
 /** Status without a daemon: applied fleets and the ledger, with the policy in force now. */
-export async function statusFromStore(store: StateStore, clock: Clock): Promise<StatusReport> {
-  const now = clock.now();
+export async function statusFromStore(store: StateStore, time: Time): Promise<StatusReport> {
+  const now = time.now();
   const [fleets, ledger] = await Promise.all([store.listFleets(), store.listInstances()]);
   return {
     source: 'store',

@@ -5,8 +5,8 @@
  */
 import { asError } from '../errors.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
-import type { Logger } from './logger.js';
-import { sleep, type Timers } from './timers.js';
+import type { Logger } from '../util/logger.js';
+import type { Time } from '../util/time.js';
 
 export interface SyntheticJobsRequest {
   /** How many jobs to start now. */
@@ -20,7 +20,7 @@ export interface SyntheticJobsRequest {
 /** Starts the jobs and returns at once; each runs in the background. */
 export function startSyntheticJobs(
   slots: SlotScheduler,
-  timers: Timers,
+  time: Time,
   logger: Logger,
   fleet: string,
   req: SyntheticJobsRequest,
@@ -33,7 +33,7 @@ export function startSyntheticJobs(
         instance: acquisition.instanceId,
         slot: acquisition.slot,
       });
-      await sleep(timers, req.durationMs);
+      await time.sleep(req.durationMs);
       await slots.release(acquisition, req.breakInstance ? { failed: true, instanceBroken: true } : {});
     })().catch((e: unknown) => logger.warn('synthetic job failed', { fleet, error: asError(e).message }));
   }

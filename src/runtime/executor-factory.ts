@@ -12,6 +12,7 @@ import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { DockerExecutor } from './executors/docker-executor.js';
 import type { Executor } from './executors/executor.js';
 import { InstanceExecutor } from './executors/instance-executor.js';
+import type { Time } from '../util/time.js';
 
 /** Builds root on remote instances; writable by any login user. */
 export const REMOTE_BUILDS_DIR = '/tmp/runfleet-builds';
@@ -19,7 +20,7 @@ export const REMOTE_BUILDS_DIR = '/tmp/runfleet-builds';
 export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool): Connector {
   if (info.protocol === 'local') {
     if (!info.workdir) throw new FleetError(ErrorCode.INTERNAL, `local instance ${info.id} has no workdir`);
-    return new LocalConnector({ workdir: info.workdir });
+    return new LocalConnector({ workdir: info.workdir, time: ssh.time });
   }
   if (!info.privateKey) {
     throw new FleetError(ErrorCode.CONFIG_INVALID, `no SSH credentials for instance ${info.id}`, {
@@ -35,7 +36,13 @@ export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool): Connecto
   });
 }
 
-export function executorFor(fleet: Fleet, info: ConnectInfo, connector: Connector, slot: number): Executor {
+export function executorFor(
+  fleet: Fleet,
+  info: ConnectInfo,
+  connector: Connector,
+  slot: number,
+  time: Time,
+): Executor {
   const buildsDir = info.protocol === 'local' ? `${info.workdir}/builds` : REMOTE_BUILDS_DIR;
   if (fleet.executor === 'docker') {
     const docker = fleet.docker;
@@ -53,6 +60,7 @@ export function executorFor(fleet: Fleet, info: ConnectInfo, connector: Connecto
       privileged: docker.privileged,
       volumes: docker.volumes,
       concurrentId: slot,
+      time,
     });
   }
   return new InstanceExecutor({ connector, buildsDir, concurrentId: slot });

@@ -13,14 +13,13 @@ import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import { policyAt } from '../plan/policy.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../daemon/logger.js';
+import type { TimerHandle, Time } from '../util/time.js';
+import type { Logger } from '../util/logger.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
-import { realTimers, sleepOn, type Timers } from './gitlab/timers.js';
 import { runAssignedJob, startJob, type JobOutcome } from './job-runner.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 
@@ -38,9 +37,8 @@ export interface FleetRunnerDeps {
   token: string;
   systemId: string;
   version: string;
-  clock: Clock;
+  time: Time;
   logger: Logger;
-  timers?: Timers;
   checkIntervalMs?: number;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
@@ -57,14 +55,12 @@ export class FleetJobRunner {
   private loop: Promise<void> | undefined;
   /** Jobs received whose `running` PUT is in flight: not yet pending in the scheduler. */
   private starting = 0;
-  private readonly timers: Timers;
 
   constructor(
     fleet: Fleet,
     private readonly deps: FleetRunnerDeps,
   ) {
     this.fleet = fleet;
-    this.timers = deps.timers ?? realTimers;
     // Every running job listens on the hard-stop signal: hundreds at once are expected.
     setMaxListeners(0, this.hard.signal);
   }
@@ -100,9 +96,9 @@ export class FleetJobRunner {
     this.polling.abort();
     await this.loop;
     if (this.jobs.size > 0) {
-      const timer = this.timers.setTimeout(() => this.hard.abort(), graceMs);
+      const timer = this.deps.time.after(graceMs, () => this.hard.abort());
       await Promise.allSettled([...this.jobs]);
-      this.timers.clearTimeout(timer);
+      timer.cancel();
     }
   }
 
@@ -132,14 +128,14 @@ export class FleetJobRunner {
           error: (e as Error).message,
           code: isFleetError(e) ? e.code : undefined,
         });
-        await sleepOn(this.timers, UNHEALTHY_PAUSE_MS, signal).catch(() => undefined);
+        await this.deps.time.sleep(UNHEALTHY_PAUSE_MS, signal).catch(() => undefined);
         continue;
       }
       if (!job) {
         if (reservation) this.deps.scheduler.unreserve(reservation);
         const pause =
           this.deps.client.consecutiveUnhealthy >= UNHEALTHY_LIMIT ? UNHEALTHY_PAUSE_MS : interval;
-        await sleepOn(this.timers, pause, signal).catch(() => undefined);
+        await this.deps.time.sleep(pause, signal).catch(() => undefined);
         continue;
       }
       this.track(this.handle(job, reservation));
@@ -160,7 +156,7 @@ export class FleetJobRunner {
     this.starting++;
     let started;
     try {
-      started = await startJob(job, { client: this.deps.client, timers: this.timers });
+      started = await startJob(job, { client: this.deps.client, time: this.deps.time });
     } finally {
       this.starting--;
     }
@@ -211,7 +207,7 @@ export class FleetJobRunner {
           version: this.deps.version,
           shortToken: shortToken(this.deps.token),
           systemId: this.deps.systemId,
-          timers: this.timers,
+          time: this.deps.time,
           onOutput: this.deps.onOutput
             ? (id, chunk) => this.deps.onOutput?.(fleet.name, id, chunk)
             : undefined,
@@ -235,7 +231,7 @@ export class FleetJobRunner {
 
   private preemptive(): boolean {
     try {
-      return policyAt(this.fleet.policy, this.deps.clock.now()).policy.preemptive_mode;
+      return policyAt(this.fleet.policy, this.deps.time.now()).policy.preemptive_mode;
     } catch {
       return true;
     }
@@ -256,14 +252,14 @@ export class FleetJobRunner {
     return new Promise((resolve) => {
       const done = () => {
         unsubscribe();
-        this.timers.clearTimeout(timer);
+        timer.cancel();
         this.polling.signal.removeEventListener('abort', done);
         resolve();
       };
       const unsubscribe = this.deps.scheduler.subscribe((e) => {
         if (e.fleet === this.fleet.name && (e.kind === 'instance' || e.kind === 'release')) done();
       });
-      const timer = this.timers.setTimeout(done, ms);
+      const timer: TimerHandle = this.deps.time.after(ms, done);
       this.polling.signal.addEventListener('abort', done, { once: true });
     });
   }

@@ -11,7 +11,7 @@ import type { JobOutput } from './executors/executor.js';
 import { runJob, type JobResult } from './executors/run-job.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
-import type { Timers } from './gitlab/timers.js';
+import type { Time } from '../util/time.js';
 import { unsupportedJobWarnings } from './gitlab/refuse.js';
 import { JobTrace } from './gitlab/trace.js';
 import { style } from './gitlab/trace-format.js';
@@ -23,8 +23,8 @@ export interface JobRunnerDeps {
   /** For the log banner (`CI_RUNNER_SHORT_TOKEN`-style, never the whole token). */
   shortToken: string;
   systemId: string;
-  /** Trace timers; tests pass scaled ones. */
-  timers?: Timers;
+  /** Trace time; tests pass scaled ones. */
+  time?: Time;
   /** Sees every chunk of job output as it arrives, before masking (benchmarks, never logged). */
   onOutput?: (jobId: number, chunk: Buffer | string) => void;
 }
@@ -60,14 +60,14 @@ export interface StartedJob {
  */
 export async function startJob(
   job: JobPayload,
-  deps: Pick<JobRunnerDeps, 'client' | 'timers'>,
+  deps: Pick<JobRunnerDeps, 'client' | 'time'>,
 ): Promise<StartedJob | 'dropped'> {
   const graceful = new AbortController();
   const hard = new AbortController();
   const trace = new JobTrace({
     client: deps.client,
     job,
-    timers: deps.timers,
+    time: deps.time,
     onCancel: (mode) => (mode === 'graceful' ? graceful.abort() : hard.abort()),
   });
   const start = await trace.start();
@@ -150,11 +150,11 @@ async function runOnInstance(
   let executor;
   try {
     const info: ConnectInfo = await req.connect();
-    executor = executorFor(req.fleet, info, connectorFor(info, deps.ssh), req.slot);
+    executor = executorFor(req.fleet, info, connectorFor(info, deps.ssh), req.slot, deps.ssh.time);
   } catch (e) {
     const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
     return { state: 'failed', status: 'failed', failureReason: 'runner_system_failure', message };
   }
-  return runJob(req.job, executor, output, { cancel, signal });
+  return runJob(req.job, executor, output, { cancel, signal, time: deps.ssh.time });
 }

@@ -9,15 +9,14 @@ import { join } from 'node:path';
 import { isFleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { Clock } from '../util/clock.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Time } from '../util/time.js';
+import type { Logger } from '../util/logger.js';
 import type { RunnerStatus } from '../daemon/status.js';
 import { KnownHostsFile } from './connectors/known-hosts.js';
 import { SshConnectorPool } from './connectors/ssh-connector.js';
 import { FleetJobRunner } from './fleet-runner.js';
 import { GitlabClient, type GitlabClientOptions } from './gitlab/client.js';
 import { loadSystemId } from './gitlab/runner-info.js';
-import type { Timers } from './gitlab/timers.js';
 import { connectorReadinessProbe } from './readiness-probe.js';
 import { resolveSecret } from './secrets.js';
 import type { SlotScheduler } from './slots/index.js';
@@ -29,11 +28,10 @@ export interface JobRuntimeOptions {
   providers: ProviderRegistry;
   /** Holds `known_hosts.json` (pinned host keys) and `system_id`. */
   stateDir: string;
-  clock: Clock;
+  time: Time;
   logger: Logger;
   version: string;
   env?: NodeJS.ProcessEnv;
-  timers?: Timers;
   checkIntervalMs?: number;
   /** Injected for tests. */
   client?: (opts: GitlabClientOptions) => GitlabClient;
@@ -124,7 +122,7 @@ export class JobRuntime {
       }
     }
     for (const name of this.failures.keys()) if (!wanted.has(name)) this.failures.delete(name);
-    const now = this.opts.clock.now().getTime();
+    const now = this.opts.time.now().getTime();
     for (const fleet of wanted.values()) {
       if (this.runners.has(fleet.name)) continue;
       const failed = this.failures.get(fleet.name);
@@ -155,9 +153,8 @@ export class JobRuntime {
         token,
         systemId: this.systemId,
         version: this.opts.version,
-        clock: this.opts.clock,
+        time: this.opts.time,
         logger: log,
-        timers: this.opts.timers,
         checkIntervalMs: this.opts.checkIntervalMs,
         onJobDone: this.opts.onJobDone,
       });

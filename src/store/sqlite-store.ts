@@ -15,12 +15,12 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { FleetError, asError, isFleetError } from '../errors.js';
 import type { AppliedFleet, DrainReason, LedgerInstance, LedgerState } from '../model/observed.js';
 import type { Fleet, ProviderType } from '../model/fleet.js';
-import { systemClock, type Clock } from '../util/clock.js';
+import { systemTime, type Clock } from '../util/time.js';
 import { migrate } from './migrations.js';
 import type { ApplyRecord, Intent, LockInfo, StateStore } from './store.js';
 
 export interface SqliteStoreOptions {
-  /** Time source for intent and lock timestamps. @default systemClock */
+  /** Time source for intent and lock timestamps. @default systemTime */
   clock?: Clock;
   /** How long a write waits for another process's transaction before failing. @default 5000 */
   busyTimeoutMs?: number;
@@ -46,7 +46,7 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     if (!inMemory) db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
     migrate(db, path);
-    return new SqliteStateStore(db, path, opts.clock ?? systemClock);
+    return new SqliteStateStore(db, path, opts.clock ?? systemTime);
   } catch (e) {
     db?.close();
     if (isFleetError(e)) throw e;

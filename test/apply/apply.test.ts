@@ -7,7 +7,7 @@ import { planFleets } from '../../src/plan/index.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { openSqliteStore } from '../../src/store/index.js';
-import { fixedClock } from '../../src/util/clock.js';
+import { manualTime } from '../../src/util/time.js';
 import { fleetSpec } from '../helpers/fake-state.js';
 
 /** An in-memory provider with scripted failures. */
@@ -71,8 +71,8 @@ async function setup(t: Test, opts: Parameters<typeof memoryProvider>[0] = {}) {
   const store = await openSqliteStore(':memory:');
   t.teardown(() => store.close());
   const mem = memoryProvider(opts);
-  const clock = fixedClock('2026-01-01T00:00:00Z');
-  const deps = { store, providers: new ProviderRegistry(() => mem.provider), clock };
+  const clock = manualTime('2026-01-01T00:00:00Z');
+  const deps = { store, providers: new ProviderRegistry(() => mem.provider), time: clock };
   const planNow = async (fleets: DesiredFleet[]) => {
     const refs = fleets.map((d) => ({ fleet: d.spec.name, provider: 'local' as const, name: d.spec.name }));
     const applied = await store.listFleets();
@@ -157,10 +157,11 @@ t.test('deleting a group waits out retryable refusals only when asked to', async
   const waits: string[] = [];
   const waited = await applyPlan(await planNow([]), [], {
     ...deps,
+    // Each poll's pause passes at once on the test clock.
+    time: { ...clock, sleep: async (ms: number) => clock.advance(ms) },
     deletionWait: {
       timeoutMs: 60_000,
       pollMs: 5000,
-      sleep: async (ms) => clock.advance(ms),
       onWait: (m) => waits.push(m),
     },
   });

@@ -6,8 +6,8 @@ import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { systemTimers } from '../../src/daemon/timers.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { systemTime, scaledTime } from '../../src/util/time.js';
 import { groupRefFor } from '../../src/model/group.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
@@ -15,10 +15,8 @@ import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
 import { FleetJobRunner } from '../../src/runtime/fleet-runner.js';
 import { GitlabClient } from '../../src/runtime/gitlab/client.js';
-import { scaledTimers } from '../../src/runtime/gitlab/timers.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
-import { systemClock } from '../../src/util/clock.js';
 import { fleetSpec } from '../helpers/fake-state.js';
 
 const TOKEN = 'glrt-fleetrunnertest0000';
@@ -55,8 +53,7 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
   });
   const scheduler = new SlotScheduler({
     ledger: new LedgerWriter(store),
-    clock: systemClock,
-    timers: systemTimers,
+    time: systemTime,
   });
   scheduler.configureFleet('loop', {
     capacityPerInstance: 2,
@@ -68,7 +65,6 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
 
   const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
   t.teardown(() => coordinator.close());
-  const timers = scaledTimers(0.01);
   const client = new GitlabClient({
     url: coordinator.url,
     token: TOKEN,
@@ -85,9 +81,9 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
     token: TOKEN,
     systemId: 's_000000000000',
     version: 'test',
-    clock: systemClock,
+    // The trace's 3 s rhythm in 30 ms.
+    time: scaledTime(0.01),
     logger: silentLogger,
-    timers,
     checkIntervalMs: 20,
     onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
   });

@@ -4,14 +4,13 @@
  */
 import t from 'tap';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { systemTimers } from '../../src/daemon/timers.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { systemTime, manualTime } from '../../src/util/time.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { JobRuntime } from '../../src/runtime/job-runtime.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
-import { fixedClock } from '../../src/util/clock.js';
 import { fleetSpec } from '../helpers/fake-state.js';
 
 const TOKEN = 'glrt-jobruntimetest00000';
@@ -22,14 +21,16 @@ t.test('a missing or refused token is reported and retried; a good one starts th
   t.teardown(() => store.close());
   const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
   t.teardown(() => coordinator.close());
-  const clock = fixedClock('2026-11-27T12:00:00Z');
+  const clock = manualTime('2026-11-27T12:00:00Z');
   const env: NodeJS.ProcessEnv = {};
-  const scheduler = new SlotScheduler({ ledger: new LedgerWriter(store), clock, timers: systemTimers });
+  // A clock the test moves (retry pauses) with real timers (the runner polls a real coordinator).
+  const time = { ...systemTime, now: () => clock.now() };
+  const scheduler = new SlotScheduler({ ledger: new LedgerWriter(store), time });
   const runtime = new JobRuntime({
     scheduler,
     providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
     stateDir: dir,
-    clock,
+    time,
     logger: silentLogger,
     version: 'test',
     env,

@@ -3,7 +3,7 @@ import t from 'tap';
 import type { Fleet } from '../../src/model/fleet.js';
 import type { LedgerInstance } from '../../src/model/observed.js';
 import { describeLockHolder, openSqliteStore, type ApplyRecord } from '../../src/store/index.js';
-import { fixedClock } from '../../src/util/clock.js';
+import { manualTime } from '../../src/util/time.js';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 
@@ -13,7 +13,7 @@ interface TestDirs {
   teardown(fn: () => unknown): void;
 }
 
-async function freshStore(t: TestDirs, clock = fixedClock(T0)) {
+async function freshStore(t: TestDirs, clock = manualTime(T0)) {
   const file = join(t.testdir(), 'state.db');
   const store = await openSqliteStore(file, { clock });
   t.teardown(() => store.close());
@@ -228,7 +228,7 @@ t.test('lock: acquire, contention, wrong-id release, release, force-unlock', asy
 
 t.test('lock contention between two stores on one file', async (t) => {
   const { file, store: first } = await freshStore(t);
-  const second = await openSqliteStore(file, { clock: fixedClock('2026-03-01T11:00:00.000Z') });
+  const second = await openSqliteStore(file, { clock: manualTime('2026-03-01T11:00:00.000Z') });
   t.teardown(() => second.close());
 
   const held = await first.acquireLock('apply', 'first pid 1');

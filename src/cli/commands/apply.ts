@@ -68,7 +68,7 @@ async function applyLocked(
   applyOpts: ApplyOptions,
   io: Io,
 ): Promise<number> {
-  const started = ctx.clock.now();
+  const started = ctx.time.now();
   const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
   let plan: Plan;
   if (savedPlan) {
@@ -95,19 +95,18 @@ async function applyLocked(
   const outcome = await applyPlan(plan, desired, {
     store: ctx.store,
     providers: ctx.providers,
-    clock: ctx.clock,
+    time: ctx.time,
     onStep: (s) => io.out(formatStep(s, style)),
     // Like Terraform, wait for a group's instances to finish terminating before deleting it.
     deletionWait: {
       timeoutMs: 10 * 60_000,
       pollMs: 5000,
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       onWait: (message) => io.out(style.dim(`  ${message}...`)),
     },
   });
   await ctx.store.recordApply({
     started_at: started.toISOString(),
-    finished_at: ctx.clock.now().toISOString(),
+    finished_at: ctx.time.now().toISOString(),
     plan_hash: hashOf({ fleets: plan.fleets, basis: plan.basis }),
     result: outcome.result,
     summary: plan.summary,
@@ -197,7 +196,7 @@ async function applyThroughDaemon(
   io: Io,
 ): Promise<number> {
   const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
-  const plan = planFleets({ desired, observed, now: ctx.clock.now(), basis });
+  const plan = planFleets({ desired, observed, now: ctx.time.now(), basis });
   io.out(renderPlan(plan, { format: 'text', color: io.color }));
   if (plan.errored) return 1;
   const specs = new Map(desired.map((d) => [d.spec.name, d.spec]));

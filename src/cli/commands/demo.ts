@@ -11,7 +11,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { exampleJob } from '../../devtools/coordinator/example-job.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
-import { silentLogger } from '../../daemon/logger.js';
+import { silentLogger } from '../../util/logger.js';
 import type { JobPayload } from '../../runtime/gitlab/job.js';
 import type { GlobalOptions } from '../context.js';
 import { styler, table, type Io } from '../io.js';

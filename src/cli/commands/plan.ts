@@ -29,7 +29,7 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
   );
   try {
     const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
-    const result = planFleets({ desired, observed, now: ctx.clock.now(), basis });
+    const result = planFleets({ desired, observed, now: ctx.time.now(), basis });
     io.out(renderPlan(result, { format: planOpts.format, color: io.color && planOpts.format === 'text' }));
     if (planOpts.out) {
       await writePlanFile(planOpts.out, result, desired);

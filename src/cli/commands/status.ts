@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { openSqliteStore } from '../../store/index.js';
 import { statusFromStore, type FleetStatus, type StatusReport } from '../../daemon/status.js';
-import { systemClock } from '../../util/clock.js';
+import { systemTime } from '../../util/time.js';
 import type { GlobalOptions } from '../context.js';
 import { styler, table, type Io } from '../io.js';
 import { watchFilePath, type WatchFile } from '../manager.js';
@@ -23,7 +23,7 @@ export async function status(opts: GlobalOptions, s: StatusOptions, io: Io): Pro
   if (!report) {
     const store = await openSqliteStore(opts.state);
     try {
-      report = await statusFromStore(store, systemClock);
+      report = await statusFromStore(store, systemTime);
     } finally {
       await store.close();
     }

@@ -1,4 +1,4 @@
-import { createPinoLogger } from '../../daemon/logger.js';
+import { createPinoLogger } from '../../util/logger.js';
 import type { GlobalOptions } from '../context.js';
 import type { Io } from '../io.js';
 import { startManager } from '../manager.js';

@@ -196,7 +196,7 @@ export async function heartbeatAwsInstance(
   signal?: AbortSignal,
 ): Promise<boolean> {
   const seen = ctx.cache.seen.get(id);
-  if (seen && ctx.clock.now().getTime() - seen.at < maxAgeMs) {
+  if (seen && ctx.time.now().getTime() - seen.at < maxAgeMs) {
     return seen.healthy && seen.state === 'running';
   }
   const d = (await whereAre(ctx, [id], signal)).get(id);

@@ -1,8 +1,8 @@
 /**
- * What every part of the AWS provider shares: the clients, the retrying `callAws`, the clock and
+ * What every part of the AWS provider shares: the clients, the retrying `callAws`, the time and
  * the manager id. Built once by `createAwsProvider`.
  */
-import type { Clock } from '../../util/clock.js';
+import type { Time } from '../../util/time.js';
 import type { ProviderInstanceState } from '../../model/observed.js';
 import type { AwsClients } from './clients.js';
 import type { AwsService } from './errors.js';
@@ -11,7 +11,7 @@ import { withAwsRetry, type RetryCallOptions, type RetryDeps } from './retry.js'
 export interface AwsContext {
   clients: AwsClients;
   retry: RetryDeps;
-  clock: Clock;
+  time: Time;
   /** This manager's id, tagged on groups as `runfleet:manager`; unset means untagged. */
   manager: string | undefined;
   /** How long a DescribePolicies answer is reused by `observe`. */

@@ -155,7 +155,7 @@ export function redact(message: string): string {
 
 const CREDENTIALS_HINT =
   "check the AWS credential chain: AWS_PROFILE or the fleet's provider.profile, AWS_ACCESS_KEY_ID/" +
-  'AWS_SECRET_ACCESS_KEY, SSO login, or the instance role; and that the clock is in sync';
+  'AWS_SECRET_ACCESS_KEY, SSO login, or the instance role; and that the time is in sync';
 
 /**
  * Translates any error thrown by an AWS call into a `FleetError`. A `FleetError` passes through;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { ConnectorSpec, Fleet } from '../../model/fleet.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { systemTime, type Time } from '../../util/time.js';
 import type { ConnectInfo, Provider } from '../provider.js';
 import { decreaseAwsGroup, heartbeatAwsInstance, increaseAwsGroup } from './capacity.js';
 import { createAwsClients, type AwsClientOptions, type AwsClients } from './clients.js';
@@ -15,7 +15,7 @@ import { awsConnectInfo, type ReadKeyFile } from './connect.js';
 import type { AwsContext } from './context.js';
 import { applyAwsGroup, deleteAwsGroup } from './group.js';
 import { discoverGroups, observeGroups } from './observe.js';
-import { DEFAULT_RETRY_POLICY, realSleep, type RetryPolicy, type Sleep } from './retry.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 import { EphemeralSshKey } from './ssh-key.js';
 
 export { awsClientKey, createAwsClients, type AwsClients, type AwsClientOptions } from './clients.js';
@@ -27,9 +27,9 @@ export { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 export interface AwsProviderOptions extends AwsClientOptions {
   /** Pre-built clients (tests inject mocked real clients); missing ones are built from the options. */
   clients?: Partial<AwsClients>;
-  /** @default systemClock */
-  clock?: Clock;
-  /** Backoff sleep. @default a real, abortable timer */
+  /** @default systemTime */
+  time?: Time;
+  /** Backoff sleep (tests record it). @default `time.sleep` */
   sleep?: Sleep;
   /** Jitter source in [0, 1). @default Math.random */
   random?: () => number;
@@ -72,14 +72,15 @@ export function createAwsProvider(opts: AwsProviderOptions): AwsProvider {
     ec2: opts.clients?.ec2 ?? built!.ec2,
     instanceConnect: opts.clients?.instanceConnect ?? built!.instanceConnect,
   };
+  const time = opts.time ?? systemTime;
   const ctx: AwsContext = {
     clients,
     retry: {
       policy: { ...DEFAULT_RETRY_POLICY, ...opts.retry },
-      sleep: opts.sleep ?? realSleep,
+      sleep: opts.sleep ?? ((ms, signal) => time.sleep(ms, signal)),
       random: opts.random ?? Math.random,
     },
-    clock: opts.clock ?? systemClock,
+    time,
     manager: opts.manager,
     policyCacheMs: opts.policyCacheMs ?? 60_000,
     cache: { seen: new Map() },

@@ -93,7 +93,7 @@ export async function describeInstances(
 
 /** Scaling policy names per group, for the whole Region; cached for `ctx.policyCacheMs`. */
 async function policiesByGroup(ctx: AwsContext, signal?: AbortSignal): Promise<Map<string, string[]>> {
-  const now = ctx.clock.now().getTime();
+  const now = ctx.time.now().getTime();
   const cached = ctx.cache.policies;
   if (cached && now - cached.at < ctx.policyCacheMs) return cached.byGroup;
   const byGroup = new Map<string, string[]>();
@@ -206,7 +206,7 @@ export async function observeGroups(
 
   const policies = groups.size > 0 ? await policiesByGroup(ctx, signal) : new Map<string, string[]>();
   const interrupted = await spotInterruptions(ctx, [...ec2ById.values()], signal);
-  const now = ctx.clock.now();
+  const now = ctx.time.now();
   return refs.map((ref) => {
     const g = groups.get(ref.name);
     const members = new Set((g?.Instances ?? []).map((i) => i.InstanceId));

@@ -19,22 +19,8 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
 
+/** Backoff sleep; rejects with the signal's reason when it aborts (`Time.sleep`). */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-
-/** A real sleep that ends early (rejecting) when the signal aborts. */
-export const realSleep: Sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 export interface RetryDeps {
   policy: RetryPolicy;

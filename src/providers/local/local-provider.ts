@@ -23,7 +23,7 @@ import type {
   ProviderInstanceState,
 } from '../../model/observed.js';
 import type { Diagnostic } from '../../model/plan.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { systemTime, type Time } from '../../util/time.js';
 import type { ConnectInfo, Provider } from '../provider.js';
 import {
   DELETING_SUFFIX,
@@ -39,8 +39,8 @@ import {
 export interface LocalProviderOptions {
   /** runfleet's state directory; sandboxes live under `<stateDir>/local/`. */
   stateDir: string;
-  /** Stamps `launched_at`. @default systemClock */
-  clock?: Clock;
+  /** Stamps `launched_at`. @default systemTime */
+  time?: Time;
   /** Start of every new instance id, ending in `-`. @default 'local-' */
   idPrefix?: string;
 }
@@ -59,7 +59,7 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
   const idPrefix = opts.idPrefix ?? 'local-';
   assertIdPrefix(idPrefix);
   const paths = new SandboxPaths(opts.stateDir);
-  const clock = opts.clock ?? systemClock;
+  const time = opts.time ?? systemTime;
 
   return {
     type: 'local',
@@ -111,7 +111,7 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
       }
       for (let created = 0; created < n; created++) {
         signal?.throwIfAborted();
-        await createSandbox(paths, ref, idPrefix, clock);
+        await createSandbox(paths, ref, idPrefix, time);
       }
       return n;
     },
@@ -242,7 +242,7 @@ async function createSandbox(
   paths: SandboxPaths,
   ref: GroupRef,
   idPrefix: string,
-  clock: Clock,
+  time: Time,
 ): Promise<string> {
   // 32 random bits per id; a collision is retried rather than overwriting a live sandbox.
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -260,7 +260,7 @@ async function createSandbox(
         id,
         fleet: ref.fleet,
         state: 'running',
-        launched_at: clock.now().toISOString(),
+        launched_at: time.now().toISOString(),
       };
       await writeFileAtomic(join(dir, INSTANCE_FILE), `${JSON.stringify(file, null, 2)}\n`);
     });

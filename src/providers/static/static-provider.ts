@@ -12,7 +12,7 @@ import { ErrorCode, FleetError } from '../../errors.js';
 import type { ConnectorSpec, StaticProviderSpec } from '../../model/fleet.js';
 import type { Diagnostic } from '../../model/plan.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { systemTime, type Time } from '../../util/time.js';
 import type { ConnectInfo, Provider } from '../provider.js';
 
 /** Answers whether an SSH server answers at host:port within the timeout. */
@@ -26,7 +26,7 @@ export interface StaticProviderOptions {
   probe?: HostProbe;
   /** @default 3000 */
   probeTimeoutMs?: number;
-  clock?: Clock;
+  time?: Time;
   /** @default fs.readFile utf8 */
   readKey?: (path: string) => Promise<string>;
 }
@@ -45,7 +45,7 @@ export function staticInstanceIds(hosts: string[], defaultPort: number): string[
 export function createStaticProvider(opts: StaticProviderOptions): Provider {
   const probe = opts.probe ?? sshBannerProbe;
   const timeoutMs = opts.probeTimeoutMs ?? 3000;
-  const startedAt = (opts.clock ?? systemClock).now().toISOString();
+  const startedAt = (opts.time ?? systemTime).now().toISOString();
   const readKey = opts.readKey ?? ((path: string) => readFile(path, 'utf8'));
 
   const connectorOf = (ref: GroupRef): ConnectorSpec => {
@@ -156,11 +156,11 @@ export const sshBannerProbe: HostProbe = (host, port, timeoutMs) =>
     const socket = connect({ host, port });
     let seen = '';
     const done = (ok: boolean) => {
-      clearTimeout(timer);
       socket.destroy();
       resolve(ok);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    // An I/O deadline on the socket itself: no banner within `timeoutMs` of silence is a failure.
+    socket.setTimeout(timeoutMs, () => done(false));
     socket.on('data', (chunk: Buffer) => {
       seen += chunk.toString('latin1');
       if (seen.includes('\n')) done(/^SSH-|\nSSH-/.test(seen));

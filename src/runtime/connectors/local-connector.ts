@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FleetError } from '../../errors.js';
 import { DEFAULT_KILL_GRACE_MS, type Connector, type ExecOptions, type ExecResult } from './connector.js';
+import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
 
 export interface LocalConnectorOptions {
   /** The sandbox directory; created on first use. Commands start here unless `cwd` says otherwise. */
@@ -20,6 +21,8 @@ export interface LocalConnectorOptions {
   baseEnv?: Record<string, string>;
   /** @default 2000 */
   killGraceMs?: number;
+  /** Runs the SIGTERM → SIGKILL grace. @default systemTime */
+  time?: Time;
 }
 
 function minimalEnv(): Record<string, string> {
@@ -65,12 +68,12 @@ export class LocalConnector implements Connector {
     const pid = child.pid;
     return new Promise<ExecResult>((resolve, reject) => {
       let aborted = false;
-      let killTimer: NodeJS.Timeout | undefined;
+      let killTimer: TimerHandle | undefined;
       const onAbort = (): void => {
         if (aborted || pid === undefined) return;
         aborted = true;
         killGroup(pid, 'SIGTERM');
-        killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), this.killGraceMs);
+        killTimer = (this.opts.time ?? systemTime).after(this.killGraceMs, () => killGroup(pid, 'SIGKILL'));
       };
       child.on('error', (err) => {
         opts.signal?.removeEventListener('abort', onAbort);
@@ -87,7 +90,7 @@ export class LocalConnector implements Connector {
       // The leader exited: kill what it left in its group, or their open pipes would hold `close`.
       child.on('exit', () => killGroup(pid, 'SIGKILL'));
       child.on('close', (code, sig) => {
-        clearTimeout(killTimer);
+        killTimer?.cancel();
         this.running.delete(pid);
         opts.signal?.removeEventListener('abort', onAbort);
         resolve({

@@ -15,6 +15,7 @@ import { shellQuote } from '../script/shell-quote.js';
 import { DEFAULT_KILL_GRACE_MS, type Connector, type ExecOptions, type ExecResult } from './connector.js';
 import type { HostKeyVerdict, KnownHostsFile } from './known-hosts.js';
 import { asSocketLike } from './socket-like.js';
+import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
 
 export interface SshTarget {
   host: string;
@@ -40,6 +41,8 @@ export interface SshConnectorOptions {
   keepaliveCountMax?: number;
   /** @default 2000 */
   killGraceMs?: number;
+  /** Runs the TERM → KILL grace. @default systemTime */
+  time?: Time;
 }
 
 const PID_MARKER = '__runfleet_pid=';
@@ -187,7 +190,7 @@ export class SshConnector implements Connector {
       let pid: number | undefined;
       let head = Buffer.alloc(0);
       let aborted = false;
-      let killTimer: NodeJS.Timeout | undefined;
+      let killTimer: TimerHandle | undefined;
 
       const kill = (sig: 'TERM' | 'KILL'): void => {
         if (pid === undefined) return;
@@ -199,13 +202,16 @@ export class SshConnector implements Connector {
         if (aborted) return;
         aborted = true;
         kill('TERM');
-        killTimer = setTimeout(() => {
-          kill('KILL');
-          ch.close();
-        }, this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+        killTimer = (this.opts.time ?? systemTime).after(
+          this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+          () => {
+            kill('KILL');
+            ch.close();
+          },
+        );
       };
       const finish = (): void => {
-        clearTimeout(killTimer);
+        killTimer?.cancel();
         this.inFlight.delete(fail);
         opts.signal?.removeEventListener('abort', onAbort);
       };
@@ -291,6 +297,11 @@ export class SshConnectorPool {
 
   constructor(private readonly opts: SshConnectorOptions) {}
 
+  /** The time the pool's connectors (and the local ones made beside them) run on. */
+  get time(): Time {
+    return this.opts.time ?? systemTime;
+  }
+
   /** The instance's connector; the target's key is used when a (re)connection is needed. */
   get(target: SshTarget): SshConnector {
     const key = `${target.username}@${target.host}:${target.port}|${target.pinAs ?? ''}`;
@@ -300,14 +311,6 @@ export class SshConnectorPool {
       this.connectors.set(key, c);
     }
     return c;
-  }
-
-  /** Closes and forgets the connection to one instance (e.g. when it is removed). */
-  async release(target: Pick<SshTarget, 'host' | 'port' | 'username' | 'pinAs'>): Promise<void> {
-    const key = `${target.username}@${target.host}:${target.port}|${target.pinAs ?? ''}`;
-    const c = this.connectors.get(key);
-    this.connectors.delete(key);
-    await c?.close();
   }
 
   /**

@@ -19,6 +19,7 @@ import {
   MANAGED_LABEL,
   removeJobContainers,
 } from './docker-api.js';
+import { systemTime, type Time } from '../../util/time.js';
 import {
   BuildError,
   type Executor,
@@ -46,6 +47,8 @@ export interface DockerExecutorOptions {
   concurrentId?: number;
   /** Injected for tests; defaults to dockerode through the connector. */
   docker?: Docker;
+  /** @default systemTime */
+  time?: Time;
 }
 
 /** Stages that need git or the host's files: they never run in the job image. */
@@ -170,7 +173,7 @@ export class DockerExecutor implements Executor {
       stream.end(script);
       const waited = (await container.wait()) as { StatusCode: number };
       // The exit is known; give the last output a moment to arrive through the tunnel.
-      await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([drained, (this.opts.time ?? systemTime).sleep(2000)]);
       return aborted ? { exitCode: null, aborted: true } : { exitCode: waited.StatusCode };
     } finally {
       signal.removeEventListener('abort', onAbort);

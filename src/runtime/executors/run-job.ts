@@ -11,6 +11,7 @@ import { jobTimeoutSeconds } from '../script/layout.js';
 import { buildStageScript, hasAfterScript, stepStages, type StageName } from '../script/stage-script.js';
 import type { JobStatus } from '../script/variables.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
+import { systemTime, type Time } from '../../util/time.js';
 
 export interface RunJobOptions {
   /**
@@ -29,6 +30,8 @@ export interface RunJobOptions {
   afterScriptTimeoutMs?: number;
   /** Limit of `cleanup_file_variables`. @default 30000 */
   cleanupTimeoutMs?: number;
+  /** Runs the job deadline. @default systemTime */
+  time?: Time;
 }
 
 export interface JobResult {
@@ -64,7 +67,7 @@ export async function runJob(
   const cancel = opts.cancel ?? new AbortController().signal;
   const timeoutMs = opts.timeoutMs ?? jobTimeoutSeconds(job) * 1000;
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  const timer = (opts.time ?? systemTime).after(timeoutMs, () => deadline.abort());
   const main = AbortSignal.any([hard, cancel, deadline.signal]);
 
   /** Why `main` fired, if it did. */
@@ -114,7 +117,7 @@ export async function runJob(
     result = interruption() ?? fromError(e);
   }
   result ??= { state: 'success', status: 'success', message: 'Job succeeded' };
-  clearTimeout(timer);
+  timer.cancel();
 
   try {
     if (reachedSteps && hasAfterScript(job) && !hard.aborted) {

@@ -6,7 +6,8 @@
  * Tokens travel only in bodies and headers, never in URLs, and are scrubbed from every message.
  */
 import { ErrorCode, FleetError } from '../../errors.js';
-import type { Clock } from '../../util/clock.js';
+import type { Logger } from '../../util/logger.js';
+import type { Time } from '../../util/time.js';
 import type { JobPayload } from './job.js';
 import {
   mapFailureReason,
@@ -15,7 +16,7 @@ import {
   type RunnerInfo,
   type RunnerInfoOptions,
 } from './runner-info.js';
-import { apiBaseUrl, Transport, type ApiResponse, type GitlabLog } from './transport.js';
+import { apiBaseUrl, Transport, type ApiEndpoint, type ApiResponse } from './transport.js';
 
 export interface GitlabClientOptions {
   /** The GitLab URL as configured (`https://gitlab.example.com`, `/ci` suffix allowed). */
@@ -35,10 +36,16 @@ export interface GitlabClientOptions {
   /** Per-attempt timeout of every other call. @default 120_000 */
   callTimeoutMs?: number;
   fetch?: typeof fetch;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
-  clock?: Clock;
-  log?: GitlabLog;
+  /** Backoff sleeps and the time. @default systemTime */
+  time?: Time;
+  /** Where "Checking for jobs... failed" and transport warnings go. @default silentLogger */
+  log?: Logger;
+  /**
+   * Told the outcome of every request attempt to a measured endpoint: the HTTP status, or -100 for
+   * a network failure (`gitlab_runner_api_request_statuses_total`, as GitLab Runner counts it).
+   */
+  onApiRequest?: (endpoint: ApiEndpoint, status: number) => void;
 }
 
 /** The part of a job the API calls need. */
@@ -119,10 +126,10 @@ export class GitlabClient {
       userAgent: runnerUserAgent(opts.version),
       secrets: () => [opts.token, ...this.jobTokens],
       fetch: opts.fetch,
-      sleep: opts.sleep,
       random: opts.random,
-      clock: opts.clock,
+      time: opts.time,
       log: opts.log,
+      onApiRequest: opts.onApiRequest,
     });
   }
 
@@ -188,6 +195,7 @@ export class GitlabClient {
       res = await this.transport.send({
         method: 'POST',
         path: 'jobs/request',
+        endpoint: 'request_job',
         headers: { 'RUNNER-TOKEN': this.opts.token },
         json: body,
         expectJson: true,
@@ -197,7 +205,7 @@ export class GitlabClient {
     } catch (e) {
       if (signal?.aborted) throw e;
       this.unhealthy++;
-      this.transport.log.warn({ err: (e as Error).message }, 'Checking for jobs... failed');
+      this.transport.log.warn('Checking for jobs... failed', { err: (e as Error).message });
       return undefined;
     }
     const lastUpdate = res.headers.get('x-gitlab-last-update');
@@ -211,16 +219,16 @@ export class GitlabClient {
       const job = isJson(res) ? (parseJson(res.text) as JobPayload | undefined) : undefined;
       if (!job || typeof job.id !== 'number' || typeof job.token !== 'string') {
         this.unhealthy++;
-        this.transport.log.warn({ status: 201 }, 'Checking for jobs... invalid job payload');
+        this.transport.log.warn('Checking for jobs... invalid job payload', { status: 201 });
         return undefined;
       }
       this.unhealthy = 0;
       this.jobTokens.add(job.token);
-      this.transport.log.info({ jobId: job.id }, 'Checking for jobs... received');
+      this.transport.log.info('Checking for jobs... received', { jobId: job.id });
       return job;
     }
     this.unhealthy = 0;
-    if (res.status !== 204) this.transport.log.warn({ status: res.status }, 'Checking for jobs... failed');
+    if (res.status !== 204) this.transport.log.warn('Checking for jobs... failed', { status: res.status });
     return undefined;
   }
 
@@ -241,6 +249,7 @@ export class GitlabClient {
       {
         method: 'PUT',
         path: `jobs/${job.id}`,
+        endpoint: 'update_job',
         headers: { 'JOB-TOKEN': job.token },
         json: body,
       },
@@ -261,7 +270,7 @@ export class GitlabClient {
         return { ...base, kind: 'not-found' };
       default:
         if (base.status !== 0)
-          this.transport.log.warn({ jobId: job.id, status: base.status }, 'Updating job failed');
+          this.transport.log.warn('Updating job failed', { jobId: job.id, status: base.status });
         return { ...base, kind: 'retry' };
     }
   }
@@ -284,6 +293,7 @@ export class GitlabClient {
       {
         method: 'PATCH',
         path: `jobs/${job.id}/trace?debug_trace=${isDebugTrace(job)}`,
+        endpoint: 'patch_trace',
         headers: {
           'JOB-TOKEN': job.token,
           'Content-Type': 'text/plain',
@@ -317,6 +327,7 @@ export class GitlabClient {
     req: {
       method: 'PUT' | 'PATCH';
       path: string;
+      endpoint: ApiEndpoint;
       headers: Record<string, string>;
       json?: unknown;
       body?: Uint8Array;
@@ -331,7 +342,7 @@ export class GitlabClient {
       });
     } catch (e) {
       if (signal?.aborted) throw e;
-      this.transport.log.warn({ err: (e as Error).message }, 'GitLab job call failed');
+      this.transport.log.warn('GitLab job call failed', { err: (e as Error).message });
       return undefined;
     }
   }

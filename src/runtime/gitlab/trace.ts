@@ -5,12 +5,11 @@
  *
  * Usage: `await trace.start()` (the `running` PUT), then `write()` output, then `await finish()`.
  */
-import { systemClock, type Clock } from '../../util/clock.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
 import type { GitlabClient, JobRef, JobUpdate, PatchTraceResult } from './client.js';
 import type { JobPayload } from './job.js';
 import { TraceLog, type TraceStream } from './trace-log.js';
-import { realTimers, sleepOn, type Timers } from './timers.js';
-import { silentLog, type GitlabLog } from './transport.js';
 import { sectionEndMarker, sectionStartMarker, style, type SectionOptions } from './trace-format.js';
 
 /** `graceful`: stop the user script, run after_script (`Job-Status: canceling`). `abort`: stop all now. */
@@ -24,10 +23,8 @@ export interface JobTraceOptions {
   job: JobRef & Pick<JobPayload, 'variables'>;
   /** Called at most once per mode (graceful may be followed by abort). Must not throw. */
   onCancel?: (mode: CancelMode) => void;
-  /** @default realTimers */
-  timers?: Timers;
-  /** Wall clock for section marker timestamps. @default systemClock */
-  clock?: Clock;
+  /** Send intervals, keep-alives and section marker timestamps. @default systemTime */
+  time?: Time;
   /** Send interval until GitLab names one. @default 3000 */
   intervalMs?: number;
   /** A keep-alive PUT after this long without anything sent (`forceSendInterval`). @default 30_000 */
@@ -42,7 +39,7 @@ export interface JobTraceOptions {
   finalBackoff?: { minMs: number; maxMs: number };
   /** Cap on 202 replies to the final PUT before it counts as an error. @default 100 */
   maxAcceptedRetries?: number;
-  log?: GitlabLog;
+  log?: Logger;
   /**
    * Shutdown: aborts in-flight calls and waits. The send loop stops, and `finish()` resolves
    * `gave-up` instead of retrying for up to an hour; `start()` rejects with the abort reason.
@@ -74,15 +71,14 @@ const MAX_RANGE_RECOVERIES = 10;
 
 export class JobTrace {
   readonly log: TraceLog;
-  private readonly timers: Timers;
-  private readonly clock: Clock;
-  private readonly logger: GitlabLog;
+  private readonly time: Time;
+  private readonly logger: Logger;
   private readonly defaultIntervalMs: number;
   private intervalMs: number;
   private sentOffset = 0;
   /** Last time GitLab accepted something from us (PATCH or PUT): keep-alives wait 30 s from it. */
   private lastSentAt: number;
-  private loopTimer: unknown;
+  private loopTimer: TimerHandle | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   private running = false;
   /** After a 404 or abort from PATCH: nothing more goes to the trace endpoint. */
@@ -97,12 +93,11 @@ export class JobTrace {
       tokenPrefixes: opts.job.features?.token_mask_prefixes,
       outputLimit: opts.outputLimit,
     });
-    this.timers = opts.timers ?? realTimers;
-    this.clock = opts.clock ?? systemClock;
-    this.logger = opts.log ?? silentLog;
+    this.time = opts.time ?? systemTime;
+    this.logger = opts.log ?? silentLogger;
     this.defaultIntervalMs = opts.intervalMs ?? 3000;
     this.intervalMs = this.defaultIntervalMs;
-    this.lastSentAt = this.timers.now();
+    this.lastSentAt = this.time.now().getTime();
   }
 
   /** The send interval in force (GitLab's `X-GitLab-Trace-Update-Interval` once it sent one). */
@@ -132,7 +127,7 @@ export class JobTrace {
     const r = await this.opts.client.updateJob(this.opts.job, { state: 'running' }, this.opts.signal);
     this.applyInterval(r.intervalMs);
     if (r.kind === 'abort' || r.kind === 'not-found') return 'drop';
-    this.lastSentAt = this.timers.now();
+    this.lastSentAt = this.time.now().getTime();
     this.running = true;
     this.schedule();
     if (r.kind === 'canceling') return 'cancel';
@@ -195,7 +190,7 @@ export class JobTrace {
    */
   async stop(): Promise<void> {
     this.running = false;
-    this.timers.clearTimeout(this.loopTimer);
+    this.loopTimer?.cancel();
     await this.inFlight;
   }
 
@@ -208,7 +203,7 @@ export class JobTrace {
   finish(result: FinalResult): Promise<FinishOutcome> {
     this.finished ??= this.finalUpdate(result).catch((e: unknown) => {
       if (!this.opts.signal?.aborted) throw e;
-      this.logger.warn({ jobId: this.opts.job.id }, 'Final job update interrupted by shutdown');
+      this.logger.warn('Final job update interrupted by shutdown', { jobId: this.opts.job.id });
       return { kind: 'gave-up' as const, attempts: 0 };
     });
     return this.finished;
@@ -228,10 +223,10 @@ export class JobTrace {
       if (failed === 'ok' || failed === 'aborted') return { kind: failed, attempts };
       errors++;
       if (errors > limit) {
-        this.logger.warn({ jobId: this.opts.job.id, attempts }, 'Final job update gave up');
+        this.logger.warn('Final job update gave up', { jobId: this.opts.job.id, attempts });
         return { kind: 'gave-up', attempts };
       }
-      if (failed === 'error') await sleepOn(this.timers, this.finalBackoffMs(errors), this.opts.signal);
+      if (failed === 'error') await this.time.sleep(this.finalBackoffMs(errors), this.opts.signal);
     }
   }
 
@@ -263,7 +258,7 @@ export class JobTrace {
         case 'accepted-retry':
           // GitLab is still moving the trace out of live chunks: same PUT after its interval.
           if (tooManyAccepted()) return 'error';
-          await sleepOn(this.timers, r.intervalMs ?? this.intervalMs, this.opts.signal);
+          await this.time.sleep(r.intervalMs ?? this.intervalMs, this.opts.signal);
           continue;
         case 'reset-trace':
           this.sentOffset = 0;
@@ -284,7 +279,7 @@ export class JobTrace {
         continue;
       if (r.kind === 'retry') return false;
       if (++recoveries > MAX_RANGE_RECOVERIES) return false;
-      await sleepOn(this.timers, this.intervalMs, this.opts.signal);
+      await this.time.sleep(this.intervalMs, this.opts.signal);
     }
     return true;
   }
@@ -303,14 +298,15 @@ export class JobTrace {
         this.sentOffset = r.end;
         // Like GitLab Runner's sentTime: a PATCH GitLab took (or answered 416) is a sign of life, so
         // a job whose log keeps flowing needs no keep-alive PUT (§3 step 2, `touchJob`).
-        this.lastSentAt = this.timers.now();
+        this.lastSentAt = this.time.now().getTime();
         break;
       case 'range-mismatch':
-        this.lastSentAt = this.timers.now();
-        this.logger.debug(
-          { jobId: this.opts.job.id, from: start, to: r.serverLength },
-          'Trace range mismatch',
-        );
+        this.lastSentAt = this.time.now().getTime();
+        this.logger.debug('Trace range mismatch', {
+          jobId: this.opts.job.id,
+          from: start,
+          to: r.serverLength,
+        });
         this.sentOffset = Math.min(r.serverLength, this.log.length);
         break;
       case 'abort':
@@ -328,12 +324,12 @@ export class JobTrace {
 
   private schedule(): void {
     if (!this.running) return;
-    this.loopTimer = this.timers.setTimeout(() => {
+    this.loopTimer = this.time.after(this.intervalMs, () => {
       this.inFlight = this.tick().catch((e: unknown) => {
-        this.logger.warn({ jobId: this.opts.job.id, err: (e as Error).message }, 'Trace update failed');
+        this.logger.warn('Trace update failed', { jobId: this.opts.job.id, err: (e as Error).message });
       });
       void this.inFlight.then(() => this.schedule());
-    }, this.intervalMs);
+    });
   }
 
   /** One loop step: a PATCH of unsent bytes, then a keep-alive PUT if due (`touchJob`). */
@@ -345,13 +341,13 @@ export class JobTrace {
       healthy = r.kind === 'accepted' || r.kind === 'canceling';
     }
     if (!healthy || !this.running) return;
-    if (this.timers.now() - this.lastSentAt < (this.opts.keepAliveMs ?? 30_000)) return;
+    if (this.time.now().getTime() - this.lastSentAt < (this.opts.keepAliveMs ?? 30_000)) return;
     const r = await this.opts.client.updateJob(this.opts.job, {
       state: 'running',
       output: { checksum: this.log.checksum(), bytesize: this.log.length },
     });
     this.applyInterval(r.intervalMs);
-    if (r.kind === 'ok' || r.kind === 'canceling') this.lastSentAt = this.timers.now();
+    if (r.kind === 'ok' || r.kind === 'canceling') this.lastSentAt = this.time.now().getTime();
     if (r.cancelRequested) this.cancel('graceful');
     if (r.kind === 'abort' || r.kind === 'not-found') this.cancel('abort');
   }
@@ -361,11 +357,11 @@ export class JobTrace {
     this.cancelsFired.add(mode);
     // The job is gone on GitLab's side: nothing more to send until the final update tries once.
     if (mode === 'abort') this.running = false;
-    this.logger.info({ jobId: this.opts.job.id, mode }, 'GitLab canceled the job');
+    this.logger.info('GitLab canceled the job', { jobId: this.opts.job.id, mode });
     try {
       this.opts.onCancel?.(mode);
     } catch (e) {
-      this.logger.warn({ jobId: this.opts.job.id, err: (e as Error).message }, 'onCancel threw');
+      this.logger.warn('onCancel threw', { jobId: this.opts.job.id, err: (e as Error).message });
     }
   }
 
@@ -379,6 +375,6 @@ export class JobTrace {
   }
 
   private unixNow(): number {
-    return Math.floor(this.clock.now().getTime() / 1000);
+    return Math.floor(this.time.now().getTime() / 1000);
   }
 }

@@ -4,16 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, FleetError } from '../../errors.js';
-import { systemClock, type Clock } from '../../util/clock.js';
-
-/** Structured logging, pino-compatible (`log.warn({ status }, 'message')`). Never given tokens. */
-export interface GitlabLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-export const silentLog: GitlabLog = { debug() {}, info() {}, warn() {} };
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { systemTime, type Time } from '../../util/time.js';
 
 /**
  * The API base for a configured GitLab URL (§0): strip a trailing `/` and `/ci`, append `/api/v4/`.
@@ -58,19 +50,28 @@ export interface TransportOptions {
   /** Every secret this transport may carry; scrubbed from any error message it builds. */
   secrets: () => readonly string[];
   fetch?: typeof fetch;
-  /** Injected for tests; must reject with the signal's reason when aborted. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** In [0, 1); jitters the backoff. */
   random?: () => number;
-  /** Reads `RateLimit-ResetTime` against this clock. */
-  clock?: Clock;
-  log?: GitlabLog;
+  /** Backoff sleeps, and the time `RateLimit-ResetTime` is read against. @default systemTime */
+  time?: Time;
+  /** @default silentLogger */
+  log?: Logger;
+  /** Told each attempt's status (-100: network failure) for requests that name an `endpoint`. */
+  onApiRequest?: (endpoint: ApiEndpoint, status: number) => void;
 }
+
+/** The endpoints GitLab Runner measures in `gitlab_runner_api_request_statuses_total`. */
+export type ApiEndpoint = 'request_job' | 'update_job' | 'patch_trace';
+
+/** GitLab Runner's status label for a request that got no HTTP answer. */
+export const CLIENT_ERROR_STATUS = -100;
 
 export interface ApiRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Relative to the API base, e.g. `jobs/request`. */
   path: string;
+  /** Counts each attempt under this endpoint (see `TransportOptions.onApiRequest`). */
+  endpoint?: ApiEndpoint;
   headers?: Record<string, string>;
   /** Objects are sent as JSON; bytes as they are. */
   json?: unknown;
@@ -90,34 +91,17 @@ export interface ApiResponse {
   attempts: number;
 }
 
-export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 export class Transport {
   private readonly fetch: typeof fetch;
-  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
-  private readonly clock: Clock;
-  readonly log: GitlabLog;
+  private readonly time: Time;
+  readonly log: Logger;
 
   constructor(private readonly opts: TransportOptions) {
     this.fetch = opts.fetch ?? globalThis.fetch;
-    this.sleep = opts.sleep ?? defaultSleep;
     this.random = opts.random ?? Math.random;
-    this.clock = opts.clock ?? systemClock;
-    this.log = opts.log ?? silentLog;
+    this.time = opts.time ?? systemTime;
+    this.log = opts.log ?? silentLogger;
   }
 
   /**
@@ -142,14 +126,35 @@ export class Transport {
     for (let attempt = 1; ; attempt++) {
       // A fresh id per attempt, as GitLab's logs key requests by it.
       headers['X-Request-Id'] = randomBytes(16).toString('hex');
-      const res = await this.once(req, url, headers, body);
+      const res = await this.measured(req, url, headers, body);
       if (!isRetriedStatus(res.status) || attempt >= MAX_ATTEMPTS) return { ...res, attempts: attempt };
       const waitMs = this.retryWait(res.headers, attempt);
-      this.log.debug(
-        { method: req.method, path: pathOnly(req.path), status: res.status, attempt, waitMs },
-        'GitLab asked to retry',
-      );
-      await this.sleep(waitMs, req.signal);
+      this.log.debug('GitLab asked to retry', {
+        method: req.method,
+        path: pathOnly(req.path),
+        status: res.status,
+        attempt,
+        waitMs,
+      });
+      await this.time.sleep(waitMs, req.signal);
+    }
+  }
+
+  private async measured(
+    req: ApiRequest,
+    url: string,
+    headers: Record<string, string>,
+    body: string | Uint8Array | undefined,
+  ): Promise<Omit<ApiResponse, 'attempts'>> {
+    const observe = req.endpoint && this.opts.onApiRequest;
+    if (!observe) return this.once(req, url, headers, body);
+    try {
+      const res = await this.once(req, url, headers, body);
+      observe(req.endpoint!, res.status);
+      return res;
+    } catch (e) {
+      if (!req.signal?.aborted) observe(req.endpoint!, CLIENT_ERROR_STATUS);
+      throw e;
     }
   }
 
@@ -188,7 +193,7 @@ export class Transport {
     const reset = headers.get('ratelimit-resettime');
     if (reset) {
       const at = Date.parse(reset);
-      if (!Number.isNaN(at)) return Math.max(0, at - this.clock.now().getTime());
+      if (!Number.isNaN(at)) return Math.max(0, at - this.time.now().getTime());
     }
     const retryAfter = headers.get('retry-after');
     if (retryAfter && /^\d+$/.test(retryAfter.trim())) return Number(retryAfter.trim()) * 1000;

@@ -17,12 +17,11 @@
  * bookkeeping is in `fleet-slots.ts`, the waiting jobs in `wait-queue.ts`, the read-only views in
  * `slot-views.ts` and the event fan-out in `slot-events.ts`.
  */
-import type { Logger } from '../../daemon/logger.js';
-import { silentLogger } from '../../daemon/logger.js';
-import type { Timers } from '../../daemon/timers.js';
+import type { Logger } from '../../util/logger.js';
+import { silentLogger } from '../../util/logger.js';
+import type { Time } from '../../util/time.js';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Demand } from '../../model/observed.js';
-import type { Clock } from '../../util/clock.js';
 import {
   acquiredIn,
   acquiredOn,
@@ -57,8 +56,7 @@ import { acquireTimeoutError, type Waiter } from './wait-queue.js';
 
 export interface SlotSchedulerOptions {
   ledger: LedgerWriter;
-  clock: Clock;
-  timers: Timers;
+  time: Time;
   logger?: Logger;
 }
 
@@ -241,7 +239,7 @@ export class SlotScheduler implements DemandSource {
     }
     return f.waiters.wait({
       fleet,
-      timers: this.opts.timers,
+      time: this.opts.time,
       timeoutMs: f.settings.acquireTimeoutMs,
       signal,
       onQueued: () => {
@@ -258,7 +256,7 @@ export class SlotScheduler implements DemandSource {
   }
 
   /**
-   * Ends a job: frees its slot, adds one use, restarts the idle clock; drains the instance at
+   * Ends a job: frees its slot, adds one use, restarts the idle time; drains the instance at
    * `max_use_count` or when `instanceBroken`. Resolves once the ledger is written. Idempotent.
    */
   async release(acquisition: Acquisition, opts: ReleaseOptions = {}): Promise<void> {
@@ -267,7 +265,7 @@ export class SlotScheduler implements DemandSource {
     a.released = true;
     const f = this.fleets.get(a.fleet);
     const inst = f?.instances.get(a.instanceId);
-    const now = this.opts.clock.now().toISOString();
+    const now = this.opts.time.now().toISOString();
     if (!f) return;
     countOperation(f, opts.failed ? 'release_failed' : 'release');
     if (!inst || a.lost) {
@@ -353,7 +351,7 @@ export class SlotScheduler implements DemandSource {
       fleet: f.name,
       instanceId: best.id,
       slot,
-      acquiredAt: this.opts.clock.now().toISOString(),
+      acquiredAt: this.opts.time.now().toISOString(),
       lost: false,
       released: false,
     };

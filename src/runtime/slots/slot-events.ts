@@ -3,7 +3,7 @@
  * transition (that is how demand reaches the capacity loop at once); one that throws is logged and
  * does not keep the others from hearing the event.
  */
-import type { Logger } from '../../daemon/logger.js';
+import type { Logger } from '../../util/logger.js';
 import type { SlotEvent, SlotEventKind, SlotListener } from './types.js';
 
 export class SlotEvents {

@@ -4,7 +4,7 @@
  * refused; whichever comes first also cancels its timer and drops its abort listener, so a waiter
  * never settles twice and never leaks a timer.
  */
-import type { TimerHandle, Timers } from '../../daemon/timers.js';
+import type { TimerHandle, Time } from '../../util/time.js';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Acquisition } from './types.js';
 
@@ -19,7 +19,7 @@ export interface Waiter {
 
 export interface WaitRequest {
   fleet: string;
-  timers: Timers;
+  time: Time;
   /** How long the job may wait (the fleet's acquire timeout). */
   timeoutMs: number;
   signal: AbortSignal | undefined;
@@ -49,7 +49,7 @@ export class WaitQueue {
         resolve,
         reject,
         signal: req.signal,
-        timer: req.timers.after(req.timeoutMs, () => {
+        timer: req.time.after(req.timeoutMs, () => {
           this.remove(waiter);
           reject(req.onTimeout());
         }),

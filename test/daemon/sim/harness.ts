@@ -1,7 +1,7 @@
 /** Builds a daemon on the simulated provider, an in-memory store and manual timers. */
 import { validateFleetTexts } from '../../../src/config/index.js';
 import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
-import { memoryLogger } from '../../../src/daemon/logger.js';
+import { memoryLogger } from '../../../src/util/logger.js';
 import type { ReadinessProbe } from '../../../src/daemon/readiness.js';
 import { ProviderRegistry } from '../../../src/providers/registry.js';
 import { openSqliteStore } from '../../../src/store/index.js';
@@ -33,8 +33,7 @@ export async function simulate(setup: SimSetup) {
       providers: new ProviderRegistry(() => sim),
       loadConfig: async () =>
         validateFleetTexts(Object.entries(files).map(([file, text]) => ({ file, text }))),
-      clock,
-      timers: scope,
+      time: scope,
       logger: log,
       probe: setup.probe ?? (async () => ({ ok: true })),
       isLockHolderAlive: () => false,

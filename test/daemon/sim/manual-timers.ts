@@ -1,6 +1,10 @@
-/** Deterministic timers on a manual clock: nothing fires until the test advances time. */
-import type { TimerHandle, Timers } from '../../../src/daemon/timers.js';
-import { fixedClock } from '../../../src/util/clock.js';
+/**
+ * Deterministic time for simulations: one manual clock whose timers fire only when the test
+ * advances it, settling the daemon's work after each; `scope()` gives a daemon a `Time` whose timers
+ * can all be dropped at once (a crashed daemon's).
+ */
+import type { TimerHandle, Time } from '../../../src/util/time.js';
+import { manualTime, timeOf } from '../../../src/util/time.js';
 
 interface Entry {
   at: number;
@@ -11,21 +15,25 @@ interface Entry {
 }
 
 export class ManualTimers {
-  readonly clock;
+  /** The clock alone (no timers fire on it): for the store and the simulated provider. */
+  readonly clock = manualTime('1970-01-01T00:00:00Z');
   private queue: Entry[] = [];
   private seq = 0;
   private scopes = 0;
   private disposed = new Set<number>();
 
   constructor(start: string) {
-    this.clock = fixedClock(start);
+    this.clock.set(start);
   }
 
-  /** A Timers whose timers can all be dropped at once (a crashed daemon's). */
-  scope(): Timers & { dispose(): void } {
+  /** A Time on this clock whose timers can all be dropped at once. */
+  scope(): Time & { dispose(): void } {
     const id = ++this.scopes;
     return {
-      after: (ms, fn) => this.add(ms, fn, id),
+      ...timeOf(
+        () => this.clock.now(),
+        (ms, fn) => this.add(ms, fn, id),
+      ),
       dispose: () => this.disposed.add(id),
     };
   }

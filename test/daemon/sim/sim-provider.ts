@@ -7,7 +7,7 @@ import { FleetError } from '../../../src/errors.js';
 import type { Fleet } from '../../../src/model/fleet.js';
 import type { GroupRef, ObservedGroup, ObservedInstance } from '../../../src/model/observed.js';
 import type { ConnectInfo, Provider } from '../../../src/providers/provider.js';
-import type { Clock } from '../../../src/util/clock.js';
+import type { Clock } from '../../../src/util/time.js';
 
 export interface SimInstance {
   id: string;

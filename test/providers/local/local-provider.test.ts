@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Fleet } from '../../../src/model/fleet.js';
 import type { GroupRef } from '../../../src/model/observed.js';
 import { createLocalProvider } from '../../../src/providers/local/index.js';
-import { fixedClock } from '../../../src/util/clock.js';
+import { manualTime } from '../../../src/util/time.js';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const ref: GroupRef = { fleet: 'ci', provider: 'local', name: 'ci' };
@@ -13,8 +13,8 @@ const fleet = { name: 'ci', provider: { type: 'local' } } as unknown as Fleet;
 
 function setup(t: { testdir(): string }) {
   const stateDir = t.testdir();
-  const clock = fixedClock(T0);
-  const provider = createLocalProvider({ stateDir, clock });
+  const clock = manualTime(T0);
+  const provider = createLocalProvider({ stateDir, time: clock });
   const groupDir = join(stateDir, 'local', 'ci');
   return { stateDir, clock, provider, groupDir };
 }
@@ -158,7 +158,7 @@ t.test('state persists across provider instances', async (t) => {
   await provider.increase(ref, 2);
   const before = await provider.observe([ref]);
 
-  const again = createLocalProvider({ stateDir, clock: fixedClock('2030-01-01T00:00:00Z') });
+  const again = createLocalProvider({ stateDir, time: manualTime('2030-01-01T00:00:00Z') });
   t.strictSame(await again.observe([ref]), before);
   const victim = before[0]!.instances[0]!.id;
   await again.decrease(ref, [victim]);

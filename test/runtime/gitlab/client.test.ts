@@ -3,7 +3,7 @@ import { isFleetError } from '../../../src/errors.js';
 import { GitlabClient } from '../../../src/runtime/gitlab/client.js';
 import { apiBaseUrl, isRetriedStatus } from '../../../src/runtime/gitlab/transport.js';
 import { exampleJob } from '../../../src/devtools/coordinator/example-job.js';
-import { fixedClock } from '../../../src/util/clock.js';
+import { manualTime } from '../../../src/util/time.js';
 import { RUNNER_TOKEN, recordingLog, setup } from './helpers.js';
 
 t.test('base URL: trailing / and /ci stripped, /api/v4/ appended, http(s) only', async (t) => {
@@ -101,8 +101,8 @@ t.test('429 with Retry-After is honoured, then the request goes through', async 
 });
 
 t.test('RateLimit-ResetTime wins over Retry-After', async (t) => {
-  const clock = fixedClock('2026-01-01T00:00:00Z');
-  const { coordinator, client, sleeps } = await setup(t, {}, { clock });
+  const time = manualTime('2026-01-01T00:00:00Z');
+  const { coordinator, client, sleeps } = await setup(t, {}, { time });
   coordinator.inject({
     kind: 'status',
     route: 'request',

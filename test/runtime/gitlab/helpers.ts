@@ -1,7 +1,8 @@
 /** Shared set-up for the GitLab client and trace tests: a real coordinator on 127.0.0.1. */
 import type { Test } from 'tap';
 import { GitlabClient, type GitlabClientOptions } from '../../../src/runtime/gitlab/client.js';
-import type { GitlabLog } from '../../../src/runtime/gitlab/transport.js';
+import type { Logger } from '../../../src/util/logger.js';
+import { systemTime, timeOf, type Time } from '../../../src/util/time.js';
 import {
   startCoordinator,
   type Coordinator,
@@ -11,17 +12,27 @@ import {
 export const RUNNER_TOKEN = 'glrt-TestRunnerToken_abc123XYZ';
 
 /** Records every log call, to prove tokens never reach logs. */
-export function recordingLog(): GitlabLog & { lines: string[] } {
+export function recordingLog(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const rec = (level: string) => (obj: object, msg: string) =>
-    void lines.push(`${level} ${msg} ${JSON.stringify(obj)}`);
-  return { lines, debug: rec('debug'), info: rec('info'), warn: rec('warn') };
+  const rec = (level: string) => (msg: string, fields?: object) =>
+    void lines.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`);
+  const log: Logger & { lines: string[] } = {
+    lines,
+    debug: rec('debug'),
+    info: rec('info'),
+    warn: rec('warn'),
+    error: rec('error'),
+    child: () => log,
+  };
+  return log;
 }
 
-/** Records requested sleeps and returns at once. */
-export function recordingSleep(): { sleeps: number[]; sleep: (ms: number) => Promise<void> } {
+/** `base`'s clock and timers, but every `sleep` is recorded and returns at once. */
+export function recordingSleep(base: Time = systemTime): { sleeps: number[]; time: Time } {
   const sleeps: number[] = [];
-  return { sleeps, sleep: async (ms: number) => void sleeps.push(ms) };
+  const time = timeOf(() => base.now(), base.after);
+  time.sleep = async (ms: number) => void sleeps.push(ms);
+  return { sleeps, time };
 }
 
 export async function setup(
@@ -36,17 +47,17 @@ export async function setup(
 }> {
   const coordinator = await startCoordinator({ runnerTokens: [RUNNER_TOKEN], ...coordinatorOpts });
   t.teardown(() => coordinator.close());
-  const { sleeps, sleep } = recordingSleep();
+  const { sleeps, time } = recordingSleep(clientOpts.time);
   const log = recordingLog();
   const client = new GitlabClient({
     url: coordinator.url,
     token: RUNNER_TOKEN,
     systemId: 's_0123456789ab',
     version: '0.1.0',
-    sleep,
     random: () => 0.5,
     log,
     ...clientOpts,
+    time,
   });
   return { coordinator, client, sleeps, log };
 }

@@ -1,14 +1,13 @@
 import t, { type Test } from 'tap';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
 import { refuseJob } from '../../../src/runtime/gitlab/refuse.js';
-import { scaledTimers } from '../../../src/runtime/gitlab/timers.js';
+import { scaledTime, manualTime } from '../../../src/util/time.js';
 import { JobTrace, type CancelMode, type JobTraceOptions } from '../../../src/runtime/gitlab/trace.js';
-import { fixedClock } from '../../../src/util/clock.js';
 import { setup } from './helpers.js';
 
 const SECRET = 's3cr3t-Value-123';
 /** Protocol time ×1000 faster: the 3 s interval is 3 ms, the 30 s keep-alive 30 ms. */
-const FAST = scaledTimers(0.001);
+const FAST = scaledTime(0.001);
 
 async function runningJob(
   t: Test,
@@ -26,7 +25,7 @@ async function runningJob(
   const trace = new JobTrace({
     client: ctx.client,
     job,
-    timers: FAST,
+    time: FAST,
     finalBackoff: { minMs: 1, maxMs: 10 },
     onCancel: (mode) => cancels.push(mode),
     ...traceOpts,
@@ -44,7 +43,7 @@ const until = async (cond: () => boolean, what: string, ms = 3000) => {
 };
 
 t.test('a job log goes out masked, in order, and the checksum is accepted', async (t) => {
-  const { coordinator, trace, job } = await runningJob(t, {}, { clock: fixedClock('2026-01-01T00:00:00Z') });
+  const { coordinator, trace, job } = await runningJob(t, {}, { time: manualTime('2026-01-01T00:00:00Z') });
   t.equal(await trace.start(), 'run');
   t.equal(coordinator.job(1)?.updates[0]?.state, 'running');
   trace.sectionStart('step_script', { collapsed: true });
@@ -292,7 +291,7 @@ t.test('a shutdown signal ends a retrying final update at once', async (t) => {
 
 t.test('refuseJob: the reason in the log, failed / runner_system_failure / exit code 3', async (t) => {
   const { coordinator, client, job } = await runningJob(t);
-  const outcome = await refuseJob({ client, job, timers: FAST }, 'services are not supported by runfleet');
+  const outcome = await refuseJob({ client, job, time: FAST }, 'services are not supported by runfleet');
   t.match(outcome, { kind: 'ok' });
   const view = coordinator.job(1);
   t.match(view, { state: 'failed', failure_reason: 'runner_system_failure', exit_code: 3, checksumOk: true });

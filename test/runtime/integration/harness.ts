@@ -16,10 +16,10 @@ import {
 } from '../../../src/devtools/coordinator/server.js';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
 import { startManager, type Manager } from '../../../src/cli/manager.js';
-import { memoryLogger, type LogLine } from '../../../src/daemon/logger.js';
+import { memoryLogger, type LogLine } from '../../../src/util/logger.js';
 import type { InstanceStatus } from '../../../src/daemon/status.js';
 import type { ProviderBuilder } from '../../../src/providers/registry.js';
-import { scaledTimers } from '../../../src/runtime/gitlab/timers.js';
+import { scaledTime } from '../../../src/util/time.js';
 import { descendants, waitFor } from '../../helpers/topology/processes.js';
 import type { SshdInstance } from '../../helpers/topology/sshd.js';
 
@@ -84,7 +84,7 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
       env: { [TOKEN_ENV]: token },
       // Both run on the scaled timers below: 5000 → 50 ms between empty job requests.
       checkIntervalMs: 5000,
-      runtimeTimers: scaledTimers(0.01),
+      runtimeTime: scaledTime(0.01),
       ...(opts.providers ? { providers: opts.providers } : {}),
     },
   );

@@ -8,7 +8,7 @@ import { ManualTimers } from '../../daemon/sim/manual-timers.js';
 async function setup(settings: { cap?: number; maxUse?: number; timeoutMs?: number } = {}) {
   const timers = new ManualTimers('2026-03-02T10:00:00Z');
   const store = await openSqliteStore(':memory:', { clock: timers.clock });
-  const slots = new SlotScheduler({ ledger: new LedgerWriter(store), clock: timers.clock, timers });
+  const slots = new SlotScheduler({ ledger: new LedgerWriter(store), time: timers.scope() });
   slots.configureFleet('f', {
     capacityPerInstance: settings.cap ?? 2,
     maxUseCount: settings.maxUse ?? 0,

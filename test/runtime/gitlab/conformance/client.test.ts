@@ -4,17 +4,13 @@
  */
 import t, { type Test } from 'tap';
 import { GitlabClient, type JobRef } from '../../../../src/runtime/gitlab/client.js';
-import { fixedClock } from '../../../../src/util/clock.js';
+import { manualTime, systemTime, type Time } from '../../../../src/util/time.js';
 import { fullJob, leanJob } from './payloads.js';
 import { startStrictGitlab, type StrictGitlabOptions } from './strict-gitlab.js';
 
 const TOKEN = 'glrt-ConformanceToken_0123456789';
 
-async function setup(
-  t: Test,
-  opts: Partial<StrictGitlabOptions> = {},
-  clientOpts: { clock?: ReturnType<typeof fixedClock> } = {},
-) {
+async function setup(t: Test, opts: Partial<StrictGitlabOptions> = {}, clientOpts: { time?: Time } = {}) {
   const server = await startStrictGitlab({ runnerToken: TOKEN, ...opts });
   t.teardown(() => server.close());
   const sleeps: number[] = [];
@@ -23,9 +19,8 @@ async function setup(
     token: TOKEN,
     systemId: 's_0123456789ab',
     version: '0.1.0',
-    sleep: async (ms) => void sleeps.push(ms),
     random: () => 0.5,
-    ...clientOpts,
+    time: { ...(clientOpts.time ?? systemTime), sleep: async (ms: number) => void sleeps.push(ms) },
   });
   return { server, client, sleeps };
 }
@@ -83,8 +78,8 @@ t.test('jobs/request straight to Rails: a current last_update is echoed in a 204
 t.test(
   '429: RateLimit-ResetTime (RFC 1123) first, else Retry-After; then the retry goes through',
   async (t) => {
-    const clock = fixedClock('2026-03-01T10:00:00Z');
-    const { server, client, sleeps } = await setup(t, {}, { clock });
+    const time = manualTime('2026-03-01T10:00:00Z');
+    const { server, client, sleeps } = await setup(t, {}, { time });
     server.enqueue(fullJob(1));
     server.override({
       route: 'request',

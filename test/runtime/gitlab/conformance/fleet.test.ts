@@ -5,8 +5,8 @@
  */
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
-import { silentLogger } from '../../../../src/daemon/logger.js';
-import { systemTimers } from '../../../../src/daemon/timers.js';
+import { silentLogger } from '../../../../src/util/logger.js';
+import { systemTime, scaledTime } from '../../../../src/util/time.js';
 import { groupRefFor } from '../../../../src/model/group.js';
 import { createLocalProvider } from '../../../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../../../src/providers/registry.js';
@@ -14,10 +14,8 @@ import { KnownHostsFile } from '../../../../src/runtime/connectors/known-hosts.j
 import { SshConnectorPool } from '../../../../src/runtime/connectors/ssh-connector.js';
 import { FleetJobRunner } from '../../../../src/runtime/fleet-runner.js';
 import { GitlabClient } from '../../../../src/runtime/gitlab/client.js';
-import { scaledTimers } from '../../../../src/runtime/gitlab/timers.js';
 import { LedgerWriter, SlotScheduler } from '../../../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../../../src/store/index.js';
-import { systemClock } from '../../../../src/util/clock.js';
 import { fleetSpec } from '../../../helpers/fake-state.js';
 import { fullJob, leanJob } from './payloads.js';
 import { startStrictGitlab, type StrictGitlab } from './strict-gitlab.js';
@@ -43,8 +41,7 @@ async function setup(t: Test, opts: { preemptive: boolean; readyInstance: boolea
   await provider.applyGroup(fleet);
   const scheduler = new SlotScheduler({
     ledger: new LedgerWriter(store),
-    clock: systemClock,
-    timers: systemTimers,
+    time: systemTime,
   });
   scheduler.configureFleet('conf', {
     capacityPerInstance: 2,
@@ -88,9 +85,8 @@ async function setup(t: Test, opts: { preemptive: boolean; readyInstance: boolea
     token: TOKEN,
     systemId: 's_00000000abcd',
     version: '0.1.0',
-    clock: systemClock,
     logger: silentLogger,
-    timers: scaledTimers(0.01),
+    time: scaledTime(0.01),
     checkIntervalMs: 20,
     onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
   });

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { GitlabClient } from '../../../../src/runtime/gitlab/client.js';
 import type { JobPayload } from '../../../../src/runtime/gitlab/job.js';
-import { scaledTimers } from '../../../../src/runtime/gitlab/timers.js';
+import { scaledTime } from '../../../../src/util/time.js';
 import { JobTrace, type CancelMode } from '../../../../src/runtime/gitlab/trace.js';
 import { fullJob, leanJob } from './payloads.js';
 import { MIB, startStrictGitlab, type FakeJob, type Reply, type StrictGitlab } from './strict-gitlab.js';
@@ -29,7 +29,7 @@ async function running(t: Test, payload: FakeJob['payload']) {
   const trace = new JobTrace({
     client,
     job,
-    timers: scaledTimers(SCALE),
+    time: scaledTime(SCALE),
     finalBackoff: { minMs: 1, maxMs: 5 },
     onCancel: (mode) => cancels.push(mode),
   });

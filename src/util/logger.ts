@@ -1,5 +1,5 @@
 /**
- * The daemon's logging seam. Library code logs through `Logger`; `createPinoLogger` puts structured
+ * The one logging seam of the manager (daemon, job runtime, GitLab client, providers). Library code logs through `Logger`; `createPinoLogger` puts structured
  * JSON lines behind it (pino), `silentLogger` and `memoryLogger` serve tests. Keys are stable
  * (`fleet`, `instance`, `event`) so logs can be queried. Secrets never reach a log line: callers
  * never pass connect info or tokens, and pino redacts the usual key names as a second guard.
