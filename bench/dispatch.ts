@@ -20,7 +20,7 @@ import { ProviderRegistry } from '../src/providers/registry.js';
 import { createStaticProvider } from '../src/providers/static/index.js';
 import { KnownHostsFile } from '../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../src/runtime/connectors/ssh-connector.js';
-import { FleetJobRunner } from '../src/runtime/fleet-runner.js';
+import { JobIntake } from '../src/runtime/job-intake.js';
 import { GitlabClient } from '../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../src/runtime/slots/index.js';
 import { openSqliteStore } from '../src/store/index.js';
@@ -66,7 +66,7 @@ async function harness(instances: SshdInstance[], capacityPerInstance: number) {
   const ssh = new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) });
   const outputs = new Map<number, number>();
   const marker = 'dispatch-marker';
-  const runner = new FleetJobRunner(fleet, {
+  const runner = new JobIntake(fleet, {
     scheduler,
     providers: new ProviderRegistry(() => provider),
     ssh,

@@ -14,6 +14,12 @@ import { silentLogger } from '../dist/util/logger.js';
 import { createLocalProvider } from '../dist/providers/local/index.js';
 import { ProviderRegistry } from '../dist/providers/registry.js';
 import { openSqliteStore } from '../dist/store/index.js';
+import { LedgerWriter } from '../dist/store/ledger-writer.js';
+import { SlotScheduler } from '../dist/runtime/slots/scheduler.js';
+import { SshConnectorPool } from '../dist/runtime/connectors/ssh-connector.js';
+import { KnownHostsFile } from '../dist/runtime/connectors/known-hosts.js';
+import { connectorReadinessProbe } from '../dist/runtime/readiness-probe.js';
+import { systemTime } from '../dist/util/time.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'runfleet-bench-'));
 const fleets = join(dir, 'fleets');
@@ -34,8 +40,13 @@ const provider = {
   },
 };
 const store = await openSqliteStore(join(dir, 'state.db'));
+const ledger = new LedgerWriter(store);
+const ssh = new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) });
 const daemon = new Daemon({
   store,
+  ledger,
+  slots: new SlotScheduler({ ledger, time: systemTime }),
+  probe: connectorReadinessProbe(ssh),
   providers: new ProviderRegistry(() => provider),
   loadConfig: () => loadFleets(fleets),
   logger: silentLogger,

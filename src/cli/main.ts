@@ -10,7 +10,7 @@ import { ErrorCode, FleetError, isFleetError } from '../errors.js';
 import { runDevCoordinator } from '../devtools/coordinator/cli.js';
 import { demo } from './commands/demo.js';
 import { processIo, type Io } from './io.js';
-import type { GlobalOptions } from './context.js';
+import type { GlobalOptions } from './root.js';
 import { validate } from './commands/validate.js';
 import { plan } from './commands/plan.js';
 import { apply } from './commands/apply.js';

@@ -1,4 +1,4 @@
-import type { RunnerStatus } from './status.js';
+import type { RunnerStatus } from '../runtime/fleet-runners.js';
 /**
  * What the daemon is built from: `DaemonOptions` (every collaborator injected, most with a
  * default) and the timing settings resolved from them.
@@ -8,11 +8,14 @@ import type { LoadResult } from '../config/index.js';
 import type { Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
+import type { LedgerWriter } from '../store/ledger-writer.js';
 import type { LockInfo, StateStore } from '../store/store.js';
+import type { DaemonMetrics } from './metrics.js';
 import type { Time } from '../util/time.js';
 import { hashOf } from '../util/hash.js';
 import type { Logger } from '../util/logger.js';
-import type { BackoffOptions, ReadinessProbe } from './readiness.js';
+import type { ReadinessProbe } from '../runtime/readiness-probe.js';
+import type { BackoffOptions } from './readiness-backoff.js';
 
 export interface DaemonOptions {
   store: StateStore;
@@ -23,8 +26,14 @@ export interface DaemonOptions {
   time?: Time;
   /** @default silentLogger */
   logger?: Logger;
-  /** Runs instance_ready_command. @default localReadinessProbe */
-  probe?: ReadinessProbe;
+  /** The job slots of every fleet, shared with the job runtime (the daemon's source of demand). */
+  slots: SlotScheduler;
+  /** The one write path of ledger rows, shared with the slot scheduler. */
+  ledger: LedgerWriter;
+  /** Runs instance_ready_command (or `true`) on each new instance, through the runtime's connectors. */
+  probe: ReadinessProbe;
+  /** @default a fresh registry labelled with `systemId` */
+  metrics?: DaemonMetrics;
   /** Observe interval when nothing is in motion. @default 60_000 */
   intervalMs?: number;
   /** Observe interval while instances are creating, being probed or deleting. @default 2_000 */
@@ -50,8 +59,6 @@ export interface DaemonOptions {
   isLockHolderAlive?: (lock: LockInfo) => boolean;
   /** `system_id` label of GitLab-compatible metrics. @default derived from the host name */
   systemId?: string;
-  /** Shares a scheduler with the job runtime; one is created when absent. */
-  slots?: SlotScheduler;
   /**
    * Told the fleet definitions in force after every pass (the job runtime starts, updates and
    * stops its GitLab runners from them). Must not throw.

@@ -16,8 +16,8 @@
  * injected (`daemon-options.ts`).
  */
 import { ErrorCode, FleetError, asError } from '../errors.js';
-import { LedgerWriter } from '../runtime/slots/ledger-writer.js';
-import { SlotScheduler } from '../runtime/slots/scheduler.js';
+import type { SlotScheduler } from '../runtime/slots/scheduler.js';
+import type { LedgerWriter } from '../store/ledger-writer.js';
 import { systemTime, type Time } from '../util/time.js';
 import { reloadFleetFiles } from './config-reload.js';
 import {
@@ -33,7 +33,7 @@ import { HealthChecker } from './health-checker.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { PassLoop } from './pass-loop.js';
-import { ReadinessBackoff, localReadinessProbe } from './readiness.js';
+import { ReadinessBackoff } from './readiness-backoff.js';
 import { ReadinessRunner } from './readiness-runner.js';
 import { Reconciler } from './reconcile.js';
 import { deleteInstancesOnShutdown, waitForRunningJobs } from './shutdown.js';
@@ -69,10 +69,9 @@ export class Daemon {
     this.logger = opts.logger ?? silentLogger;
     this.settings = resolveSettings(opts);
     this.startedAt = this.time.now();
-    this.ledger = new LedgerWriter(opts.store);
-    this.metrics = new DaemonMetrics(opts.systemId ?? defaultSystemId());
-    this.slots =
-      opts.slots ?? new SlotScheduler({ ledger: this.ledger, time: this.time, logger: this.logger });
+    this.ledger = opts.ledger;
+    this.metrics = opts.metrics ?? new DaemonMetrics(opts.systemId ?? defaultSystemId());
+    this.slots = opts.slots;
     this.instances = {
       store: opts.store,
       ledger: this.ledger,
@@ -91,7 +90,7 @@ export class Daemon {
     this.readiness = new ReadinessRunner({
       ...this.instances,
       time: this.time,
-      probe: opts.probe ?? localReadinessProbe,
+      probe: opts.probe,
       backoff: this.backoff,
       metrics: this.metrics,
       readyTimeoutMs: this.settings.readyTimeoutMs,

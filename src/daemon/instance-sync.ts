@@ -9,7 +9,7 @@ import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { LedgerWriter } from '../runtime/slots/ledger-writer.js';
+import type { LedgerWriter } from '../store/ledger-writer.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';

@@ -134,6 +134,13 @@ export class DaemonMetrics {
     labelNames: ['fleet'],
     registers: [this.registry],
   });
+  /** GitLab Runner's name and labels (`runner`, `system_id`, `endpoint`, `status`). */
+  private readonly apiRequests = new Counter({
+    name: 'gitlab_runner_api_request_statuses_total',
+    help: 'The total number of api requests, partitioned by runner, endpoint and status.',
+    labelNames: ['runner', 'system_id', 'endpoint', 'status'],
+    registers: [this.registry],
+  });
   private readonly daemonState = new Gauge({
     name: 'runfleet_daemon_state',
     help: 'The daemon state (1 for the current one)',
@@ -228,6 +235,11 @@ export class DaemonMetrics {
     this.lastPlan.reset();
     this.lastPlan.set({ hash }, 1);
     this.lastPlanTime.set(at.getTime() / 1000);
+  }
+
+  /** One attempt of a GitLab API request of `fleet`'s runner: HTTP status, or -100 (no answer). */
+  apiRequest(fleet: string, endpoint: string, status: number): void {
+    this.apiRequests.inc({ runner: fleet, system_id: this.systemId, endpoint, status: String(status) });
   }
 
   text(): Promise<string> {

@@ -9,7 +9,8 @@ import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
-import type { ReadinessBackoff, ReadinessProbe } from './readiness.js';
+import type { ReadinessProbe } from '../runtime/readiness-probe.js';
+import type { ReadinessBackoff } from './readiness-backoff.js';
 import type { Time } from '../util/time.js';
 
 export interface ReadinessRunnerDeps extends SyncDeps {

@@ -10,7 +10,7 @@
  * - a fleet whose plan has an error is skipped (the others go on).
  */
 import { applyPlan, type ApplyOutcome } from '../apply/apply.js';
-import { observeState } from '../engine/observe.js';
+import { observeState } from '../apply/observe.js';
 import type { Fleet } from '../model/fleet.js';
 import type { Demand, LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
 import type { CapacityPlan, FleetPlan, Plan, RemovalReason } from '../model/plan.js';
@@ -20,7 +20,8 @@ import { hashOf } from '../util/hash.js';
 import { specsByName, type ConfigView } from './fleet-config.js';
 import { syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
-import { CreationThrottle, type ReadinessBackoff } from './readiness.js';
+import { CreationThrottle } from './creation-throttle.js';
+import type { ReadinessBackoff } from './readiness-backoff.js';
 
 export type PassTrigger =
   'start' | 'tick' | 'demand' | 'config' | 'readiness' | 'health' | 'retry' | 'shutdown';

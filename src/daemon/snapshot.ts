@@ -5,7 +5,7 @@ import type { LedgerInstance } from '../model/observed.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { ConfigView, FleetConfig } from './fleet-config.js';
 import type { FleetMetricsInput } from './metrics.js';
-import type { ReadinessBackoff } from './readiness.js';
+import type { ReadinessBackoff } from './readiness-backoff.js';
 import type { PassOutcome } from './reconcile.js';
 import { instanceStatus, policyStatus, type FleetStatus, type StatusReport } from './status.js';
 

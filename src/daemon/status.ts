@@ -9,6 +9,7 @@ import { policyAt } from '../plan/index.js';
 import type { SlotCounts } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';
 import type { Time } from '../util/time.js';
+import type { RunnerStatus } from '../runtime/fleet-runners.js';
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -58,14 +59,7 @@ export interface FleetStatus {
   runner?: RunnerStatus;
 }
 
-export interface RunnerStatus {
-  /** `failing`: the runner could not start (token missing or refused) and is retried. */
-  state: 'running' | 'failing';
-  /** Jobs running now. */
-  jobs: number;
-  /** Why it is failing; never contains a secret. */
-  error?: string;
-}
+export type { RunnerStatus };
 
 export interface StatusReport {
   source: 'daemon' | 'store';

@@ -18,7 +18,7 @@ export interface PlanInput {
   desired: DesiredFleet[];
   observed: ObservedState;
   now: Date;
-  /** Hashes of what the plan is made from, copied into the plan (see `basisOf` in engine/observe). */
+  /** Hashes of what the plan is made from, copied into the plan (see `basisOf` in apply/observe). */
   basis: { observed: string; fleets: string };
 }
 

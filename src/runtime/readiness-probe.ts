@@ -4,10 +4,29 @@
  * pooled SSH connection otherwise). Without a ready command, a successful `true` over the
  * connector proves the instance takes commands.
  */
-import type { ReadinessProbe } from '../daemon/readiness.js';
+import type { Fleet } from '../model/fleet.js';
+import type { ConnectInfo } from '../providers/provider.js';
 import { shellQuote } from './script/shell-quote.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { connectorFor } from './executor-factory.js';
+
+export interface ProbeResult {
+  ok: boolean;
+  /** The command's output, truncated; shown in logs. Never contains connect credentials. */
+  output?: string;
+}
+
+/**
+ * Runs `fleet.instance_ready_command` on one instance (a bare `true` when it has none, proving the
+ * instance takes commands). Must honour `signal` (timeout, shutdown). The daemon runs it on every
+ * new instance before the instance takes jobs.
+ */
+export type ReadinessProbe = (
+  fleet: Fleet,
+  instanceId: string,
+  connectInfo: ConnectInfo,
+  signal: AbortSignal,
+) => Promise<ProbeResult>;
 
 const MAX_OUTPUT = 2000;
 

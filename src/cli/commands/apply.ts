@@ -1,14 +1,14 @@
 import { applyPlan, type ApplyOutcome, type StepResult } from '../../apply/apply.js';
 import { readPlanFile } from '../../apply/plan-file.js';
-import { observeState } from '../../engine/observe.js';
+import { observeState } from '../../apply/observe.js';
 import { ErrorCode, FleetError, isFleetError } from '../../errors.js';
 import { readFile } from 'node:fs/promises';
-import { watchFilePath, type WatchFile } from '../manager.js';
+import { watchFilePath, type WatchFile } from '../root.js';
 import type { DesiredFleet } from '../../model/fleet.js';
 import type { Plan } from '../../model/plan.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
 import { hashOf } from '../../util/hash.js';
-import { openContext, type Context, type GlobalOptions } from '../context.js';
+import { openContext, type Context, type GlobalOptions } from '../root.js';
 import { styler, type Io } from '../io.js';
 import { loadDesired } from './load.js';
 import { hasChanges } from './plan.js';

@@ -13,9 +13,9 @@ import { exampleJob } from '../../devtools/coordinator/example-job.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
 import { silentLogger } from '../../util/logger.js';
 import type { JobPayload } from '../../runtime/gitlab/job.js';
-import type { GlobalOptions } from '../context.js';
+import type { GlobalOptions } from '../root.js';
 import { styler, table, type Io } from '../io.js';
-import { startManager } from '../manager.js';
+import { startManager } from '../root.js';
 import { plan } from './plan.js';
 
 export interface DemoOptions {

@@ -1,8 +1,8 @@
 import { writePlanFile } from '../../apply/plan-file.js';
-import { observeState } from '../../engine/observe.js';
+import { observeState } from '../../apply/observe.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
 import type { Plan } from '../../model/plan.js';
-import { openContext, type GlobalOptions } from '../context.js';
+import { openContext, type GlobalOptions } from '../root.js';
 import type { Io } from '../io.js';
 import { loadDesired } from './load.js';
 

@@ -1,4 +1,4 @@
-import { openContext, type GlobalOptions } from '../context.js';
+import { openContext, type GlobalOptions } from '../root.js';
 import { table, type Io } from '../io.js';
 
 /** `runfleet state list`: the applied fleets and the instance ledger. */

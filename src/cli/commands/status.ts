@@ -1,10 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { openSqliteStore } from '../../store/index.js';
 import { statusFromStore, type FleetStatus, type StatusReport } from '../../daemon/status.js';
-import { systemTime } from '../../util/time.js';
-import type { GlobalOptions } from '../context.js';
+import { openContext, type GlobalOptions } from '../root.js';
 import { styler, table, type Io } from '../io.js';
-import { watchFilePath, type WatchFile } from '../manager.js';
+import { watchFilePath, type WatchFile } from '../root.js';
 
 export interface StatusOptions {
   json: boolean;
@@ -21,11 +19,11 @@ export async function status(opts: GlobalOptions, s: StatusOptions, io: Io): Pro
   let report: StatusReport | undefined;
   if (address) report = await fetchStatus(address);
   if (!report) {
-    const store = await openSqliteStore(opts.state);
+    const ctx = await openContext(opts, []);
     try {
-      report = await statusFromStore(store, systemTime);
+      report = await statusFromStore(ctx.store, ctx.time);
     } finally {
-      await store.close();
+      await ctx.close();
     }
   }
   io.out(s.json ? JSON.stringify(report, null, 2) : renderStatus(report, io.color));

@@ -1,5 +1,5 @@
 import { formatIssue, loadFleets } from '../../config/index.js';
-import type { GlobalOptions } from '../context.js';
+import type { GlobalOptions } from '../root.js';
 import type { Io } from '../io.js';
 
 /** `runfleet validate`: every error in every fleet file at once. Exit 0 valid, 1 invalid. */

@@ -1,7 +1,7 @@
 import { createPinoLogger } from '../../util/logger.js';
-import type { GlobalOptions } from '../context.js';
+import type { GlobalOptions } from '../root.js';
 import type { Io } from '../io.js';
-import { startManager } from '../manager.js';
+import { startManager } from '../root.js';
 
 export interface WatchOptions {
   listen: string;

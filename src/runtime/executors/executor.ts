@@ -1,7 +1,7 @@
 /**
  * The executor seam, in gitlab-runner's shape (`Prepare / Run / Cleanup`): an executor knows where
  * each stage of a job runs (the instance host, a container) and how to run a stage script there.
- * `runJob` (run-job.ts) drives the stages; the script builder (../script) writes them.
+ * `runStages` (stage-runner.ts) drives the stages; the script builder (../script) writes them.
  */
 import { FleetError } from '../../errors.js';
 import type { FailureReason, JobPayload, JobVariable } from '../gitlab/job.js';

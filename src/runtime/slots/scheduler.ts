@@ -38,7 +38,7 @@ import {
   type MutableReservation,
   type SlotInstance,
 } from './fleet-slots.js';
-import type { LedgerWriter } from './ledger-writer.js';
+import type { LedgerWriter } from '../../store/ledger-writer.js';
 import { SlotEvents } from './slot-events.js';
 import { countsOf, demandOf, instanceViewsOf } from './slot-views.js';
 import type {

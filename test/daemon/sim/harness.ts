@@ -2,11 +2,13 @@
 import { validateFleetTexts } from '../../../src/config/index.js';
 import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
 import { memoryLogger } from '../../../src/util/logger.js';
-import type { ReadinessProbe } from '../../../src/daemon/readiness.js';
+import type { ReadinessProbe } from '../../../src/runtime/readiness-probe.js';
 import { ProviderRegistry } from '../../../src/providers/registry.js';
 import { openSqliteStore } from '../../../src/store/index.js';
 import type { StateStore } from '../../../src/store/store.js';
 import { ManualTimers } from './manual-timers.js';
+import { SlotScheduler } from '../../../src/runtime/slots/scheduler.js';
+import { LedgerWriter } from '../../../src/store/ledger-writer.js';
 import { SimProvider, type SimOptions } from './sim-provider.js';
 
 export interface SimSetup {
@@ -28,8 +30,11 @@ export async function simulate(setup: SimSetup) {
 
   const build = () => {
     scope = timers.scope();
+    const ledger = new LedgerWriter(store);
     const d = new Daemon({
       store,
+      ledger,
+      slots: new SlotScheduler({ ledger, time: scope, logger: log }),
       providers: new ProviderRegistry(() => sim),
       loadConfig: async () =>
         validateFleetTexts(Object.entries(files).map(([file, text]) => ({ file, text }))),

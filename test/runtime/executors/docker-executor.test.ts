@@ -13,7 +13,7 @@ import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.
 import { dockerThroughConnector, MANAGED_LABEL } from '../../../src/runtime/executors/docker-api.js';
 import { DockerExecutor } from '../../../src/runtime/executors/docker-executor.js';
 import { MemoryJobOutput } from '../../../src/runtime/executors/memory-output.js';
-import { runJob, type RunJobOptions } from '../../../src/runtime/executors/run-job.js';
+import { runStages, type RunStagesOptions } from '../../../src/runtime/executors/stage-runner.js';
 import type { PullPolicy } from '../../../src/model/fleet.js';
 import { makeJob, type JobFixtureOptions } from '../../fixtures/runtime/job.js';
 import { startDockerd, TEST_IMAGE } from '../../helpers/topology/dockerd.js';
@@ -44,7 +44,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
 
   const run = async (
     o: JobFixtureOptions,
-    opts: RunJobOptions = {},
+    opts: RunStagesOptions = {},
     pullPolicy: PullPolicy[] = ['if-not-present'],
   ) => {
     const output = new MemoryJobOutput();
@@ -56,7 +56,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
       pullPolicy,
     });
     const job = makeJob({ repoUrl: repo.url, sha: repo.sha, ref: repo.ref, ...o });
-    const result = await runJob(job, executor, output, opts);
+    const result = await runStages(job, executor, output, opts);
     return { result, log: output.text() };
   };
 

@@ -12,7 +12,7 @@ import { LocalConnector } from '../../../src/runtime/connectors/local-connector.
 import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
 import { InstanceExecutor } from '../../../src/runtime/executors/instance-executor.js';
 import { MemoryJobOutput } from '../../../src/runtime/executors/memory-output.js';
-import { runJob, type RunJobOptions } from '../../../src/runtime/executors/run-job.js';
+import { runStages, type RunStagesOptions } from '../../../src/runtime/executors/stage-runner.js';
 import type { Connector } from '../../../src/runtime/connectors/connector.js';
 import { makeJob, type JobFixtureOptions } from '../../fixtures/runtime/job.js';
 import { makeBareRepo } from '../../helpers/topology/git-repo.js';
@@ -43,12 +43,12 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
   const run = async (
     connector: Connector,
     o: JobFixtureOptions,
-    opts: RunJobOptions = {},
+    opts: RunStagesOptions = {},
     buildsDir = join(state, 'builds'),
   ) => {
     const output = new MemoryJobOutput();
     const executor = new InstanceExecutor({ connector, buildsDir, concurrentId: 0 });
-    const result = await runJob(job(o), executor, output, opts);
+    const result = await runStages(job(o), executor, output, opts);
     return { result, log: output.text(), sections: output.sections };
   };
 

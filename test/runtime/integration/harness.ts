@@ -15,7 +15,7 @@ import {
   type CoordinatorJobView,
 } from '../../../src/devtools/coordinator/server.js';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
-import { startManager, type Manager } from '../../../src/cli/manager.js';
+import { startManager, type Manager } from '../../../src/cli/root.js';
 import { memoryLogger, type LogLine } from '../../../src/util/logger.js';
 import type { InstanceStatus } from '../../../src/daemon/status.js';
 import type { ProviderBuilder } from '../../../src/providers/registry.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { LedgerWriter } from '../../../src/runtime/slots/ledger-writer.js';
+import { LedgerWriter } from '../../../src/store/ledger-writer.js';
 import { SlotScheduler } from '../../../src/runtime/slots/scheduler.js';
 import type { SlotEvent } from '../../../src/runtime/slots/types.js';
 import { openSqliteStore } from '../../../src/store/index.js';

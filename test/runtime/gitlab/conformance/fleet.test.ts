@@ -1,5 +1,5 @@
 /**
- * End to end against the strict fake: FleetJobRunner with the slot scheduler, the local provider
+ * End to end against the strict fake: JobIntake with the slot scheduler, the local provider
  * and real shell processes, so every request the daemon's job loop makes is checked (§0–§4) and
  * the job outcomes land in GitLab's terms.
  */
@@ -12,7 +12,7 @@ import { createLocalProvider } from '../../../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../../../src/providers/registry.js';
 import { KnownHostsFile } from '../../../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../../../src/runtime/connectors/ssh-connector.js';
-import { FleetJobRunner } from '../../../../src/runtime/fleet-runner.js';
+import { JobIntake } from '../../../../src/runtime/job-intake.js';
 import { GitlabClient } from '../../../../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../../../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../../../src/store/index.js';
@@ -77,7 +77,7 @@ async function setup(t: Test, opts: { preemptive: boolean; readyInstance: boolea
     version: '0.1.0',
   });
   const done: string[] = [];
-  const runner = new FleetJobRunner(fleet, {
+  const runner = new JobIntake(fleet, {
     scheduler,
     providers: new ProviderRegistry(() => provider),
     ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),

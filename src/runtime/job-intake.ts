@@ -20,7 +20,7 @@ import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
-import { runAssignedJob, startJob, type JobOutcome } from './job-runner.js';
+import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 
 /** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
@@ -29,7 +29,7 @@ export const CHECK_INTERVAL_MS = 3000;
 const UNHEALTHY_LIMIT = 3;
 const UNHEALTHY_PAUSE_MS = 60_000;
 
-export interface FleetRunnerDeps {
+export interface JobIntakeDeps {
   scheduler: Pick<SlotScheduler, 'reserve' | 'unreserve' | 'acquire' | 'release' | 'demand' | 'subscribe'>;
   providers: ProviderRegistry;
   ssh: SshConnectorPool;
@@ -46,7 +46,7 @@ export interface FleetRunnerDeps {
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
 }
 
-export class FleetJobRunner {
+export class JobIntake {
   private fleet: Fleet;
   private readonly polling = new AbortController();
   /** Hard stop of running jobs (shutdown past its grace period). */
@@ -58,7 +58,7 @@ export class FleetJobRunner {
 
   constructor(
     fleet: Fleet,
-    private readonly deps: FleetRunnerDeps,
+    private readonly deps: JobIntakeDeps,
   ) {
     this.fleet = fleet;
     // Every running job listens on the hard-stop signal: hundreds at once are expected.

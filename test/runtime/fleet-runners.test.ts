@@ -1,14 +1,17 @@
 /**
- * JobRuntime keeps one GitLab runner per fleet with a `gitlab` block: a missing or refused token
+ * FleetRunners keeps one GitLab runner per fleet with a `gitlab` block: a missing or refused token
  * is reported (without the token) and retried, never thrown; a fixed token starts the runner.
  */
+import { join } from 'node:path';
+import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
+import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
 import t from 'tap';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { systemTime, manualTime } from '../../src/util/time.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
-import { JobRuntime } from '../../src/runtime/job-runtime.js';
+import { FleetRunners } from '../../src/runtime/fleet-runners.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
 import { fleetSpec } from '../helpers/fake-state.js';
@@ -26,9 +29,10 @@ t.test('a missing or refused token is reported and retried; a good one starts th
   // A clock the test moves (retry pauses) with real timers (the runner polls a real coordinator).
   const time = { ...systemTime, now: () => clock.now() };
   const scheduler = new SlotScheduler({ ledger: new LedgerWriter(store), time });
-  const runtime = new JobRuntime({
+  const runtime = new FleetRunners({
     scheduler,
     providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
+    ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
     stateDir: dir,
     time,
     logger: silentLogger,

@@ -13,7 +13,7 @@ import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
-import { FleetJobRunner } from '../../src/runtime/fleet-runner.js';
+import { JobIntake } from '../../src/runtime/job-intake.js';
 import { GitlabClient } from '../../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
@@ -73,7 +73,7 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
   });
   const ssh = new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) });
   const done: string[] = [];
-  const runner = new FleetJobRunner(fleet, {
+  const runner = new JobIntake(fleet, {
     scheduler,
     providers,
     ssh,
@@ -138,8 +138,8 @@ t.test('a rejected runner token stops start() with a clear error and no token in
   // The coordinator knows TOKEN; make the runner present another one.
   const coordinator = await startCoordinator({ runnerTokens: ['glrt-someoneelse'] });
   t.teardown(() => coordinator.close());
-  const wrong = new FleetJobRunner(fleetSpec({ name: 'loop' }), {
-    ...(runner as unknown as { deps: ConstructorParameters<typeof FleetJobRunner>[1] }).deps,
+  const wrong = new JobIntake(fleetSpec({ name: 'loop' }), {
+    ...(runner as unknown as { deps: ConstructorParameters<typeof JobIntake>[1] }).deps,
     client: new GitlabClient({
       url: coordinator.url,
       token: TOKEN,

@@ -1,5 +1,5 @@
 /**
- * runJob's stage order on a real local sandbox: steps' `when` after a failure, and the
+ * runStages's stage order on a real local sandbox: steps' `when` after a failure, and the
  * pre/post get_sources hooks.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import t from 'tap';
 import { LocalConnector } from '../../../src/runtime/connectors/local-connector.js';
 import { InstanceExecutor } from '../../../src/runtime/executors/instance-executor.js';
 import { MemoryJobOutput } from '../../../src/runtime/executors/memory-output.js';
-import { runJob } from '../../../src/runtime/executors/run-job.js';
+import { runStages } from '../../../src/runtime/executors/stage-runner.js';
 import type { JobPayload, JobStep } from '../../../src/runtime/gitlab/job.js';
 import { makeJob } from '../../fixtures/runtime/job.js';
 
@@ -23,7 +23,7 @@ async function run(job: JobPayload) {
     buildsDir: join(workdir, 'builds'),
   });
   const output = new MemoryJobOutput();
-  const result = await runJob(job, executor, output);
+  const result = await runStages(job, executor, output);
   return { result, log: output.text(), sections: output.sections };
 }
 

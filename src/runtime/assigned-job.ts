@@ -8,7 +8,7 @@ import type { ConnectInfo } from '../providers/provider.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { executorFor, connectorFor } from './executor-factory.js';
 import type { JobOutput } from './executors/executor.js';
-import { runJob, type JobResult } from './executors/run-job.js';
+import { runStages, type JobResult } from './executors/stage-runner.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import type { Time } from '../util/time.js';
@@ -16,7 +16,7 @@ import { unsupportedJobWarnings } from './gitlab/refuse.js';
 import { JobTrace } from './gitlab/trace.js';
 import { style } from './gitlab/trace-format.js';
 
-export interface JobRunnerDeps {
+export interface AssignedJobDeps {
   client: GitlabClient;
   ssh: SshConnectorPool;
   version: string;
@@ -60,7 +60,7 @@ export interface StartedJob {
  */
 export async function startJob(
   job: JobPayload,
-  deps: Pick<JobRunnerDeps, 'client' | 'time'>,
+  deps: Pick<AssignedJobDeps, 'client' | 'time'>,
 ): Promise<StartedJob | 'dropped'> {
   const graceful = new AbortController();
   const hard = new AbortController();
@@ -85,7 +85,7 @@ export async function startJob(
  */
 export async function runAssignedJob(
   req: RunAssignedJob,
-  deps: JobRunnerDeps,
+  deps: AssignedJobDeps,
   started?: StartedJob,
 ): Promise<JobOutcome> {
   const job = started ?? (await startJob(req.job, deps));
@@ -142,7 +142,7 @@ export async function runAssignedJob(
 
 async function runOnInstance(
   req: RunAssignedJob,
-  deps: JobRunnerDeps,
+  deps: AssignedJobDeps,
   output: JobOutput,
   cancel: AbortSignal,
   signal: AbortSignal,
@@ -156,5 +156,5 @@ async function runOnInstance(
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
     return { state: 'failed', status: 'failed', failureReason: 'runner_system_failure', message };
   }
-  return runJob(req.job, executor, output, { cancel, signal, time: deps.ssh.time });
+  return runStages(req.job, executor, output, { cancel, signal, time: deps.ssh.time });
 }

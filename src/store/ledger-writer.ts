@@ -3,8 +3,8 @@
  * the daemon (readiness, drains) both write instance rows; funnelling every write through one
  * queue per instance means neither ever writes back a stale copy over the other's change.
  */
-import type { LedgerInstance } from '../../model/observed.js';
-import type { StateStore } from '../../store/store.js';
+import type { LedgerInstance } from '../model/observed.js';
+import type { StateStore } from './store.js';
 
 export type LedgerUpdate = (row: LedgerInstance) => LedgerInstance | undefined;
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { basisOf, observeState } from '../../src/engine/observe.js';
+import { basisOf, observeState } from '../../src/apply/observe.js';
 import type { GroupRef, ObservedGroup } from '../../src/model/observed.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';

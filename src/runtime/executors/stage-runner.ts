@@ -13,7 +13,7 @@ import type { JobStatus } from '../script/variables.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
 
-export interface RunJobOptions {
+export interface RunStagesOptions {
   /**
    * Hard stop (GitLab answered `canceled` or 403, or the manager must stop now): the running stage
    * is killed and nothing else runs, not even `after_script`.
@@ -57,11 +57,11 @@ function signalExitCode(signal: string | undefined): number {
 }
 
 /** Runs every stage of `job` on `executor`; never throws. Always calls `executor.cleanup()`. */
-export async function runJob(
+export async function runStages(
   job: JobPayload,
   executor: Executor,
   output: JobOutput,
-  opts: RunJobOptions = {},
+  opts: RunStagesOptions = {},
 ): Promise<JobResult> {
   const hard = opts.signal ?? new AbortController().signal;
   const cancel = opts.cancel ?? new AbortController().signal;

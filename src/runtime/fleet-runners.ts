@@ -1,5 +1,5 @@
 /**
- * The job runtime the daemon hosts: one `FleetJobRunner` per fleet that has a `gitlab` block,
+ * The job runtime the daemon hosts: one `JobIntake` per fleet that has a `gitlab` block,
  * kept in step with the fleet definitions in force. A changed GitLab URL or token reference
  * restarts that fleet's runner (after its running jobs finish); any other change takes effect for
  * the next job. A fleet whose token is missing or refused is retried with a growing pause, and its
@@ -11,21 +11,21 @@ import type { Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Time } from '../util/time.js';
 import type { Logger } from '../util/logger.js';
-import type { RunnerStatus } from '../daemon/status.js';
-import { KnownHostsFile } from './connectors/known-hosts.js';
-import { SshConnectorPool } from './connectors/ssh-connector.js';
-import { FleetJobRunner } from './fleet-runner.js';
+import type { SshConnectorPool } from './connectors/ssh-connector.js';
+import { JobIntake } from './job-intake.js';
 import { GitlabClient, type GitlabClientOptions } from './gitlab/client.js';
+import type { ApiEndpoint } from './gitlab/transport.js';
 import { loadSystemId } from './gitlab/runner-info.js';
-import { connectorReadinessProbe } from './readiness-probe.js';
 import { resolveSecret } from './secrets.js';
 import type { SlotScheduler } from './slots/index.js';
-import type { JobOutcome } from './job-runner.js';
+import type { JobOutcome } from './assigned-job.js';
 import type { JobPayload } from './gitlab/job.js';
 
-export interface JobRuntimeOptions {
+export interface FleetRunnersOptions {
   scheduler: SlotScheduler;
   providers: ProviderRegistry;
+  /** The pooled SSH connections jobs (and readiness probes) run over. Closed by `stop`. */
+  ssh: SshConnectorPool;
   /** Holds `known_hosts.json` (pinned host keys) and `system_id`. */
   stateDir: string;
   time: Time;
@@ -35,20 +35,29 @@ export interface JobRuntimeOptions {
   checkIntervalMs?: number;
   /** Injected for tests. */
   client?: (opts: GitlabClientOptions) => GitlabClient;
+  /** Every GitLab API request attempt of a fleet's runner (`gitlab_runner_api_request_statuses_total`). */
+  onApiRequest?: (fleet: string, endpoint: ApiEndpoint, status: number) => void;
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
+}
+
+export interface RunnerStatus {
+  /** `failing`: the runner could not start (token missing or refused) and is retried. */
+  state: 'running' | 'failing';
+  /** Jobs running now. */
+  jobs: number;
+  /** Why it is failing; never contains a secret. */
+  error?: string;
 }
 
 interface RunnerEntry {
   key: string;
-  runner: FleetJobRunner;
+  runner: JobIntake;
 }
 
 const RETRY_MIN_MS = 10_000;
 const RETRY_MAX_MS = 600_000;
 
-export class JobRuntime {
-  readonly ssh: SshConnectorPool;
-  readonly probe;
+export class FleetRunners {
   private readonly runners = new Map<string, RunnerEntry>();
   private readonly failures = new Map<
     string,
@@ -59,15 +68,11 @@ export class JobRuntime {
   private stopped = false;
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly opts: JobRuntimeOptions) {
-    this.ssh = new SshConnectorPool({
-      knownHosts: new KnownHostsFile(join(opts.stateDir, 'known_hosts.json')),
-    });
-    this.probe = connectorReadinessProbe(this.ssh);
+  constructor(private readonly opts: FleetRunnersOptions) {
     // A removed instance's pooled connection and pinned host key go with it.
     this.unsubscribe = opts.scheduler.subscribe((e) => {
       if (e.kind === 'instance' && e.instanceId && !opts.scheduler.hasInstance(e.fleet, e.instanceId)) {
-        void this.ssh.forgetInstance(e.instanceId).catch(() => undefined);
+        void opts.ssh.forgetInstance(e.instanceId).catch(() => undefined);
       }
     });
   }
@@ -78,11 +83,6 @@ export class JobRuntime {
     if (entry) return { state: 'running', jobs: entry.runner.runningJobs };
     const failed = this.failures.get(fleet);
     return failed ? { state: 'failing', jobs: 0, error: failed.error } : undefined;
-  }
-
-  /** Fleets whose runner could not start, with the reason (no secrets). */
-  errors(): Record<string, string> {
-    return Object.fromEntries([...this.failures].map(([fleet, f]) => [fleet, f.error]));
   }
 
   /** Brings the runners in line with `fleets` (the definitions in force). Serialised; never throws. */
@@ -102,7 +102,7 @@ export class JobRuntime {
     await this.syncing;
     await Promise.all([...this.runners.values()].map((e) => e.runner.stop(graceMs)));
     this.runners.clear();
-    await this.ssh.close();
+    await this.opts.ssh.close();
   }
 
   private async doSync(fleets: Fleet[]): Promise<void> {
@@ -143,12 +143,17 @@ export class JobRuntime {
         systemId: this.systemId,
         version: this.opts.version,
         info: { executor: fleet.executor, name: `runfleet-${fleet.name}` },
+        time: this.opts.time,
+        log: log.child({ component: 'gitlab' }),
+        ...(this.opts.onApiRequest
+          ? { onApiRequest: (endpoint, status) => this.opts.onApiRequest?.(fleet.name, endpoint, status) }
+          : {}),
       };
       const client = this.opts.client ? this.opts.client(clientOpts) : new GitlabClient(clientOpts);
-      const runner = new FleetJobRunner(fleet, {
+      const runner = new JobIntake(fleet, {
         scheduler: this.opts.scheduler,
         providers: this.opts.providers,
-        ssh: this.ssh,
+        ssh: this.opts.ssh,
         client,
         token,
         systemId: this.systemId,

@@ -1,0 +1,257 @@
+/**
+ * The composition root: the one place that builds clients and hands them over. Every command gets
+ * its store, providers, time and logger from `openContext`; `runfleet watch` and `demo` get the
+ * whole manager from `startManager`, which builds, once and in this order: the store and providers,
+ * the ledger writer and the slot scheduler they share, the SSH pool, the job runtime (which builds
+ * each fleet's GitLab client), the daemon, its HTTP server and the fleets directory watcher.
+ * Arrows point one way: the daemon is handed the runtime's pieces; the runtime never sees the daemon.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { loadFleets } from '../config/index.js';
+import { watchFleetDir } from '../daemon/config-watcher.js';
+import { Daemon } from '../daemon/daemon.js';
+import { defaultSystemId } from '../daemon/daemon-options.js';
+import { startDaemonServer } from '../daemon/http.js';
+import { DaemonMetrics } from '../daemon/metrics.js';
+import { ErrorCode, FleetError } from '../errors.js';
+import type { Fleet } from '../model/fleet.js';
+import type { GroupRef } from '../model/observed.js';
+import { createLocalProvider } from '../providers/local/index.js';
+import type { Provider } from '../providers/provider.js';
+import { ProviderRegistry, type ProviderBuilder } from '../providers/registry.js';
+import { createStaticProvider } from '../providers/static/index.js';
+import { KnownHostsFile } from '../runtime/connectors/known-hosts.js';
+import { SshConnectorPool } from '../runtime/connectors/ssh-connector.js';
+import { FleetRunners } from '../runtime/fleet-runners.js';
+import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
+import { SlotScheduler } from '../runtime/slots/scheduler.js';
+import { openSqliteStore } from '../store/index.js';
+import { LedgerWriter } from '../store/ledger-writer.js';
+import type { StateStore } from '../store/store.js';
+import type { Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
+import { systemTime, type Time } from '../util/time.js';
+import { RUNFLEET_VERSION } from '../version.js';
+
+export interface GlobalOptions {
+  dir: string;
+  state: string;
+  color: boolean;
+}
+
+export interface Context {
+  store: StateStore;
+  providers: ProviderRegistry;
+  time: Time;
+  logger: Logger;
+  /** Directory holding the state file; the local provider keeps its sandboxes here. */
+  stateDir: string;
+  /** Replaces the fleets providers look connector settings up in (the daemon calls it on reload). */
+  track(fleets: Fleet[]): void;
+  /** Loads provider code the fleets need (the AWS SDK) before any of them is used. */
+  ensureProviders(fleets: Pick<Fleet, 'provider'>[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ContextOptions {
+  /** Test seam: builds every fleet's provider instead of the built-in ones (e.g. real sshds). */
+  providers?: ProviderBuilder;
+  /** @default systemTime */
+  time?: Time;
+  /** @default silentLogger (one-shot commands print for humans instead) */
+  logger?: Logger;
+}
+
+/**
+ * Opens the store and prepares providers for the given fleets (and the applied ones: a fleet whose
+ * file was removed is still observed and torn down). The AWS SDK is imported only when a fleet uses
+ * it, so local-only runs start fast.
+ */
+export async function openContext(
+  opts: GlobalOptions,
+  fleets: Fleet[],
+  load: ContextOptions = {},
+): Promise<Context> {
+  const statePath = resolve(opts.state);
+  const stateDir = dirname(statePath);
+  const time = load.time ?? systemTime;
+  const logger = load.logger ?? silentLogger;
+  const store = await openSqliteStore(statePath, { clock: time });
+  let aws: typeof import('../providers/aws/index.js') | undefined;
+  const ensureProviders = async (specs: Pick<Fleet, 'provider'>[]) => {
+    if (!aws && specs.some((f) => f.provider.type === 'aws')) aws = await import('../providers/aws/index.js');
+  };
+  await ensureProviders([...fleets, ...(await store.listFleets()).map((f) => f.spec)]);
+  let local: Provider | undefined;
+  // Providers get a fleet's connector settings by group, as connectInfo only receives a GroupRef.
+  let byName = new Map(fleets.map((f) => [f.name, f]));
+  const connectorFor = (ref: GroupRef) => byName.get(ref.fleet)?.connector;
+
+  const providers = new ProviderRegistry((spec) => {
+    if (load.providers) return load.providers(spec);
+    switch (spec.type) {
+      case 'local':
+        local ??= createLocalProvider({ stateDir, time });
+        return local;
+      case 'aws':
+        if (!aws) throw new FleetError(ErrorCode.INTERNAL, 'AWS provider requested but not loaded');
+        return aws.createAwsProvider({
+          region: spec.region,
+          profile: spec.profile,
+          endpoint: spec.endpoint,
+          time,
+          connectorFor,
+        });
+      case 'static':
+        return createStaticProvider({ hosts: spec.hosts, connectorFor, time });
+    }
+  });
+  return {
+    store,
+    providers,
+    time,
+    logger,
+    stateDir,
+    ensureProviders,
+    track: (current) => {
+      byName = new Map(current.map((f) => [f.name, f]));
+    },
+    close: () => store.close(),
+  };
+}
+
+export interface ManagerOptions {
+  listen: string;
+  graceMs: number;
+  intervalMs: number;
+  /** @default the daemon's (60 s) */
+  heartbeatIntervalMs?: number;
+  logger: Logger;
+  /** Environment GitLab token references are read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Pause between job requests that found nothing. @default GitLab Runner's 3 s */
+  checkIntervalMs?: number;
+  /**
+   * The job runtime's time (GitLab protocol rhythms, job deadlines) when it must differ from the
+   * daemon's: demos and tests run the protocol's 3 s / 30 s in milliseconds. @default systemTime
+   */
+  runtimeTime?: Time;
+  /**
+   * Test seam: builds the providers instead of the built-in ones (integration tests inject one
+   * that runs a real sshd per instance). Never set by the CLI.
+   */
+  providers?: ProviderBuilder;
+}
+
+export interface WatchFile {
+  pid: number;
+  listen: string;
+  started_at: string;
+  state: string;
+}
+
+/** Where a running daemon says how to reach it; `runfleet status` reads it. */
+export function watchFilePath(statePath: string): string {
+  return join(dirname(resolve(statePath)), 'watch.json');
+}
+
+export interface Manager {
+  daemon: Daemon;
+  runtime: FleetRunners;
+  ctx: Context;
+  /** host:port of the HTTP server. */
+  address: string;
+  /** Graceful stop: no new jobs, running ones get the grace period, lock released. */
+  stop(): Promise<void>;
+}
+
+/** Builds and starts the long-running manager (`runfleet watch`, `runfleet demo`). */
+export async function startManager(opts: GlobalOptions, m: ManagerOptions): Promise<Manager> {
+  const initial = await loadFleets(opts.dir);
+  const ctx = await openContext(
+    opts,
+    initial.fleets.map((d) => d.spec),
+    { providers: m.providers, logger: m.logger },
+  );
+  const { time, logger } = ctx;
+  const runtimeTime = m.runtimeTime ?? time;
+  const metrics = new DaemonMetrics(defaultSystemId());
+  const ledger = new LedgerWriter(ctx.store);
+  const slots = new SlotScheduler({ ledger, time, logger });
+  const ssh = new SshConnectorPool({
+    knownHosts: new KnownHostsFile(join(ctx.stateDir, 'known_hosts.json')),
+    time: runtimeTime,
+  });
+  const runtime = new FleetRunners({
+    scheduler: slots,
+    providers: ctx.providers,
+    ssh,
+    stateDir: ctx.stateDir,
+    time: runtimeTime,
+    logger: logger.child({ component: 'runtime' }),
+    version: RUNFLEET_VERSION,
+    env: m.env,
+    checkIntervalMs: m.checkIntervalMs,
+    onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
+  });
+  const daemon = new Daemon({
+    store: ctx.store,
+    providers: ctx.providers,
+    slots,
+    ledger,
+    metrics,
+    probe: connectorReadinessProbe(ssh),
+    time,
+    logger,
+    // Provider code a new fleet needs (the AWS SDK) is loaded before the daemon plans with it.
+    loadConfig: async () => {
+      const loaded = await loadFleets(opts.dir);
+      await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
+      return loaded;
+    },
+    intervalMs: m.intervalMs,
+    ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),
+    shutdownGraceMs: m.graceMs,
+    runnerStatus: (fleet) => runtime.status(fleet),
+    onFleets: (fleets) => {
+      ctx.track(fleets);
+      return runtime.sync(fleets);
+    },
+  });
+  try {
+    await daemon.start();
+  } catch (e) {
+    await runtime.stop(0);
+    await ctx.close();
+    throw e;
+  }
+  const server = await startDaemonServer(daemon, m.listen, { time, logger });
+  const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
+  // Written last: once it exists, the daemon serves and sees every later edit of the fleet files.
+  const watchFile = watchFilePath(opts.state);
+  const info: WatchFile = {
+    pid: process.pid,
+    listen: server.address,
+    started_at: daemon.startedAt.toISOString(),
+    state: 'running',
+  };
+  await writeFile(watchFile, `${JSON.stringify(info)}\n`);
+
+  return {
+    daemon,
+    runtime,
+    ctx,
+    address: server.address,
+    async stop() {
+      try {
+        await watcher.close();
+        await Promise.all([runtime.stop(m.graceMs), daemon.stop()]);
+      } finally {
+        await server.close();
+        await rm(watchFile, { force: true });
+        await ctx.close();
+      }
+    },
+  };
+}
