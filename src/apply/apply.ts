@@ -37,6 +37,11 @@ export interface ApplyDeps {
   store: StateStore;
   providers: ProviderRegistry;
   time: Time;
+  /**
+   * Carry out the fleets whose plans have no error and leave the others as they are (the daemon:
+   * one broken fleet file must not hold back the rest). Without it a plan with errors is refused.
+   */
+  skipErroredFleets?: boolean;
   /** Called as each step finishes, so the CLI can report progress live. */
   onStep?: (step: StepResult) => void;
   signal?: AbortSignal;
@@ -60,7 +65,7 @@ interface Step {
 
 /** Applies `plan`; `desired` must hold the specs of every fleet the plan creates or updates. */
 export async function applyPlan(plan: Plan, desired: DesiredFleet[], deps: ApplyDeps): Promise<ApplyOutcome> {
-  if (plan.errored) {
+  if (plan.errored && !deps.skipErroredFleets) {
     throw new FleetError(ErrorCode.APPLY_ABORTED, 'the plan has errors and cannot be applied', {
       hint: 'fix the errors that plan shows, then plan again',
     });
@@ -70,6 +75,7 @@ export async function applyPlan(plan: Plan, desired: DesiredFleet[], deps: Apply
   const results: StepResult[] = [];
 
   for (const fleetPlan of plan.fleets) {
+    if (fleetPlan.diagnostics.some((d) => d.severity === 'error')) continue;
     const steps = stepsFor(fleetPlan, specs.get(fleetPlan.fleet), applied.get(fleetPlan.fleet), deps);
     let failed = false;
     for (const step of steps) {

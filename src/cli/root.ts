@@ -133,8 +133,9 @@ export interface ManagerOptions {
   /** Pause between job requests that found nothing. @default GitLab Runner's 3 s */
   checkIntervalMs?: number;
   /**
-   * The job runtime's time (GitLab protocol rhythms, job deadlines) when it must differ from the
-   * daemon's: demos and tests run the protocol's 3 s / 30 s in milliseconds. @default systemTime
+   * The time of the GitLab protocol (job requests, trace and keep-alive rhythms) when it must
+   * differ from the manager's: demos and tests run its 3 s / 30 s in milliseconds. Job deadlines
+   * and kill graces stay on the manager's time. @default the manager's
    */
   runtimeTime?: Time;
   /**
@@ -179,9 +180,10 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
   const metrics = new DaemonMetrics(defaultSystemId());
   const ledger = new LedgerWriter(ctx.store);
   const slots = new SlotScheduler({ ledger, time, logger });
+  // Connectors and executors wait on real processes (kill graces, job deadlines): always real time.
   const ssh = new SshConnectorPool({
     knownHosts: new KnownHostsFile(join(ctx.stateDir, 'known_hosts.json')),
-    time: runtimeTime,
+    time,
   });
   const runtime = new FleetRunners({
     scheduler: slots,

@@ -7,16 +7,30 @@ import type { Fleet } from '../model/fleet.js';
 export class CreationThrottle {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
+  /** How many instances may be requested at `nowMs` (whole tokens), without taking any. */
+  available(fleet: string, spec: Fleet['scale_throttle'], nowMs: number): number {
+    return Math.max(0, Math.floor(this.refill(fleet, spec, nowMs).tokens));
+  }
+
   /** Takes up to `want` tokens; returns how many were granted. */
   take(fleet: string, spec: Fleet['scale_throttle'], want: number, nowMs: number): number {
-    const burst = Math.max(1, spec.burst);
-    const b = this.buckets.get(fleet) ?? { tokens: burst, at: nowMs };
-    b.tokens = Math.min(burst, b.tokens + ((nowMs - b.at) / 1000) * Math.max(0, spec.limit));
-    b.at = nowMs;
+    const b = this.refill(fleet, spec, nowMs);
     const granted = Math.max(0, Math.min(want, Math.floor(b.tokens)));
     b.tokens -= granted;
-    this.buckets.set(fleet, b);
     return granted;
+  }
+
+  private refill(
+    fleet: string,
+    spec: Fleet['scale_throttle'],
+    nowMs: number,
+  ): { tokens: number; at: number } {
+    const burst = Math.max(1, spec.burst);
+    const b = this.buckets.get(fleet) ?? { tokens: burst, at: nowMs };
+    b.tokens = Math.min(burst, b.tokens + (Math.max(0, nowMs - b.at) / 1000) * Math.max(0, spec.limit));
+    b.at = Math.max(b.at, nowMs);
+    this.buckets.set(fleet, b);
+    return b;
   }
 
   /** Milliseconds until one more token is available. */

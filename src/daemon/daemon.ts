@@ -11,9 +11,9 @@
  * taken out of service and replaced (`health-checker.ts`).
  *
  * The daemon holds the state lock (operation `watch`) from start to stop; a `runfleet apply`
- * meanwhile goes through it (`approve`) instead of writing the state itself. A lock left by a dead `watch` process on this host is
- * taken over at start (`state-lock.ts`). Every collaborator, the time and the time included, is
- * injected (`daemon-options.ts`).
+ * meanwhile goes through it (`approve`) instead of writing the state itself. A lock left by a process
+ * on this host that is gone is taken over at start (`apply/state-lock.ts`). Every collaborator,
+ * the time included, is injected (`daemon-options.ts`).
  */
 import { ErrorCode, FleetError, asError } from '../errors.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
@@ -39,10 +39,9 @@ import { Reconciler } from './reconcile.js';
 import { deleteInstancesOnShutdown, waitForRunningJobs } from './shutdown.js';
 import { buildStatus, metricsInputs } from './snapshot.js';
 import type { DaemonState, StatusReport } from './status.js';
-import { WatchLock } from './state-lock.js';
+import { StateLock } from '../apply/state-lock.js';
 
 export type { DaemonOptions } from './daemon-options.js';
-export { lockHolderAlive } from './state-lock.js';
 
 export class Daemon {
   readonly slots: SlotScheduler;
@@ -59,7 +58,7 @@ export class Daemon {
   private readonly readiness: ReadinessRunner;
   private readonly health: HealthChecker;
   private readonly passes: PassLoop;
-  private readonly lock: WatchLock;
+  private readonly lock: StateLock;
   private readonly lifecycle: DaemonLifecycle;
   private started = false;
   private unsubscribe: (() => void) | undefined;
@@ -122,8 +121,9 @@ export class Daemon {
         if (trigger !== 'demand') this.health.sweep();
       },
     });
-    this.lock = new WatchLock({
+    this.lock = new StateLock({
       store: opts.store,
+      operation: 'watch',
       logger: this.logger,
       holder: opts.lockHolder,
       isHolderAlive: opts.isLockHolderAlive,

@@ -1,22 +1,23 @@
 /**
- * One reconcile pass: observe → sync the ledger → plan (the shared planner, so `decideCapacity`
- * decides every time) → daemon rules on top of the plan → apply → account. The daemon rules only
- * ever take away from the plan, never add to it:
- * - removals go only to instances the slot scheduler can claim idle at that instant;
- * - increases are held back during a fleet's readiness backoff, by `scale_throttle`, and while
- *   shutting down;
- * - configuration changes are dropped for fleets that are manual or held on a last good definition;
- * - a deleted fleet's group is removed only after its busy instances finished;
- * - a fleet whose plan has an error is skipped (the others go on).
+ * One reconcile pass: observe → sync the ledger → plan → claim → apply → account. What the daemon
+ * knows beyond the fleet files goes into the planner's input as constraints, so the plan is made
+ * once and is exactly what is applied and shown (`status`, metrics, history):
+ * - the instances running a job now are never removed, and a deleted fleet's group waits for them;
+ * - increases are held back during a fleet's readiness backoff, by `scale_throttle`, one at a
+ *   time after readiness failures, and while shutting down;
+ * - fleets that are manual or held on a last good definition plan capacity only.
+ * The plan's removals are then claimed in the slot scheduler in the same turn as planning; a fleet
+ * whose plan has an error is left alone by apply (the others go on) and reported once.
  */
 import { applyPlan, type ApplyOutcome } from '../apply/apply.js';
 import { observeState } from '../apply/observe.js';
+import { recordApply } from '../apply/record.js';
+import { ErrorCode, FleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import type { Demand, LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
-import type { CapacityPlan, FleetPlan, Plan, RemovalReason } from '../model/plan.js';
-import { planFleets } from '../plan/index.js';
+import type { CapacityPlan, Plan, RemovalReason } from '../model/plan.js';
+import { planFleets, type FleetConstraints } from '../plan/index.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
-import { hashOf } from '../util/hash.js';
 import { specsByName, type ConfigView } from './fleet-config.js';
 import { syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -88,9 +89,13 @@ export class Reconciler {
     if (!cached) await this.retryStuckRemovals(observed, everySpec);
     if (sync.changed) observed.ledger = await deps.store.listInstances();
 
-    const plan = planFleets({ desired: view.desired, observed, now, basis });
     const outcome: PassOutcome = { toProbe: sync.toProbe, expecting: false, decisions: new Map(), observed };
-    const work = this.applyDaemonRules(plan, observed.ledger, view, shuttingDown, now.getTime(), outcome);
+    // From here to the claims nothing awaits: the busy view the plan is made with is the one the
+    // claims find, so no job can take an instance between being planned out and claimed.
+    const holds = new Map<string, 'backoff' | 'throttle'>();
+    const constraints = this.constraints(view, everySpec, observed.ledger, shuttingDown, now, holds, outcome);
+    const plan = planFleets({ desired: view.desired, observed, now, basis, constraints });
+    const work = this.claim(plan, view, everySpec, holds, now.getTime(), outcome);
     outcome.expecting = isExpecting(observed) || sync.toProbe.length > 0;
     if (!work) return outcome;
 
@@ -99,12 +104,120 @@ export class Reconciler {
       store: deps.store,
       providers: deps.providers,
       time: deps.time,
+      skipErroredFleets: true,
     });
     outcome.applied = result;
     outcome.expecting = true;
     this.invalidate();
-    await this.account(plan, result, started, observed, outcome);
+    await this.account(plan, result, started, observed, everySpec, outcome);
     return outcome;
+  }
+
+  /**
+   * What the daemon adds to the planner's input, per fleet: the instances running a job now,
+   * capacity-only fleets, and how many instances may be created now (none while shutting down or
+   * during a readiness backoff, one at a time after readiness failures, `scale_throttle`'s tokens).
+   */
+  private constraints(
+    view: ConfigView,
+    specs: ReadonlyMap<string, Fleet>,
+    ledger: readonly LedgerInstance[],
+    shuttingDown: boolean,
+    now: Date,
+    holds: Map<string, 'backoff' | 'throttle'>,
+    outcome: PassOutcome,
+  ): Record<string, FleetConstraints> {
+    const { deps } = this;
+    const nowMs = now.getTime();
+    const out: Record<string, FleetConstraints> = {};
+    for (const [name, spec] of specs) {
+      const busy = new Set(
+        deps.slots
+          .instances(name)
+          .filter((i) => i.acquired > 0)
+          .map((i) => i.id),
+      );
+      const c: FleetConstraints = { busy };
+      if (view.capacityOnly.has(name)) c.capacityOnly = true;
+      const failures = deps.backoff.failures(name);
+      const blocked = deps.backoff.blockedUntil(name, nowMs);
+      if (shuttingDown) {
+        c.maxIncrease = 0;
+        c.increaseNote = 'no new instances while shutting down';
+      } else if (blocked !== undefined) {
+        c.maxIncrease = 0;
+        c.increaseNote = `creation paused after ${failures} readiness failure(s)`;
+        holds.set(name, 'backoff');
+        outcome.retryAt = Math.min(outcome.retryAt ?? Infinity, blocked);
+      } else if (failures > 0 && ledger.some((r) => r.fleet === name && r.state === 'creating')) {
+        c.maxIncrease = 0;
+        c.increaseNote = 'waiting for the instance on trial after readiness failures';
+      } else {
+        // Recovering from readiness failures: one new instance at a time until one passes.
+        const trial = failures > 0 ? 1 : Infinity;
+        const tokens = this.throttle.available(name, spec.scale_throttle, nowMs);
+        if (tokens < trial) {
+          c.maxIncrease = tokens;
+          c.increaseNote = `scale_throttle allows ${tokens} now`;
+          holds.set(name, 'throttle');
+        } else if (trial < Infinity) {
+          c.maxIncrease = trial;
+          c.increaseNote = 'one new instance at a time after readiness failures';
+        }
+      }
+      out[name] = c;
+    }
+    return out;
+  }
+
+  /**
+   * Takes the plan's removals out of service (and closes deleted fleets) in the slot scheduler;
+   * records the decisions for status and metrics. Returns whether there is anything to apply.
+   * @throws FleetError(INTERNAL) if a planned removal is busy: the plan was made from a stale view.
+   */
+  private claim(
+    plan: Plan,
+    view: ConfigView,
+    specs: ReadonlyMap<string, Fleet>,
+    holds: ReadonlyMap<string, 'backoff' | 'throttle'>,
+    nowMs: number,
+    outcome: PassOutcome,
+  ): boolean {
+    const { deps } = this;
+    const desired = new Set(view.desired.map((d) => d.spec.name));
+    let work = false;
+    for (const fp of plan.fleets) {
+      const errors = fp.diagnostics.filter((d) => d.severity === 'error');
+      if (errors.length > 0) {
+        for (const e of errors) this.reportOnce(fp.fleet, e.message);
+        continue;
+      }
+      // A fleet whose file is gone takes no new job, also while its group waits for busy instances.
+      if (!desired.has(fp.fleet)) deps.slots.closeFleet(fp.fleet);
+      const cap = fp.capacity;
+      if (cap) {
+        for (const r of cap.remove) {
+          if (deps.slots.claimForRemoval(fp.fleet, [r.id], unavailableFor(r.reason)).length === 0) {
+            throw new FleetError(
+              ErrorCode.INTERNAL,
+              `planned to remove ${r.id} of ${fp.fleet}, which runs a job`,
+              {
+                hint: 'the next pass plans again from a fresh view',
+                retryable: true,
+              },
+            );
+          }
+        }
+        outcome.decisions.set(fp.fleet, cap);
+        if ((cap.held ?? 0) > 0 && holds.get(fp.fleet) === 'throttle') {
+          const spec = specs.get(fp.fleet);
+          const wait = spec ? this.throttle.msUntilNext(fp.fleet, spec.scale_throttle) : 0;
+          outcome.retryAt = Math.min(outcome.retryAt ?? Infinity, nowMs + Math.max(1, wait));
+        }
+      }
+      work ||= fp.action !== 'noop' || (cap?.increase ?? 0) > 0 || (cap?.remove.length ?? 0) > 0;
+    }
+    return work;
   }
 
   private syncDeps(): SyncDeps {
@@ -132,107 +245,12 @@ export class Reconciler {
     }
   }
 
-  /** Edits `plan` in place; returns whether anything is left to apply. */
-  private applyDaemonRules(
-    plan: Plan,
-    ledger: readonly LedgerInstance[],
-    view: ConfigView,
-    shuttingDown: boolean,
-    nowMs: number,
-    outcome: PassOutcome,
-  ): boolean {
-    const { deps } = this;
-    const kept: FleetPlan[] = [];
-    for (const fp of plan.fleets) {
-      const errors = fp.diagnostics.filter((d) => d.severity === 'error');
-      if (errors.length > 0) {
-        for (const e of errors) this.reportOnce(fp.fleet, e.message);
-        continue;
-      }
-      const closing = fp.action === 'delete';
-      if (closing) deps.slots.closeFleet(fp.fleet);
-      if (view.capacityOnly.has(fp.fleet) && fp.action !== 'noop') {
-        fp.action = 'noop';
-        fp.changes = [];
-      }
-      const cap = fp.capacity;
-      if (cap) {
-        let busy = 0;
-        cap.remove = cap.remove.filter((r) => {
-          const ok = deps.slots.claimForRemoval(fp.fleet, [r.id], unavailableFor(r.reason)).length > 0;
-          if (!ok) busy++;
-          return ok;
-        });
-        const creating = ledger.filter((r) => r.fleet === fp.fleet && r.state === 'creating').length;
-        cap.increase = this.allowedIncrease(fp.fleet, cap, view, shuttingDown, nowMs, outcome, creating);
-        if (closing && busy > 0) {
-          // The group goes once its busy instances are done; the idle ones go now.
-          fp.action = 'noop';
-          fp.changes = [];
-        }
-        outcome.decisions.set(fp.fleet, cap);
-      }
-      kept.push(fp);
-    }
-    plan.fleets = kept;
-    plan.errored = false;
-    plan.summary = {
-      add: kept.reduce((n, f) => n + (f.action === 'create' ? 1 : 0) + (f.capacity?.increase ?? 0), 0),
-      change: kept.filter((f) => f.action === 'update').length,
-      destroy: kept.reduce(
-        (n, f) => n + (f.action === 'delete' ? 1 : 0) + (f.capacity?.remove.length ?? 0),
-        0,
-      ),
-    };
-    return kept.some(
-      (f) => f.action !== 'noop' || (f.capacity?.increase ?? 0) > 0 || (f.capacity?.remove.length ?? 0) > 0,
-    );
-  }
-
-  private allowedIncrease(
-    fleet: string,
-    cap: CapacityPlan,
-    view: ConfigView,
-    shuttingDown: boolean,
-    nowMs: number,
-    outcome: PassOutcome,
-    creating: number,
-  ): number {
-    if (cap.increase <= 0) return 0;
-    if (shuttingDown) return 0;
-    const blocked = this.deps.backoff.blockedUntil(fleet, nowMs);
-    if (blocked !== undefined) {
-      cap.reason += `; creation paused after ${this.deps.backoff.failures(fleet)} readiness failure(s)`;
-      outcome.retryAt = Math.min(outcome.retryAt ?? Infinity, blocked);
-      return 0;
-    }
-    const spec = view.desired.find((d) => d.spec.name === fleet)?.spec;
-    if (!spec) return 0;
-    // Recovering from readiness failures: one new instance at a time until one passes.
-    let want = cap.increase;
-    if (this.deps.backoff.failures(fleet) > 0) {
-      if (creating > 0) {
-        cap.reason += '; waiting for the instance on trial after readiness failures';
-        return 0;
-      }
-      want = 1;
-    }
-    const granted = this.throttle.take(fleet, spec.scale_throttle, want, nowMs);
-    if (granted < want) {
-      cap.reason += `; scale_throttle allows ${granted} now`;
-      outcome.retryAt = Math.min(
-        outcome.retryAt ?? Infinity,
-        nowMs + Math.max(1, this.throttle.msUntilNext(fleet, spec.scale_throttle)),
-      );
-    }
-    return granted;
-  }
-
   private async account(
     plan: Plan,
     result: ApplyOutcome,
     started: Date,
     observed: ObservedState,
+    specs: ReadonlyMap<string, Fleet>,
     outcome: PassOutcome,
   ): Promise<void> {
     const { deps } = this;
@@ -254,6 +272,9 @@ export class Reconciler {
       }
       log.info(step.detail, { event: step.step });
       if (step.step === 'increase') {
+        const spec = specs.get(step.fleet);
+        if (spec)
+          this.throttle.take(step.fleet, spec.scale_throttle, fp?.capacity?.increase ?? 0, started.getTime());
         deps.metrics.scaled(step.fleet, 'up', fp?.capacity?.increase ?? 0);
         deps.metrics.created(step.fleet, seconds);
         // New instances take jobs (or get probed) now, not on the next observe.
@@ -286,20 +307,9 @@ export class Reconciler {
       }
     }
     if (result.result !== 'noop') {
-      const hash = hashOf({ fleets: plan.fleets, basis: plan.basis });
-      deps.metrics.appliedPlan(hash, deps.time.now());
-      void deps.store
-        .recordApply({
-          started_at: started.toISOString(),
-          finished_at: deps.time.now().toISOString(),
-          plan_hash: hash,
-          result: result.result,
-          summary: plan.summary,
-          steps: result.steps.map(
-            (s) =>
-              `${s.fleet}: ${s.step} ${s.status}: ${s.status === 'failed' ? s.error?.message : s.detail} (watch)`,
-          ),
-        })
+      const finished = deps.time.now();
+      await recordApply(deps.store, plan, result, { started, finished, via: 'watch' })
+        .then((hash) => deps.metrics.appliedPlan(hash, finished))
         .catch((e: unknown) => deps.logger.error('cannot record apply', { error: String(e) }));
     }
   }

@@ -38,8 +38,13 @@ export interface CapacityPlan {
   target: number;
   /** Why the target is what it is, e.g. "idle_count 4 slots / 2 per instance". */
   reason: string;
-  /** Instances to ask the provider for. */
+  /** Instances to ask the provider for now. */
   increase: number;
+  /**
+   * Instances the fleet needs but that are not requested now (readiness backoff, `scale_throttle`,
+   * shutdown): `reason` says why. Absent when nothing is held back.
+   */
+  held?: number;
   remove: InstanceRemoval[];
 }
 

@@ -20,6 +20,27 @@ export interface PlanInput {
   now: Date;
   /** Hashes of what the plan is made from, copied into the plan (see `basisOf` in apply/observe). */
   basis: { observed: string; fleets: string };
+  /**
+   * What the manager that will carry the plan out adds to each fleet's decision (the daemon's
+   * readiness backoff, `scale_throttle`, the jobs running right now). The planner applies it, so
+   * the plan is exactly what apply does and what status shows. Absent for `runfleet plan`.
+   */
+  constraints?: Readonly<Record<string, FleetConstraints>>;
+}
+
+/** Limits on one fleet's plan; every field is optional and only ever takes away. */
+export interface FleetConstraints {
+  /** Request at most this many new instances now. */
+  maxIncrease?: number;
+  /** Why `maxIncrease` holds an increase back; appended to the capacity reason when it does. */
+  increaseNote?: string;
+  /**
+   * Instances holding a job right now (fresher than the ledger's count): never removed, and a
+   * deleted fleet's group waits for them instead of ending their jobs.
+   */
+  busy?: ReadonlySet<string>;
+  /** Plan no configuration change, capacity only (manual fleets, fleets held on a last good file). */
+  capacityOnly?: boolean;
 }
 
 interface FleetContext {
@@ -56,9 +77,10 @@ export function planFleets(input: PlanInput): Plan {
   for (const name of names) {
     const context = contexts.get(name) ?? { groups: [], ledger: new Map() };
     const want = desired.get(name);
+    const limits = input.constraints?.[name] ?? {};
     const fleetPlan = want
-      ? planDesired(want, applied.get(name), context, observed, now)
-      : planDeleted(applied.get(name) as Fleet, context);
+      ? planDesired(want, applied.get(name), context, observed, now, limits)
+      : planDeleted(applied.get(name) as Fleet, context, limits);
     if (duplicates.has(name)) {
       fleetPlan.diagnostics.push({
         severity: 'error',
@@ -110,6 +132,7 @@ function planDesired(
   context: FleetContext,
   observed: ObservedState,
   now: Date,
+  limits: FleetConstraints,
 ): FleetPlan {
   const spec = want.spec;
   const ref = groupRefFor(spec);
@@ -152,7 +175,11 @@ function planDesired(
     action = 'update';
   }
   const settings = diffGroupSettings(desiredGroupSettings(spec), groupExists ? group?.settings : undefined);
-  const changes = [...diff.changes, ...settings.changes];
+  let changes = [...diff.changes, ...settings.changes];
+  if (limits.capacityOnly) {
+    action = 'noop';
+    changes = [];
+  }
   if (action === 'update' && changes.length === 0) action = 'noop';
   if (before && movesGroup) {
     diagnostics.push({
@@ -173,11 +200,31 @@ function planDesired(
     unchanged: diff.unchanged + settings.unchanged,
     diagnostics,
   };
-  const instances = groupExists && group ? capacityInstances(group, context.ledger, now) : [];
+  const instances = groupExists && group ? capacityInstances(group, context.ledger, now, limits.busy) : [];
   const capacity = planCapacity(spec, instances, observed, now);
   if ('error' in capacity) diagnostics.push(capacity.error);
-  else fleetPlan.capacity = group?.fixedCapacity ? fixedCapacity(capacity, instances) : capacity;
+  else
+    fleetPlan.capacity = group?.fixedCapacity ? fixedCapacity(capacity, instances) : hold(capacity, limits);
   return fleetPlan;
+}
+
+/** Applies the manager's creation limit to a capacity decision. */
+function hold(decision: CapacityPlan, limits: FleetConstraints): CapacityPlan {
+  const max = limits.maxIncrease;
+  if (max === undefined || decision.increase <= max) return decision;
+  const allowed = Math.max(0, max);
+  return {
+    ...decision,
+    increase: allowed,
+    held: decision.increase - allowed,
+    reason: limits.increaseNote ? `${decision.reason}; ${limits.increaseNote}` : decision.reason,
+  };
+}
+
+/** The ledger's view, with the manager's live knowledge of which instances run a job now. */
+function withBusy(merged: CapacityInstance[], busy: ReadonlySet<string> | undefined): CapacityInstance[] {
+  if (!busy || busy.size === 0) return merged;
+  return merged.map((i) => (busy.has(i.id) && i.acquired <= 0 ? { ...i, acquired: 1 } : i));
 }
 
 /**
@@ -189,8 +236,9 @@ function capacityInstances(
   group: ObservedGroup,
   ledger: Map<string, LedgerInstance>,
   now: Date,
+  busy: ReadonlySet<string> | undefined,
 ): CapacityInstance[] {
-  const merged = mergeInstances(group.instances, ledger);
+  const merged = withBusy(mergeInstances(group.instances, ledger), busy);
   for (let i = 0; i < (group.requested ?? 0); i++) {
     merged.push({
       id: `(requested ${i + 1})`,
@@ -240,14 +288,23 @@ function planCapacity(
   }
 }
 
-function planDeleted(before: Fleet, context: FleetContext): FleetPlan {
+/**
+ * A fleet whose file is gone: every instance removed, then its group. When the manager names busy
+ * instances (`limits.busy`, the daemon), their jobs are not ended: the idle ones go now, and the
+ * fleet and its group stay until a later plan finds the busy ones idle. `runfleet apply` names
+ * none, so it removes everything (and warns about the jobs it ends).
+ */
+function planDeleted(before: Fleet, context: FleetContext, limits: FleetConstraints): FleetPlan {
   const ref = groupRefFor(before);
   const group = context.groups.find((g) => sameRef(g.ref, ref));
-  const instances = group?.exists ? mergeInstances(group.instances, context.ledger) : [];
+  const instances = group?.exists
+    ? withBusy(mergeInstances(group.instances, context.ledger), limits.busy)
+    : [];
   const diagnostics: Diagnostic[] = [...(group?.diagnostics ?? [])];
   const leaving = instances.filter((i) => i.state !== 'deleting').sort((a, b) => (a.id < b.id ? -1 : 1));
   const busy = leaving.filter((i) => i.acquired > 0);
-  if (busy.length > 0) {
+  const waits = limits.busy !== undefined && busy.length > 0;
+  if (busy.length > 0 && !waits) {
     diagnostics.push({
       severity: 'warning',
       code: 'BUSY_INSTANCES',
@@ -255,20 +312,23 @@ function planDeleted(before: Fleet, context: FleetContext): FleetPlan {
       hint: 'deleting the fleet ends those jobs; wait for them, or keep the fleet file with idle_count 0 until they finish',
     });
   }
+  const removed = waits ? leaving.filter((i) => i.acquired <= 0) : leaving;
   return {
     fleet: before.name,
     provider: ref.provider,
     group: ref.name,
-    action: 'delete',
-    changes: diffSpecs(before, undefined).changes,
+    action: waits ? 'noop' : 'delete',
+    changes: waits ? [] : diffSpecs(before, undefined).changes,
     unchanged: 0,
     capacity: {
       current: instances.filter((i) => i.state === 'creating' || i.state === 'ready' || i.state === 'in_use')
         .length,
       target: 0,
-      reason: 'fleet removed from configuration',
+      reason: waits
+        ? `fleet removed from configuration; the group goes once ${busy.length} busy instance(s) finish their jobs`
+        : 'fleet removed from configuration',
       increase: 0,
-      remove: leaving.map((i) => ({ id: i.id, reason: 'fleet_deleted' })),
+      remove: removed.map((i) => ({ id: i.id, reason: 'fleet_deleted' })),
     },
     diagnostics,
   };

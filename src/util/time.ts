@@ -16,19 +16,25 @@ export interface Time {
   /** Wall-clock time now. */
   now(): Date;
   /**
-   * Runs `fn` once after `ms` (negative counts as 0). A pending timer never keeps the process alive
-   * on its own: whatever waits on one is kept alive by the server or the work it waits for.
+   * Runs `fn` once after `ms` (negative counts as 0). A pending `after` never keeps the process
+   * alive on its own (a daemon's next tick must not hold up its exit).
    */
   after(ms: number, fn: () => void): TimerHandle;
-  /** Resolves after `ms`; rejects with `signal.reason` as soon as `signal` aborts. */
+  /**
+   * Resolves after `ms`; rejects with `signal.reason` as soon as `signal` aborts. A pending sleep
+   * does keep the process alive: somebody awaits it (a CLI's retry backoff is work in progress).
+   */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** What only needs to read the time (the store, the planner's callers). */
 export type Clock = Pick<Time, 'now'>;
 
-/** Builds a `Time` from a clock and a timer primitive; `sleep` is derived from `after`. */
-export function timeOf(now: () => Date, after: Time['after']): Time {
+/**
+ * Builds a `Time` from a clock and a timer primitive; `sleep` is derived from `sleepAfter` (by
+ * default `after` itself).
+ */
+export function timeOf(now: () => Date, after: Time['after'], sleepAfter: Time['after'] = after): Time {
   return {
     now,
     after,
@@ -42,7 +48,7 @@ export function timeOf(now: () => Date, after: Time['after']): Time {
           handle.cancel();
           reject(signal?.reason as Error);
         };
-        const handle = after(ms, () => {
+        const handle = sleepAfter(ms, () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
         });
@@ -52,16 +58,16 @@ export function timeOf(now: () => Date, after: Time['after']): Time {
   };
 }
 
-function realAfter(scale: number): Time['after'] {
+function realAfter(scale: number, keepAlive: boolean): Time['after'] {
   return (ms, fn) => {
     const t = setTimeout(fn, Math.max(0, ms * scale));
-    t.unref();
+    if (!keepAlive) t.unref();
     return { cancel: () => clearTimeout(t) };
   };
 }
 
 /** The real clock and timers. */
-export const systemTime: Time = timeOf(() => new Date(), realAfter(1));
+export const systemTime: Time = timeOf(() => new Date(), realAfter(1, false), realAfter(1, true));
 
 /**
  * Real timers whose delays are multiplied by `scale` (0.001 turns 3 s into 3 ms), with a clock that
@@ -70,7 +76,11 @@ export const systemTime: Time = timeOf(() => new Date(), realAfter(1));
  */
 export function scaledTime(scale: number): Time {
   const origin = Date.now();
-  return timeOf(() => new Date(origin + (Date.now() - origin) / scale), realAfter(scale));
+  return timeOf(
+    () => new Date(origin + (Date.now() - origin) / scale),
+    realAfter(scale, false),
+    realAfter(scale, true),
+  );
 }
 
 /**

@@ -1,4 +1,6 @@
 import { applyPlan, type ApplyOutcome, type StepResult } from '../../apply/apply.js';
+import { recordApply } from '../../apply/record.js';
+import { StateLock } from '../../apply/state-lock.js';
 import { readPlanFile } from '../../apply/plan-file.js';
 import { observeState } from '../../apply/observe.js';
 import { ErrorCode, FleetError, isFleetError } from '../../errors.js';
@@ -7,12 +9,10 @@ import { watchFilePath, type WatchFile } from '../root.js';
 import type { DesiredFleet } from '../../model/fleet.js';
 import type { Plan } from '../../model/plan.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
-import { hashOf } from '../../util/hash.js';
 import { openContext, type Context, type GlobalOptions } from '../root.js';
 import { styler, type Io } from '../io.js';
 import { loadDesired } from './load.js';
 import { hasChanges } from './plan.js';
-import { describeLockHolder } from '../../store/index.js';
 
 export interface ApplyOptions {
   planFile?: string;
@@ -32,9 +32,14 @@ export async function apply(opts: GlobalOptions, applyOpts: ApplyOptions, io: Io
     desired.map((d) => d.spec),
   );
   try {
-    let lock;
+    const lock = new StateLock({
+      store: ctx.store,
+      operation: 'apply',
+      onTakeOver: (previous) =>
+        io.err(`Taking over the state lock of ${previous.who} (${previous.operation}), which is gone.`),
+    });
     try {
-      lock = await ctx.store.acquireLock('apply', describeLockHolder());
+      await lock.take();
     } catch (e) {
       // A running daemon holds the state: a reviewed apply goes through it rather than around it.
       const daemon =
@@ -54,7 +59,7 @@ export async function apply(opts: GlobalOptions, applyOpts: ApplyOptions, io: Io
     try {
       return await applyLocked(ctx, desired, saved?.plan, applyOpts, io);
     } finally {
-      await ctx.store.releaseLock(lock.id);
+      await lock.release();
     }
   } finally {
     await ctx.close();
@@ -104,16 +109,7 @@ async function applyLocked(
       onWait: (message) => io.out(style.dim(`  ${message}...`)),
     },
   });
-  await ctx.store.recordApply({
-    started_at: started.toISOString(),
-    finished_at: ctx.time.now().toISOString(),
-    plan_hash: hashOf({ fleets: plan.fleets, basis: plan.basis }),
-    result: outcome.result,
-    summary: plan.summary,
-    steps: outcome.steps.map(
-      (s) => `${s.fleet}: ${s.step} ${s.status}: ${s.status === 'failed' ? s.error?.message : s.detail}`,
-    ),
-  });
+  await recordApply(ctx.store, plan, outcome, { started, finished: ctx.time.now() });
   return report(outcome, plan, io, style);
 }
 

@@ -18,7 +18,8 @@ t.test('the daemon scales an AWS fleet up for demand and back to zero', async (t
   const { fake } = ws;
   await ws.writeFleet(
     'burst',
-    awsFleetYaml('burst', { endpoint: fake.url, maxInstances: 3, idleCount: 0, idleTime: '1s' }),
+    // idle_time leaves the status CLI (a fresh process) time to see the used instances.
+    awsFleetYaml('burst', { endpoint: fake.url, maxInstances: 3, idleCount: 0, idleTime: '5s' }),
   );
   const child = spawn(
     process.execPath,
