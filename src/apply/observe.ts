@@ -8,6 +8,7 @@ import type { DesiredFleet, Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { Demand, GroupRef, ObservedGroup, ObservedState } from '../model/observed.js';
 import type { Diagnostic } from '../model/plan.js';
+import type { GroupDiff } from '../model/settings-diff.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/store.js';
 import { hashOf } from '../util/hash.js';
@@ -15,6 +16,8 @@ import { hashOf } from '../util/hash.js';
 export interface ObserveResult {
   observed: ObservedState;
   basis: { observed: string; fleets: string };
+  /** Per desired fleet: its provider's diff of the group's managed settings (`Provider.diffGroup`). */
+  groupChanges: Record<string, GroupDiff>;
 }
 
 export async function observeState(
@@ -40,12 +43,12 @@ export async function observeState(
 
   const groups: ObservedGroup[] = [];
   const diagnostics: Diagnostic[] = [];
-  const cached = new Map((opts.cachedGroups ?? []).map((g) => [`${g.ref.provider}\u0000${g.ref.name}`, g]));
+  const cached = new Map((opts.cachedGroups ?? []).map((g) => [refKey(g.ref), g]));
   for (const { provider, refs } of providers.partition([...specs.values()])) {
     // Reuse what was observed a moment ago; ask the provider only for groups not seen then.
-    const fresh = refs.filter((r) => !cached.has(`${r.provider}\u0000${r.name}`));
+    const fresh = refs.filter((r) => !cached.has(refKey(r)));
     for (const r of refs) {
-      const hit = cached.get(`${r.provider}\u0000${r.name}`);
+      const hit = cached.get(refKey(r));
       if (hit) groups.push(hit);
     }
     if (fresh.length > 0) groups.push(...(await provider.observe(fresh, opts.signal)));
@@ -55,8 +58,29 @@ export async function observeState(
     }
   }
   const observed: ObservedState = { fleets: applied, groups, ledger, demand: opts.demand ?? {}, diagnostics };
-  return { observed, basis: basisOf(observed, desired) };
+  return {
+    observed,
+    basis: basisOf(observed, desired),
+    groupChanges: groupChangesOf(desired, groups, providers),
+  };
 }
+
+/** Each desired fleet's group settings as its provider diffs them; pure, no provider calls. */
+function groupChangesOf(
+  desired: DesiredFleet[],
+  groups: ObservedGroup[],
+  providers: ProviderRegistry,
+): Record<string, GroupDiff> {
+  const out: Record<string, GroupDiff> = {};
+  const byRef = new Map(groups.map((g) => [refKey(g.ref), g]));
+  for (const { spec } of desired) {
+    const diff = providers.forFleet(spec).diffGroup;
+    if (diff) out[spec.name] = diff(spec, byRef.get(refKey(groupRefFor(spec))));
+  }
+  return out;
+}
+
+const refKey = (ref: GroupRef) => `${ref.provider}\u0000${ref.name}`;
 
 /** Groups tagged as runfleet's that no fleet (desired or applied) accounts for: shown, never deleted. */
 function orphanGroups(discovered: GroupRef[], known: Map<string, Fleet>): Diagnostic[] {

@@ -79,7 +79,7 @@ export class Reconciler {
       trigger === 'demand' && this.cache && now.getTime() - this.cache.at < deps.observeMaxAgeMs
         ? this.cache.groups
         : undefined;
-    const { observed, basis } = await observeState(view.desired, deps.store, deps.providers, {
+    const { observed, basis, groupChanges } = await observeState(view.desired, deps.store, deps.providers, {
       demand,
       ...(cached ? { cachedGroups: cached } : {}),
     });
@@ -94,7 +94,7 @@ export class Reconciler {
     // claims find, so no job can take an instance between being planned out and claimed.
     const holds = new Map<string, 'backoff' | 'throttle'>();
     const constraints = this.constraints(view, everySpec, observed.ledger, shuttingDown, now, holds, outcome);
-    const plan = planFleets({ desired: view.desired, observed, now, basis, constraints });
+    const plan = planFleets({ desired: view.desired, observed, now, basis, constraints, groupChanges });
     const work = this.claim(plan, view, everySpec, holds, now.getTime(), outcome);
     outcome.expecting = isExpecting(observed) || sync.toProbe.length > 0;
     if (!work) return outcome;

@@ -9,3 +9,10 @@ export function groupRefFor(fleet: Pick<Fleet, 'name' | 'provider'>): GroupRef {
   }
   return { fleet: fleet.name, provider: p.type, name: fleet.name };
 }
+
+/** `aws group runfleet-gpu in eu-west-1`, `local group build`: for plan messages. */
+export function describeGroup(fleet: Pick<Fleet, 'name' | 'provider'>): string {
+  const ref = groupRefFor(fleet);
+  const where = fleet.provider.type === 'aws' ? ` in ${fleet.provider.region}` : '';
+  return `${ref.provider} group ${ref.name}${where}`;
+}

@@ -14,4 +14,3 @@ export { mergeInstances, UNHEALTHY_AFTER_FAILURES } from './instances.js';
 export { planFleets, type FleetConstraints, type PlanInput } from './planner.js';
 export { diffSpecs, REPLACEMENT_PATHS, SENSITIVE_PATHS } from './spec-diff.js';
 export { renderPlan, type PlanFormat, type RenderOptions } from './render.js';
-export { desiredGroupSettings } from './group-settings.js';

@@ -5,14 +5,14 @@
  * half a second).
  */
 import type { DesiredFleet, Fleet } from '../model/fleet.js';
-import { groupRefFor } from '../model/group.js';
+import { describeGroup, groupRefFor } from '../model/group.js';
 import type { GroupRef, LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
 import { PLAN_FORMAT, type CapacityPlan, type Diagnostic, type FleetPlan, type Plan } from '../model/plan.js';
 import { decideCapacity, type CapacityInstance } from './capacity.js';
-import { desiredGroupSettings } from './group-settings.js';
 import { mergeInstances } from './instances.js';
 import { policyAt } from './policy.js';
-import { diffGroupSettings, diffSpecs } from './spec-diff.js';
+import { diffSpecs } from './spec-diff.js';
+import { NO_GROUP_DIFF, type GroupDiff } from '../model/settings-diff.js';
 
 export interface PlanInput {
   desired: DesiredFleet[];
@@ -26,6 +26,11 @@ export interface PlanInput {
    * the plan is exactly what apply does and what status shows. Absent for `runfleet plan`.
    */
   constraints?: Readonly<Record<string, FleetConstraints>>;
+  /**
+   * Per fleet: its group's provider-managed settings that differ, as each provider diffs them
+   * (`Provider.diffGroup`, gathered by apply/observe). Absent: the provider manages none.
+   */
+  groupChanges?: Readonly<Record<string, GroupDiff>>;
 }
 
 /** Limits on one fleet's plan; every field is optional and only ever takes away. */
@@ -54,7 +59,8 @@ const NO_DEMAND = { acquired: 0, reserved: 0, pending: 0 };
  * Plans every fleet that is desired or applied, sorted by name:
  * - `create`: desired, not applied; or applied but its group vanished (drift: warned, recreated);
  * - `update`: the spec differs from the applied one, or provider group settings differ
- *   (`group.<key>`); changes to provider type, region or ASG force replacement;
+ *   (`group.<key>`, as the fleet's provider diffs them); changes that point the fleet at another
+ *   group (provider type, region, group name) force replacement;
  * - `delete`: applied, no longer desired: every instance removed (reason `fleet_deleted`), target 0;
  * - `noop`: nothing to configure (capacity may still change).
  * The summary counts like Terraform: a created fleet is 1 add, a changed one 1 change, a replaced
@@ -79,7 +85,7 @@ export function planFleets(input: PlanInput): Plan {
     const want = desired.get(name);
     const limits = input.constraints?.[name] ?? {};
     const fleetPlan = want
-      ? planDesired(want, applied.get(name), context, observed, now, limits)
+      ? planDesired(want, applied.get(name), context, observed, now, limits, input.groupChanges?.[name])
       : planDeleted(applied.get(name) as Fleet, context, limits);
     if (duplicates.has(name)) {
       fleetPlan.diagnostics.push({
@@ -119,13 +125,6 @@ function indexByFleet(observed: ObservedState): Map<string, FleetContext> {
 
 const sameRef = (a: GroupRef, b: GroupRef) => a.provider === b.provider && a.name === b.name;
 
-/** `aws group runfleet-gpu in eu-west-1`, `local group build`. */
-function describeGroup(spec: Fleet): string {
-  const ref = groupRefFor(spec);
-  const where = spec.provider.type === 'aws' ? ` in ${spec.provider.region}` : '';
-  return `${ref.provider} group ${ref.name}${where}`;
-}
-
 function planDesired(
   want: DesiredFleet,
   before: Fleet | undefined,
@@ -133,29 +132,21 @@ function planDesired(
   observed: ObservedState,
   now: Date,
   limits: FleetConstraints,
+  settings: GroupDiff = NO_GROUP_DIFF,
 ): FleetPlan {
   const spec = want.spec;
   const ref = groupRefFor(spec);
   const group = context.groups.find((g) => sameRef(g.ref, ref));
   const groupExists = group?.exists === true;
-  const diagnostics: Diagnostic[] = [...(group?.diagnostics ?? [])];
+  const diagnostics: Diagnostic[] = [...(group?.diagnostics ?? []), ...(settings.diagnostics ?? [])];
 
-  // A replacement points the fleet at another group (provider, region or ASG name changed), so that
+  // A replacement points the fleet at another group (provider, region or group name changed), so that
   // group not existing yet is expected, not drift.
   const specDiff = before ? diffSpecs(before, spec) : undefined;
   const movesGroup = specDiff?.changes.some((c) => c.forcesReplacement) === true;
 
   let action: FleetPlan['action'];
   let diff;
-  if (!groupExists && spec.provider.type === 'aws' && spec.provider.auto_scaling_group !== undefined) {
-    // An adopted group is never created by runfleet: its absence is an error, not drift.
-    diagnostics.push({
-      severity: 'error',
-      code: 'GROUP_NOT_FOUND',
-      message: `Auto Scaling group ${ref.name} in ${spec.provider.region}, adopted by fleet "${spec.name}", does not exist`,
-      hint: 'check auto_scaling_group and region, or use a create block to let runfleet own a new group',
-    });
-  }
   if (before && !groupExists && !movesGroup) {
     // Drift: the store says applied, the provider shows no group. Terraform drops such a resource
     // from state and creates it again; so do we.
@@ -174,7 +165,6 @@ function planDesired(
     diff = specDiff ?? diffSpecs(before, spec);
     action = 'update';
   }
-  const settings = diffGroupSettings(desiredGroupSettings(spec), groupExists ? group?.settings : undefined);
   let changes = [...diff.changes, ...settings.changes];
   if (limits.capacityOnly) {
     action = 'noop';

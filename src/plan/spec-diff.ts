@@ -3,8 +3,8 @@
  * (`docker.image`, `policy[0].idle_count`). Pure.
  */
 import type { Fleet } from '../model/fleet.js';
-import type { Json } from '../model/observed.js';
 import type { AttributeChange } from '../model/plan.js';
+import { jsonEqual } from '../model/settings-diff.js';
 
 /** Changing one of these moves the fleet to another provider group: the fleet must be replaced. */
 export const REPLACEMENT_PATHS: ReadonlySet<string> = new Set([
@@ -80,22 +80,6 @@ function isLeaf(value: unknown): boolean {
 }
 
 /** Structural equality for JSON-like values (key order ignored). */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bb = b as unknown[];
-    return a.length === bb.length && a.every((v, i) => jsonEqual(v, bb[i]));
-  }
-  const ak = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const bk = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  return (
-    ak.length === bk.length &&
-    ak.every((k) => jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
-  );
-}
-
 function changeAt(path: string, oldValue: unknown, newValue: unknown): AttributeChange {
   const change: AttributeChange = { path };
   if (oldValue !== undefined) change.old = oldValue;
@@ -126,31 +110,11 @@ export function diffSpecs(before: Fleet | undefined, after: Fleet | undefined): 
   for (const [path, newValue] of newLeaves) {
     if (!oldLeaves.has(path)) changes.push(changeAt(path, undefined, newValue));
   }
-  // Any edit of these, an added or dropped field included (adopting an ASG by name, switching from
-  // local to aws), points the fleet at another group.
+  // Any edit of these, an added or dropped field included (adopting a group by name, switching
+  // provider), points the fleet at another group.
   if (before && after) {
     for (const c of changes) if (REPLACEMENT_PATHS.has(c.path)) c.forcesReplacement = true;
   }
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { changes, unchanged };
-}
-
-/**
- * Provider-managed settings the fleet implies (`desiredGroupSettings`) against what the provider
- * reports, as `group.<key>` changes. Only keys the desired side names are compared; a missing group
- * has every setting added.
- */
-export function diffGroupSettings(
-  desired: Record<string, Json>,
-  observed: Record<string, Json> | undefined,
-): SpecDiff {
-  const changes: AttributeChange[] = [];
-  let unchanged = 0;
-  for (const key of Object.keys(desired).sort()) {
-    const want = desired[key];
-    const have = observed?.[key];
-    if (jsonEqual(want, have)) unchanged++;
-    else changes.push(changeAt(`group.${key}`, have, want));
-  }
   return { changes, unchanged };
 }

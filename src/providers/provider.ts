@@ -11,6 +11,7 @@
  */
 import type { Fleet, ProviderType } from '../model/fleet.js';
 import type { GroupRef, ObservedGroup } from '../model/observed.js';
+import type { GroupDiff } from '../model/settings-diff.js';
 
 export interface ConnectInfo {
   id: string;
@@ -35,9 +36,13 @@ export interface Provider {
   observe(groups: GroupRef[], signal?: AbortSignal): Promise<ObservedGroup[]>;
 
   /**
-   * Creates the group if needed and makes its provider-managed settings match the fleet
-   * (see `desiredGroupSettings`). Idempotent.
+   * Optional, pure (no I/O): the provider-managed settings of the fleet's group that differ from
+   * the fleet, as `group.<key>` changes (e.g. an Auto Scaling group's max_size). The planner shows
+   * them and `applyGroup` makes them match. Providers without such settings leave it out.
    */
+  diffGroup?(fleet: Fleet, group: ObservedGroup | undefined): GroupDiff;
+
+  /** Creates the group if needed and makes its provider-managed settings match the fleet. Idempotent. */
   applyGroup(fleet: Fleet, signal?: AbortSignal): Promise<void>;
 
   /**
@@ -70,6 +75,3 @@ export interface Provider {
    */
   discover?(signal?: AbortSignal): Promise<GroupRef[]>;
 }
-
-/** Builds the provider a fleet needs. Injected by the composition root; tests swap it. */
-export type ProviderFactory = (fleet: Pick<Fleet, 'provider' | 'name'>) => Provider;

@@ -32,6 +32,8 @@ import type {
 } from '../../src/model/observed.js';
 import type { Diagnostic } from '../../src/model/plan.js';
 import type { PlanInput } from '../../src/plan/planner.js';
+import type { GroupDiff } from '../../src/model/settings-diff.js';
+import { diffAwsGroup } from '../../src/providers/aws/group-settings.js';
 
 /** A policy entry with every field set; in force at all times, no idle capacity. */
 export function policySpec(overrides: Partial<PolicySpec> = {}): PolicySpec {
@@ -209,12 +211,24 @@ export class FakeState {
     };
   }
 
+  /** What observe would hand the planner, group diffs by the AWS provider's `diffGroup`. */
   input(now: string | Date = T0): PlanInput {
+    const observed = this.observed();
+    const groupChanges: Record<string, GroupDiff> = {};
+    for (const { spec } of this.desired) {
+      if (spec.provider.type !== 'aws') continue;
+      const ref = groupRefFor(spec);
+      groupChanges[spec.name] = diffAwsGroup(
+        spec,
+        observed.groups.find((g) => g.ref.name === ref.name && g.ref.provider === ref.provider),
+      );
+    }
     return {
       desired: this.desired,
-      observed: this.observed(),
+      observed,
       now: new Date(now),
       basis: { observed: 'observed-hash', fleets: 'fleets-hash' },
+      groupChanges,
     };
   }
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { FleetPlan, Plan } from '../../src/model/plan.js';
-import { desiredGroupSettings } from '../../src/plan/group-settings.js';
+import { desiredGroupSettings } from '../../src/providers/aws/group-settings.js';
 import { planFleets } from '../../src/plan/planner.js';
 import { FakeState, T0, fleetSpec, minutesBefore, type FleetOverrides } from '../helpers/fake-state.js';
 

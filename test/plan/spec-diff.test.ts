@@ -1,5 +1,5 @@
 import t from 'tap';
-import { diffGroupSettings, diffSpecs, flattenSpec, jsonEqual } from '../../src/plan/spec-diff.js';
+import { diffSpecs, flattenSpec } from '../../src/plan/spec-diff.js';
 import { fleetSpec } from '../helpers/fake-state.js';
 
 t.test('flattening: sorted dotted paths, scalar lists as one leaf, objects in lists by index', async (t) => {
@@ -43,23 +43,6 @@ t.test('adopting an ASG by name forces replacement', async (t) => {
   ]);
 });
 
-t.test('group settings: only desired keys, missing group adds all', async (t) => {
-  const desired = { max_size: 10, subnets: ['a', 'b'], tags: { x: '1', y: '2' } };
-  const same = diffGroupSettings(desired, {
-    max_size: 10,
-    subnets: ['a', 'b'],
-    tags: { y: '2', x: '1' },
-    other: 1,
-  });
-  t.same(same, { changes: [], unchanged: 3 }, 'key order inside values does not matter');
-  const differ = diffGroupSettings(desired, { max_size: 4, subnets: ['a'], tags: { x: '1', y: '2' } });
-  t.same(differ.changes, [
-    { path: 'group.max_size', old: 4, new: 10 },
-    { path: 'group.subnets', old: ['a'], new: ['a', 'b'] },
-  ]);
-  t.equal(diffGroupSettings(desired, undefined).changes.length, 3);
-});
-
 t.test('an unchanged spec counts every leaf as unchanged', async (t) => {
   for (const spec of [
     fleetSpec(),
@@ -68,12 +51,4 @@ t.test('an unchanged spec counts every leaf as unchanged', async (t) => {
     const copy = JSON.parse(JSON.stringify(spec)) as typeof spec;
     t.same(diffSpecs(spec, copy), { changes: [], unchanged: flattenSpec(spec).size });
   }
-});
-
-t.test('jsonEqual', async (t) => {
-  t.ok(jsonEqual({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] }));
-  t.ok(jsonEqual({ a: 1, b: undefined }, { a: 1 }), 'undefined fields are absent');
-  t.notOk(jsonEqual([1, 2], [2, 1]), 'list order matters');
-  t.notOk(jsonEqual({ a: 1 }, [1]));
-  t.notOk(jsonEqual(null, {}));
 });

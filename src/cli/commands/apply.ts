@@ -74,7 +74,7 @@ async function applyLocked(
   io: Io,
 ): Promise<number> {
   const started = ctx.time.now();
-  const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
+  const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
   let plan: Plan;
   if (savedPlan) {
     if (savedPlan.basis.observed !== basis.observed) {
@@ -86,7 +86,7 @@ async function applyLocked(
     }
     plan = savedPlan;
   } else {
-    plan = planFleets({ desired, observed, now: started, basis });
+    plan = planFleets({ desired, observed, now: started, basis, groupChanges });
   }
 
   io.out(renderPlan(plan, { format: 'text', color: io.color }));
@@ -191,8 +191,8 @@ async function applyThroughDaemon(
   applyOpts: ApplyOptions,
   io: Io,
 ): Promise<number> {
-  const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
-  const plan = planFleets({ desired, observed, now: ctx.time.now(), basis });
+  const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
+  const plan = planFleets({ desired, observed, now: ctx.time.now(), basis, groupChanges });
   io.out(renderPlan(plan, { format: 'text', color: io.color }));
   if (plan.errored) return 1;
   const specs = new Map(desired.map((d) => [d.spec.name, d.spec]));

@@ -28,8 +28,8 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
     desired.map((d) => d.spec),
   );
   try {
-    const { observed, basis } = await observeState(desired, ctx.store, ctx.providers);
-    const result = planFleets({ desired, observed, now: ctx.time.now(), basis });
+    const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
+    const result = planFleets({ desired, observed, now: ctx.time.now(), basis, groupChanges });
     io.out(renderPlan(result, { format: planOpts.format, color: io.color && planOpts.format === 'text' }));
     if (planOpts.out) {
       await writePlanFile(planOpts.out, result, desired);

@@ -25,7 +25,7 @@ import {
   MANAGED_SUSPENDED_PROCESSES,
   RUNFLEET_TAG,
   usesMixedInstances,
-} from '../../plan/group-settings.js';
+} from './group-settings.js';
 import { canonicalJson } from '../../util/hash.js';
 import { awsErrorCode, isNotFound } from './errors.js';
 import { callAws, type AwsContext } from './context.js';

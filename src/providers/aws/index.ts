@@ -15,6 +15,8 @@ import { awsConnectInfo, type ReadKeyFile } from './connect.js';
 import type { AwsContext } from './context.js';
 import { applyAwsGroup, deleteAwsGroup } from './group.js';
 import { discoverGroups, observeGroups } from './observe.js';
+import { diffAwsGroup } from './group-settings.js';
+import type { GroupDiff } from '../../model/settings-diff.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 import { EphemeralSshKey } from './ssh-key.js';
 
@@ -55,11 +57,12 @@ export interface AwsProviderOptions extends AwsClientOptions {
   heartbeatMaxAgeMs?: number;
 }
 
-/** The AWS provider, plus `discover` for orphan groups. */
+/** The AWS provider: it diffs its groups' settings and `discover`s orphan groups. */
 export interface AwsProvider extends Provider {
   readonly type: 'aws';
   /** Every group in the Region tagged as runfleet's (this manager's, when a manager id is set). */
   discover(signal?: AbortSignal): Promise<GroupRef[]>;
+  diffGroup(fleet: Fleet, group: ObservedGroup | undefined): GroupDiff;
 }
 
 export function createAwsProvider(opts: AwsProviderOptions): AwsProvider {
@@ -107,6 +110,7 @@ export function createAwsProvider(opts: AwsProviderOptions): AwsProvider {
     observe: (groups: GroupRef[], signal?: AbortSignal): Promise<ObservedGroup[]> =>
       observeGroups(ctx, groups, signal),
     discover: (signal?: AbortSignal) => discoverGroups(ctx, signal),
+    diffGroup: diffAwsGroup,
     applyGroup: async (fleet: Fleet, signal?: AbortSignal) => {
       appliedConnectors.set(fleet.name, fleet.connector);
       await applyAwsGroup(ctx, fleet, signal);

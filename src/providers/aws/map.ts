@@ -4,7 +4,7 @@
  */
 import type { AutoScalingGroup, Instance as AsgInstance, TagDescription } from '@aws-sdk/client-auto-scaling';
 import type { Instance as Ec2Instance, Tag as Ec2Tag } from '@aws-sdk/client-ec2';
-import { MANAGED_SUSPENDED_PROCESSES, RUNFLEET_TAG } from '../../plan/group-settings.js';
+import { MANAGED_SUSPENDED_PROCESSES, RUNFLEET_TAG } from './group-settings.js';
 import type { Diagnostic } from '../../model/plan.js';
 import type { GroupRef, Json, ObservedInstance, ProviderInstanceState } from '../../model/observed.js';
 

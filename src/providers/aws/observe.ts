@@ -23,7 +23,7 @@ import {
   type Filter as Ec2Filter,
   type Instance as Ec2Instance,
 } from '@aws-sdk/client-ec2';
-import { RUNFLEET_TAG } from '../../plan/group-settings.js';
+import { RUNFLEET_TAG } from './group-settings.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
 import { callAws, chunks, type AwsContext } from './context.js';
 import {

@@ -44,11 +44,21 @@ t.test('rendered plan for AWS changes', async (t) => {
     ],
   });
   const groups = await provider.observe(fleets.map(groupRefFor));
+  const groupChanges = Object.fromEntries(
+    fleets.map((spec) => [
+      spec.name,
+      provider.diffGroup(
+        spec,
+        groups.find((g) => g.ref.name === groupRefFor(spec).name),
+      ),
+    ]),
+  );
   const plan = planFleets({
     desired: fleets.map((spec) => ({ spec, source: { file: `fleets/${spec.name}.yaml`, line: 1 } })),
     observed: { fleets: [], groups, ledger: [], demand: {} },
     now: new Date('2026-03-01T12:00:00Z'),
     basis: { observed: 'obs', fleets: 'fl' },
+    groupChanges,
   });
   t.ok(plan.errored, 'policies and a foreign owner make the plan unappliable');
   t.matchSnapshot(renderPlan(plan, { format: 'text', color: false }), 'text');

@@ -1,10 +1,12 @@
 /**
- * Provider-managed group settings a fleet implies, as plain data. Pure: the planner diffs these
- * against `ObservedGroup.settings`; only keys returned here are compared, so a provider may observe
- * more keys (for display) than a fleet manages.
+ * The Auto Scaling group settings a fleet implies, as plain data, and their diff against what
+ * `observe` reports (the AWS provider's `diffGroup`, shown in plans as `group.<key>`). Pure: only
+ * keys returned here are compared, so `observe` may report more keys (for display) than a fleet
+ * manages.
  */
-import type { AwsCreateSpec, AwsProviderSpec, Fleet } from '../model/fleet.js';
-import type { Json } from '../model/observed.js';
+import type { AwsCreateSpec, AwsProviderSpec, Fleet } from '../../model/fleet.js';
+import type { Json, ObservedGroup } from '../../model/observed.js';
+import { diffGroupSettings, type GroupDiff } from '../../model/settings-diff.js';
 
 /**
  * Tags runfleet puts on the Auto Scaling groups it manages (and, propagated at launch, on their
@@ -31,14 +33,31 @@ export interface GroupSettingsOptions {
   manager?: string;
 }
 
+/** The settings of an AWS fleet's group; none for fleets of other providers. */
 export function desiredGroupSettings(fleet: Fleet, opts: GroupSettingsOptions = {}): Record<string, Json> {
-  switch (fleet.provider.type) {
-    case 'local':
-    case 'static':
-      return {};
-    case 'aws':
-      return desiredAwsGroupSettings(fleet, fleet.provider, opts);
+  return fleet.provider.type === 'aws' ? desiredAwsGroupSettings(fleet, fleet.provider, opts) : {};
+}
+
+/**
+ * The fleet's settings against its observed group; a missing group has every setting added. The
+ * manager tag is not diffed here (a group of another manager is refused by `observe` instead).
+ */
+export function diffAwsGroup(fleet: Fleet, group: ObservedGroup | undefined): GroupDiff {
+  const exists = group?.exists === true;
+  const diff = diffGroupSettings(desiredGroupSettings(fleet), exists ? group.settings : undefined);
+  const spec = fleet.provider;
+  if (!exists && spec.type === 'aws' && spec.auto_scaling_group !== undefined) {
+    // An adopted group is never created by runfleet: its absence is an error, not drift.
+    diff.diagnostics = [
+      {
+        severity: 'error',
+        code: 'GROUP_NOT_FOUND',
+        message: `Auto Scaling group ${spec.auto_scaling_group} in ${spec.region}, adopted by fleet "${fleet.name}", does not exist`,
+        hint: 'check auto_scaling_group and region, or use a create block to let runfleet own a new group',
+      },
+    ];
   }
+  return diff;
 }
 
 /**

@@ -1,9 +1,9 @@
 import t from 'tap';
 import type { AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
-import { desiredGroupSettings } from '../../src/plan/group-settings.js';
-import { groupSettings } from '../../src/providers/aws/map.js';
-import { canonicalJson } from '../../src/util/hash.js';
-import { fleetSpec } from '../helpers/fake-state.js';
+import { desiredGroupSettings } from '../../../src/providers/aws/group-settings.js';
+import { groupSettings } from '../../../src/providers/aws/map.js';
+import { canonicalJson } from '../../../src/util/hash.js';
+import { fleetSpec } from '../../helpers/fake-state.js';
 
 const aws = { type: 'aws' as const, region: 'eu-west-1' };
 
