@@ -40,7 +40,7 @@ interface DocumentState {
 
 /**
  * Validates and normalises every fleet in `texts`. Cross-file rules (unique names, one fleet per
- * Auto Scaling group) read the texts in the given order: the later definition gets the error.
+ * Auto Scaling group) make every conflicting definition an error, so file order decides nothing.
  */
 export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
   const sources = texts.map((t) => parseFleetFile(t.file, t.text));
