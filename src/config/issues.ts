@@ -16,6 +16,16 @@ export interface ConfigIssue {
   hint?: string;
 }
 
+/** An issue about a whole file (or a position in it that no JSON pointer names). */
+export function fileIssue(
+  file: string,
+  message: string,
+  hint?: string,
+  at: { line: number; col: number } = { line: 1, col: 1 },
+): ConfigIssue {
+  return { file, ...at, pointer: '', message, ...(hint !== undefined && { hint }) };
+}
+
 /** `path:line:col: message (at /json/pointer)`, then `\n  hint: ...` when there is a hint. */
 export function formatIssue(issue: ConfigIssue): string {
   const at = issue.pointer === '' ? '' : ` (at ${issue.pointer})`;
@@ -55,11 +65,22 @@ export function fieldPath(pointer: string): string {
 }
 
 // GitLab token prefixes (runner auth, personal/project/group access, legacy registration, CI job).
-const TOKEN_LIKE = /^(glrt-|glpat-|gldt-|glptt-|glcbt-|glimt-|GR1348941)/;
+const TOKEN_PREFIXES = 'glrt-|glpat-|gldt-|glptt-|glcbt-|glimt-|GR1348941';
+const TOKEN_LIKE = new RegExp(`^(${TOKEN_PREFIXES})`);
+const TOKEN_ANYWHERE = new RegExp(`(${TOKEN_PREFIXES})[\\w.-]*`, 'g');
 
 /** True when a string looks like a GitLab token: such values are never quoted back. */
 export function looksLikeToken(value: string): boolean {
   return TOKEN_LIKE.test(value.trim());
+}
+
+/**
+ * A message from a library that may quote the file (the YAML parser echoes unexpected tokens): on
+ * one line, at most 120 characters, with anything token-like replaced.
+ */
+export function libraryMessage(message: string): string {
+  const text = message.replace(/\s*\n\s*/g, ' ').replace(TOKEN_ANYWHERE, '(redacted token)');
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
 /** Quotes a user value for a message, redacting anything that looks like a secret. */

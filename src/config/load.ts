@@ -5,7 +5,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../errors.js';
-import { compareIssues, type ConfigIssue } from './issues.js';
+import { decodeFleetFile, notRegularFile, oversize } from './file-text.js';
+import { compareIssues, fileIssue, type ConfigIssue } from './issues.js';
 import { validateFleetTexts, type FleetText, type LoadResult } from './validate.js';
 
 const FLEET_FILE = /\.ya?ml$/i;
@@ -19,20 +20,32 @@ const FLEET_FILE = /\.ya?ml$/i;
 export async function loadFleets(dir: string): Promise<LoadResult> {
   const paths = await fleetFilePaths(dir);
   const texts: FleetText[] = [];
-  const unreadable: ConfigIssue[] = [];
+  const refused: ConfigIssue[] = [];
   for (const file of paths) {
-    try {
-      texts.push({ file, text: await readFile(file, 'utf8') });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? 'unknown error';
-      unreadable.push({ file, line: 1, col: 1, pointer: '', message: `cannot read fleet file (${code})` });
-    }
+    const read = await readFleetFile(file);
+    if ('issue' in read) refused.push(read.issue);
+    else texts.push({ file, text: read.text });
   }
   const result = validateFleetTexts(texts);
-  if (unreadable.length === 0) return result;
-  const files = [...result.files, ...unreadable.map((i) => ({ file: i.file, fleets: [], errors: [i] }))];
+  if (refused.length === 0) return result;
+  const files = [...result.files, ...refused.map((i) => ({ file: i.file, fleets: [], errors: [i] }))];
   files.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-  return { ...result, files, errors: [...result.errors, ...unreadable].sort(compareIssues) };
+  return { ...result, files, errors: [...result.errors, ...refused].sort(compareIssues) };
+}
+
+/** A file's text, or why it is not read: a device or fifo would block, a huge file would stall. */
+async function readFleetFile(file: string): Promise<{ text: string } | { issue: ConfigIssue }> {
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) return { issue: notRegularFile(file) };
+    const tooBig = oversize(file, info.size);
+    if (tooBig) return { issue: tooBig };
+    // The size is checked again on the bytes read: the file may have grown in between.
+    return decodeFleetFile(file, await readFile(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'unknown error';
+    return { issue: fileIssue(file, `cannot read fleet file (${code})`) };
+  }
 }
 
 async function fleetFilePaths(dir: string): Promise<string[]> {

@@ -253,26 +253,57 @@ const where = (e: FleetEntry, pointer: string): string => {
   return `${e.file}:${p.line}:${p.col}`;
 };
 
+/** An entry's claim on something only one fleet may have (a name, a group), and where it is written. */
+interface Claim {
+  entry: FleetEntry;
+  key: string;
+  pointer: string;
+}
+
+/**
+ * Every claim on a contested key gets an error naming the others. None of them wins: were the first
+ * in file order kept, a new file sorting before a running fleet's would take that fleet over. With
+ * every definition invalid, the daemon holds each fleet on its last good definition instead.
+ */
+function reportConflicts(
+  claims: Claim[],
+  message: (self: Claim, others: Claim[]) => string,
+  hint: string,
+  report: (entry: FleetEntry, issue: IssueDraft) => void,
+): void {
+  const byKey = new Map<string, Claim[]>();
+  for (const c of claims) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
+  for (const group of byKey.values()) {
+    if (group.length < 2) continue;
+    for (const self of group) {
+      report(
+        self.entry,
+        error(
+          self.pointer,
+          message(
+            self,
+            group.filter((c) => c !== self),
+          ),
+          hint,
+        ),
+      );
+    }
+  }
+}
+
 /** Names are the fleet's identity (state, metrics, group names): one definition per name. */
 export const uniqueNames: CrossFleetRule = (entries, report) => {
-  const first = new Map<string, FleetEntry>();
-  for (const e of entries) {
-    const name = str(e.fleet.name);
-    if (name === undefined) continue;
-    const earlier = first.get(name);
-    if (earlier === undefined) {
-      first.set(name, e);
-      continue;
-    }
-    report(
-      e,
-      error(
-        '/name',
-        `fleet name ${quoteValue(name)} is already defined at ${where(earlier, '/name')}`,
-        'fleet names must be unique across all fleet files; rename one',
-      ),
-    );
-  }
+  const claims = entries.flatMap((entry) => {
+    const name = str(entry.fleet.name);
+    return name === undefined ? [] : [{ entry, key: name, pointer: '/name' }];
+  });
+  reportConflicts(
+    claims,
+    (self, others) =>
+      `fleet name ${quoteValue(self.key)} is also defined at ${others.map((o) => where(o.entry, o.pointer)).join(', ')}`,
+    'fleet names must be unique across all fleet files; rename or remove all but one (until then none is applied)',
+    report,
+  );
 };
 
 /**
@@ -280,33 +311,31 @@ export const uniqueNames: CrossFleetRule = (entries, report) => {
  * instances (GitLab: "sharing an ASG ... is unsupported").
  */
 export const oneFleetPerAutoScalingGroup: CrossFleetRule = (entries, report) => {
-  const first = new Map<string, { entry: FleetEntry; pointer: string }>();
-  for (const e of entries) {
-    const provider = obj(e.fleet.provider);
+  const claims = entries.flatMap((entry) => {
+    const provider = obj(entry.fleet.provider);
     const region = str(provider?.region);
-    const name = str(e.fleet.name);
-    if (provider?.type !== 'aws' || region === undefined) continue;
+    const name = str(entry.fleet.name);
+    if (provider?.type !== 'aws' || region === undefined) return [];
     const adopted = str(provider.auto_scaling_group);
     // The created form owns `runfleet-<name>` (model/group.ts), which an adopting fleet could name too.
     const group =
       adopted ?? (provider.create !== undefined && name !== undefined ? `runfleet-${name}` : undefined);
-    if (group === undefined) continue;
+    if (group === undefined) return [];
     const pointer = adopted !== undefined ? '/provider/auto_scaling_group' : '/provider/create';
-    const key = `${region}\0${group}`;
-    const earlier = first.get(key);
-    if (earlier === undefined) {
-      first.set(key, { entry: e, pointer });
-      continue;
-    }
-    report(
-      e,
-      error(
-        pointer,
-        `Auto Scaling group ${quoteValue(group)} in ${region} is already used by fleet ${quoteValue(earlier.entry.fleet.name)} at ${where(earlier.entry, earlier.pointer)}`,
-        'give each fleet its own group: fleets sharing one fight over its capacity',
-      ),
-    );
-  }
+    return [{ entry, key: `${region}\0${group}`, pointer }];
+  });
+  reportConflicts(
+    claims,
+    (self, others) => {
+      const [region, group] = self.key.split('\0') as [string, string];
+      const users = others.map(
+        (o) => `fleet ${quoteValue(o.entry.fleet.name)} at ${where(o.entry, o.pointer)}`,
+      );
+      return `Auto Scaling group ${quoteValue(group)} in ${region} is also used by ${users.join(', ')}`;
+    },
+    'give each fleet its own group: fleets sharing one fight over its capacity (until then none is applied)',
+    report,
+  );
 };
 
 export const CROSS_FLEET_RULES: readonly CrossFleetRule[] = [uniqueNames, oneFleetPerAutoScalingGroup];

@@ -40,7 +40,7 @@ interface DocumentState {
 
 /**
  * Validates and normalises every fleet in `texts`. Cross-file rules (unique names, one fleet per
- * Auto Scaling group) read the texts in the given order: the later definition gets the error.
+ * Auto Scaling group) make every conflicting definition an error, so file order decides nothing.
  */
 export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
   const sources = texts.map((t) => parseFleetFile(t.file, t.text));
@@ -51,7 +51,7 @@ export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
   for (const doc of sources.flatMap((s) => s.documents)) {
     const state: DocumentState = { doc, drafts: [] };
     states.push(state);
-    if (doc.syntaxErrors.length > 0) continue;
+    if (doc.broken) continue;
     state.drafts = checkDocument(doc.data);
     if (isObject(doc.data)) {
       const entry: FleetEntry = { file: doc.file, fleet: doc.data, locate: (p) => doc.locate(p) };
@@ -64,7 +64,7 @@ export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
   }
 
   const files = new Map<string, FileResult>(
-    sources.map((s) => [s.file, { file: s.file, fleets: [], errors: [] }]),
+    sources.map((s) => [s.file, { file: s.file, fleets: [], errors: [...s.errors] }]),
   );
   const warnings = sources.flatMap((s) => s.warnings);
   for (const { doc, drafts } of states) {
@@ -73,7 +73,7 @@ export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
     const errors = [...doc.syntaxErrors, ...issues.filter((i) => i.severity === 'error').map((i) => i.issue)];
     warnings.push(...issues.filter((i) => i.severity === 'warning').map((i) => i.issue));
     file.errors.push(...errors);
-    if (errors.length === 0) {
+    if (!doc.broken && errors.length === 0) {
       file.fleets.push({
         spec: normalizeFleet(doc.data as WrittenFleet),
         source: { file: doc.file, line: doc.start.line },

@@ -15,6 +15,10 @@ const CRON_HINT =
 const TOKEN_HINT =
   '  hint: use token: {env: NAME} or token: {file: PATH}, and rotate the token if this file was ever committed';
 const AWS_HINT = '  hint: auto_scaling_group adopts an existing group; create makes runfleet own a new one';
+const ASG_HINT =
+  '  hint: give each fleet its own group: fleets sharing one fight over its capacity (until then none is applied)';
+const NAME_HINT =
+  '  hint: fleet names must be unique across all fleet files; rename or remove all but one (until then none is applied)';
 const DNS_LABEL =
   "must be a DNS label: lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit";
 
@@ -114,10 +118,9 @@ const CASES: Record<string, { errors: string[]; fleets?: number }> = {
     errors: [`@:2:1: provider aws needs auto_scaling_group or create (at /provider)\n${AWS_HINT}`],
   },
   'same-asg-twice.yaml': {
-    fleets: 1,
     errors: [
-      '@:12:23: Auto Scaling group "shared-runners" in us-east-1 is already used by fleet "team-a" at @:5:23 (at /provider/auto_scaling_group)\n' +
-        '  hint: give each fleet its own group: fleets sharing one fight over its capacity',
+      `@:5:23: Auto Scaling group "shared-runners" in us-east-1 is also used by fleet "team-b" at @:12:23 (at /provider/auto_scaling_group)\n${ASG_HINT}`,
+      `@:12:23: Auto Scaling group "shared-runners" in us-east-1 is also used by fleet "team-a" at @:5:23 (at /provider/auto_scaling_group)\n${ASG_HINT}`,
     ],
   },
   'static-bad-host.yaml': {
@@ -127,10 +130,10 @@ const CASES: Record<string, { errors: string[]; fleets?: number }> = {
     ],
   },
   'duplicate-names': {
-    fleets: 2,
+    fleets: 1,
     errors: [
-      '@/b.yaml:5:7: fleet name "shared" is already defined at @/a.yaml:2:7 (at /name)\n' +
-        '  hint: fleet names must be unique across all fleet files; rename one',
+      `@/a.yaml:2:7: fleet name "shared" is also defined at @/b.yaml:5:7 (at /name)\n${NAME_HINT}`,
+      `@/b.yaml:5:7: fleet name "shared" is also defined at @/a.yaml:2:7 (at /name)\n${NAME_HINT}`,
     ],
   },
   'many-errors.yaml': {

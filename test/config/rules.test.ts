@@ -5,6 +5,7 @@ import {
   loadFleetsFromText,
   parseHostPort,
   periodCron,
+  validateFleetTexts,
 } from '../../src/config/index.js';
 
 const base = 'provider: {type: local}\nmax_instances: 2\n';
@@ -113,10 +114,40 @@ t.test('one fleet per Auto Scaling group: adopted names, created names, regions'
     0,
     'other region',
   );
+  const hint =
+    '  hint: give each fleet its own group: fleets sharing one fight over its capacity (until then none is applied)';
   t.strictSame(check([create('web'), adopt('b', 'runfleet-web')].join('---\n')).errors, [
-    'f.yaml:6:62: Auto Scaling group "runfleet-web" in eu-west-1 is already used by fleet "web" at f.yaml:2:42 (at /provider/auto_scaling_group)\n' +
-      '  hint: give each fleet its own group: fleets sharing one fight over its capacity',
+    `f.yaml:2:42: Auto Scaling group "runfleet-web" in eu-west-1 is also used by fleet "b" at f.yaml:6:62 (at /provider/create)\n${hint}`,
+    `f.yaml:6:62: Auto Scaling group "runfleet-web" in eu-west-1 is also used by fleet "web" at f.yaml:2:42 (at /provider/auto_scaling_group)\n${hint}`,
   ]);
+  const three = check([adopt('a', 'g'), adopt('b', 'g'), adopt('c', 'g')].join('---\n'));
+  t.equal(three.fleets.length, 0, 'three on one group: none is applied');
+  t.match(
+    three.errors[0],
+    /group "g" in eu-west-1 is also used by fleet "b" at f\.yaml:6:\d+, fleet "c" at f\.yaml:10:\d+/,
+  );
+});
+
+t.test('a name defined twice makes both definitions errors, whatever the file order', async (t) => {
+  const one = 'name: same\nprovider: {type: local}\nmax_instances: 2\n';
+  const hint =
+    '  hint: fleet names must be unique across all fleet files; rename or remove all but one (until then none is applied)';
+  for (const files of [
+    ['aa-copy.yaml', 'healthy.yaml'],
+    ['healthy.yaml', 'zz-copy.yaml'],
+  ]) {
+    const r = validateFleetTexts(files.map((file) => ({ file, text: one })));
+    t.strictSame(r.fleets, [], `${files.join(' + ')}: no definition is taken`);
+    t.strictSame(r.errors.map(formatIssue), [
+      `${files[0]}:1:7: fleet name "same" is also defined at ${files[1]}:1:7 (at /name)\n${hint}`,
+      `${files[1]}:1:7: fleet name "same" is also defined at ${files[0]}:1:7 (at /name)\n${hint}`,
+    ]);
+    t.strictSame(
+      r.files.map((f) => f.errors.length),
+      [1, 1],
+      'each file is invalid, so a daemon holds the running fleet',
+    );
+  }
 });
 
 t.test(

@@ -5,36 +5,32 @@
  *   <stateDir>/local/<group>/<instance-id>/work/           where the job runtime runs jobs
  *
  * The filesystem is the provider's only truth, so its view survives CLI runs (plan → apply → plan
- * shows no changes) and a crash: `instance.json` is written to a temp file and renamed into place, so
- * a sandbox is either `creating` (no file yet) or complete; a sandbox being removed is first renamed
- * to `<id>.deleting`, so a half-removed one is still reported as `deleting`, never as a live instance.
+ * shows no changes) and a crash: a sandbox is built under a temporary name and renamed into place
+ * once complete, so `<id>/` always holds a complete instance.json (sandboxes.ts). Observing only
+ * reads; what a crash left behind is reported, and swept by the group's next change.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { FleetError, asError, isFleetError } from '../../errors.js';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { FleetError } from '../../errors.js';
 import type { Fleet } from '../../model/fleet.js';
 import { groupRefFor } from '../../model/group.js';
-import type {
-  GroupRef,
-  ObservedGroup,
-  ObservedInstance,
-  ProviderInstanceState,
-} from '../../model/observed.js';
+import type { GroupRef, ObservedGroup, ObservedInstance } from '../../model/observed.js';
 import type { Diagnostic } from '../../model/plan.js';
 import { systemTime, type Time } from '../../util/time.js';
 import type { ConnectInfo, Provider } from '../provider.js';
+import { fsStep, isDirectory, listEntries } from './fs-steps.js';
 import {
-  DELETING_SUFFIX,
-  INSTANCE_FILE,
   SandboxPaths,
   WORK_DIR,
   assertGroupName,
   assertIdPrefix,
   assertInstanceId,
-  isInstanceId,
+  parseEntryName,
 } from './sandbox-paths.js';
+import { Sandboxes, readInstanceFile, type CreateStepHook } from './sandboxes.js';
+
+export type { CreateStep, LocalInstanceFile } from './sandboxes.js';
 
 export interface LocalProviderOptions {
   /** runfleet's state directory; sandboxes live under `<stateDir>/local/`. */
@@ -43,30 +39,23 @@ export interface LocalProviderOptions {
   time?: Time;
   /** Start of every new instance id, ending in `-`. @default 'local-' */
   idPrefix?: string;
+  /** Called after each step of creating a sandbox: lets tests crash the process at every step. */
+  onCreateStep?: CreateStepHook;
 }
-
-/** The content of a sandbox's `instance.json`. */
-export interface LocalInstanceFile {
-  id: string;
-  fleet: string;
-  state: ProviderInstanceState;
-  launched_at: string;
-}
-
-const INSTANCE_STATES: readonly ProviderInstanceState[] = ['creating', 'running', 'deleting', 'gone'];
 
 export function createLocalProvider(opts: LocalProviderOptions): Provider {
   const idPrefix = opts.idPrefix ?? 'local-';
   assertIdPrefix(idPrefix);
   const paths = new SandboxPaths(opts.stateDir);
   const time = opts.time ?? systemTime;
+  const sandboxes = new Sandboxes(paths, idPrefix, time, opts.onCreateStep);
 
   return {
     type: 'local',
 
     async observe(groups, signal) {
       signal?.throwIfAborted();
-      return Promise.all(groups.map((ref) => observeGroup(paths, ref)));
+      return Promise.all(groups.map((ref) => observeGroup(paths, sandboxes, ref)));
     },
 
     async applyGroup(fleet: Fleet, signal) {
@@ -84,9 +73,12 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
     async deleteGroup(ref, _fleet, signal) {
       signal?.throwIfAborted();
       const dir = paths.group(ref.name);
+      await sandboxes.sweep(ref.name);
       const entries = await listEntries(dir);
       if (entries === undefined) return;
-      const live = entries.filter((e) => e.isDirectory() && isInstanceId(e.name)).map((e) => e.name);
+      const live = entries
+        .filter((e) => e.isDirectory() && parseEntryName(e.name)?.kind === 'live')
+        .map((e) => e.name);
       if (live.length > 0) {
         throw new FleetError(
           'PROVIDER',
@@ -109,9 +101,10 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
           hint: 'apply the fleet first: the group is created before instances are added',
         });
       }
+      await sandboxes.sweep(ref.name);
       for (let created = 0; created < n; created++) {
         signal?.throwIfAborted();
-        await createSandbox(paths, ref, idPrefix, time);
+        await sandboxes.create(ref);
       }
       return n;
     },
@@ -121,9 +114,10 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
       assertGroupName(ref.name);
       ids.forEach(assertInstanceId); // all or nothing: no path is touched if one id is bad
       const unique = [...new Set(ids)];
+      await sandboxes.sweep(ref.name);
       for (const id of unique) {
         signal?.throwIfAborted();
-        await removeSandbox(paths, ref.name, id);
+        await sandboxes.remove(ref.name, id);
       }
       return unique;
     },
@@ -131,7 +125,7 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
     async connectInfo(ref, id, signal): Promise<ConnectInfo> {
       signal?.throwIfAborted();
       const dir = paths.sandbox(ref.name, id);
-      if (!(await isDirectory(dir))) {
+      if ((await readInstanceFile(dir)) === undefined) {
         throw new FleetError('PROVIDER', `local instance ${id} of group ${ref.name} does not exist`, {
           hint: 'it may have been removed; run runfleet plan to see the fleet as it is',
         });
@@ -148,12 +142,16 @@ export function createLocalProvider(opts: LocalProviderOptions): Provider {
 
     async heartbeat(ref, id, signal) {
       signal?.throwIfAborted();
-      return isDirectory(paths.sandbox(ref.name, id));
+      return (await readInstanceFile(paths.sandbox(ref.name, id))) !== undefined;
     },
   };
 }
 
-async function observeGroup(paths: SandboxPaths, ref: GroupRef): Promise<ObservedGroup> {
+async function observeGroup(
+  paths: SandboxPaths,
+  sandboxes: Sandboxes,
+  ref: GroupRef,
+): Promise<ObservedGroup> {
   const dir = paths.group(ref.name);
   const observed: ObservedGroup = { ref, exists: false, settings: {}, instances: [], diagnostics: [] };
   const entries = await listEntries(dir);
@@ -163,15 +161,28 @@ async function observeGroup(paths: SandboxPaths, ref: GroupRef): Promise<Observe
   // `<id>` and `<id>.deleting` may both exist after an interrupted removal; deleting wins.
   const byId = new Map<string, ObservedInstance>();
   for (const entry of entries) {
-    if (!entry.isDirectory()) continue; // temp files from an interrupted write
-    const deleting = entry.name.endsWith(DELETING_SUFFIX);
-    const id = deleting ? entry.name.slice(0, -DELETING_SUFFIX.length) : entry.name;
-    if (!isInstanceId(id)) {
+    if (!entry.isDirectory()) continue; // a file is never a sandbox
+    const parsed = parseEntryName(entry.name);
+    const path = join(dir, entry.name);
+    if (parsed === undefined) {
       observed.diagnostics.push(unknownEntry(ref, entry.name));
-      continue;
+    } else if (parsed.kind === 'deleting') {
+      const file = await readInstanceFile(path);
+      const launchedAt = file?.launched_at ?? (await mtime(path));
+      if (launchedAt !== undefined)
+        byId.set(parsed.id, { id: parsed.id, state: 'deleting', launched_at: launchedAt });
+    } else if (parsed.kind === 'creating') {
+      if (!sandboxes.isBuilding(path)) observed.diagnostics.push(incompleteSandbox(ref, entry.name));
+    } else {
+      const file = await readInstanceFile(path);
+      if (file !== undefined) {
+        if (!byId.has(parsed.id))
+          byId.set(parsed.id, { id: parsed.id, state: file.state, launched_at: file.launched_at });
+      } else if (await isDirectory(path)) {
+        // Still there, so not a removal that raced this read: an older version's interrupted creation.
+        observed.diagnostics.push(incompleteSandbox(ref, entry.name));
+      }
     }
-    const instance = await readSandbox(join(dir, entry.name), id, deleting, observed.diagnostics);
-    if (instance && (deleting || !byId.has(id))) byId.set(id, instance);
   }
   observed.instances = [...byId.values()].sort(
     (a, b) => a.launched_at.localeCompare(b.launched_at) || a.id.localeCompare(b.id),
@@ -179,54 +190,19 @@ async function observeGroup(paths: SandboxPaths, ref: GroupRef): Promise<Observe
   return observed;
 }
 
-/** One sandbox as an observed instance; undefined when it vanished while being read. */
-async function readSandbox(
-  dir: string,
-  id: string,
-  deleting: boolean,
-  diagnostics: Diagnostic[],
-): Promise<ObservedInstance | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, INSTANCE_FILE), 'utf8');
-  } catch (e) {
-    if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') throw fsError(`read ${dir}`, e);
-    // Created but not yet described (or its file already removed): date it by the directory.
-    const info = await stat(dir).catch(() => undefined);
-    if (!info) return undefined;
-    return { id, state: deleting ? 'deleting' : 'creating', launched_at: info.mtime.toISOString() };
-  }
-  const file = parseInstanceFile(text);
-  if (!file) {
-    diagnostics.push({
-      severity: 'warning',
-      code: 'LOCAL_INSTANCE_FILE_INVALID',
-      message: `local instance ${id}: ${join(dir, INSTANCE_FILE)} is not valid`,
-      hint: `remove the instance (it is reported as creating), or repair the file`,
-    });
-    const info = await stat(dir).catch(() => undefined);
-    if (!info) return undefined;
-    return { id, state: deleting ? 'deleting' : 'creating', launched_at: info.mtime.toISOString() };
-  }
-  return { id, state: deleting ? 'deleting' : file.state, launched_at: file.launched_at };
+/** A directory's mtime; undefined when it vanished while being read. */
+async function mtime(path: string): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  return info?.mtime.toISOString();
 }
 
-function parseInstanceFile(text: string): LocalInstanceFile | undefined {
-  try {
-    const v = JSON.parse(text) as Partial<LocalInstanceFile> | null;
-    if (
-      v &&
-      typeof v.id === 'string' &&
-      typeof v.fleet === 'string' &&
-      typeof v.launched_at === 'string' &&
-      INSTANCE_STATES.includes(v.state as ProviderInstanceState)
-    ) {
-      return v as LocalInstanceFile;
-    }
-  } catch {
-    // fall through: reported by the caller
-  }
-  return undefined;
+function incompleteSandbox(ref: GroupRef, name: string): Diagnostic {
+  return {
+    severity: 'warning',
+    code: 'LOCAL_INCOMPLETE_SANDBOX',
+    message: `local group ${ref.name} holds ${name}, a sandbox without a complete instance.json (an interrupted creation); it is not an instance`,
+    hint: 'the next increase or decrease of the fleet removes it',
+  };
 }
 
 function unknownEntry(ref: GroupRef, name: string): Diagnostic {
@@ -238,92 +214,6 @@ function unknownEntry(ref: GroupRef, name: string): Diagnostic {
   };
 }
 
-async function createSandbox(
-  paths: SandboxPaths,
-  ref: GroupRef,
-  idPrefix: string,
-  time: Time,
-): Promise<string> {
-  // 32 random bits per id; a collision is retried rather than overwriting a live sandbox.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const id = `${idPrefix}${randomBytes(4).toString('hex')}`;
-    const dir = paths.sandbox(ref.name, id);
-    try {
-      await mkdir(dir);
-    } catch (e) {
-      if (errno(e) === 'EEXIST') continue;
-      throw fsError(`create sandbox ${dir}`, e);
-    }
-    await fsStep(`create sandbox ${dir}`, async () => {
-      await mkdir(join(dir, WORK_DIR));
-      const file: LocalInstanceFile = {
-        id,
-        fleet: ref.fleet,
-        state: 'running',
-        launched_at: time.now().toISOString(),
-      };
-      await writeFileAtomic(join(dir, INSTANCE_FILE), `${JSON.stringify(file, null, 2)}\n`);
-    });
-    return id;
-  }
-  throw new FleetError('PROVIDER', `local group ${ref.name}: could not pick an unused instance id`, {
-    retryable: true,
-  });
-}
-
-/** Write to a temp file in the same directory, flush it, then rename over the target. */
-async function writeFileAtomic(path: string, content: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx');
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-}
-
-/** Mark (rename) then remove; each step tolerates a previous, interrupted attempt. */
-async function removeSandbox(paths: SandboxPaths, group: string, id: string): Promise<void> {
-  const live = paths.sandbox(group, id);
-  const marked = paths.deleting(group, id);
-  await fsStep(`remove sandbox ${live}`, async () => {
-    try {
-      await rename(live, marked);
-    } catch (e) {
-      const code = errno(e);
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-        // A leftover `<id>.deleting` from an interrupted removal blocks the rename.
-        await rm(marked, { recursive: true, force: true });
-        await rename(live, marked);
-      } else if (code !== 'ENOENT') {
-        throw e;
-      }
-    }
-    await rm(marked, { recursive: true, force: true });
-  });
-}
-
-/** Directory entries, or undefined when the directory does not exist. */
-async function listEntries(dir: string) {
-  try {
-    return await readdir(dir, { withFileTypes: true });
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return undefined;
-    throw fsError(`read ${dir}`, e);
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return false;
-    throw fsError(`check ${path}`, e);
-  }
-}
-
 function currentUsername(): string {
   try {
     return userInfo().username;
@@ -331,31 +221,4 @@ function currentUsername(): string {
     // userInfo throws when the uid has no passwd entry (common in containers).
     return process.env['USER'] ?? 'unknown';
   }
-}
-
-async function fsStep<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isFleetError(e)) throw e;
-    throw fsError(what, e);
-  }
-}
-
-function fsError(what: string, e: unknown): FleetError {
-  const code = errno(e);
-  return new FleetError('PROVIDER', `local provider: cannot ${what}: ${asError(e).message}`, {
-    hint:
-      code === 'EACCES' || code === 'EPERM'
-        ? 'check that runfleet may write its state directory'
-        : 'check the disk and the state directory',
-    // A full disk or a busy file may clear up; a permission problem will not.
-    retryable: code !== 'EACCES' && code !== 'EPERM',
-    cause: e,
-  });
-}
-
-function errno(e: unknown): string | undefined {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }

@@ -15,6 +15,8 @@ const ID_PREFIX = /^[a-z][a-z0-9-]{0,31}-$/;
 
 /** Suffix of a sandbox directory that is being removed; renaming to it is the atomic "deleting" mark. */
 export const DELETING_SUFFIX = '.deleting';
+/** Suffix of a sandbox being built; renaming it to `<id>` is the atomic "created" step. */
+export const CREATING_SUFFIX = '.creating';
 export const INSTANCE_FILE = 'instance.json';
 export const WORK_DIR = 'work';
 
@@ -46,6 +48,21 @@ export function assertIdPrefix(prefix: string): void {
   }
 }
 
+/** What a directory in a group is, by its name; undefined when it is not runfleet's. */
+export function parseEntryName(
+  name: string,
+): { id: string; kind: 'live' | 'creating' | 'deleting' } | undefined {
+  for (const [suffix, kind] of [
+    [CREATING_SUFFIX, 'creating'],
+    [DELETING_SUFFIX, 'deleting'],
+  ] as const) {
+    if (!name.endsWith(suffix)) continue;
+    const id = name.slice(0, -suffix.length);
+    return isInstanceId(id) ? { id, kind } : undefined;
+  }
+  return isInstanceId(name) ? { id: name, kind: 'live' } : undefined;
+}
+
 /** Path helpers over one state directory; every method validates its names first. */
 export class SandboxPaths {
   readonly root: string;
@@ -66,5 +83,9 @@ export class SandboxPaths {
 
   deleting(group: string, id: string): string {
     return this.sandbox(group, id) + DELETING_SUFFIX;
+  }
+
+  creating(group: string, id: string): string {
+    return this.sandbox(group, id) + CREATING_SUFFIX;
   }
 }

@@ -124,32 +124,24 @@ t.test('a decrease interrupted after the rename is finished by the retry', async
 t.test('half-created, deleting and foreign entries are reported as such', async (t) => {
   const { provider, groupDir } = setup(t);
   await provider.applyGroup(fleet);
-  mkdirSync(join(groupDir, 'local-0000aaaa')); // crashed before instance.json was written
+  mkdirSync(join(groupDir, 'local-0000aaaa.creating')); // crashed before it was renamed into place
   mkdirSync(join(groupDir, 'local-0000bbbb.deleting'));
   writeFileSync(
     join(groupDir, 'local-0000bbbb.deleting', 'instance.json'),
     JSON.stringify({ id: 'local-0000bbbb', fleet: 'ci', state: 'running', launched_at: T0 }),
   );
-  mkdirSync(join(groupDir, 'local-0000cccc'));
-  writeFileSync(join(groupDir, 'local-0000cccc', 'instance.json'), '{"id": "local-0000cc');
+  mkdirSync(join(groupDir, 'local-0000cccc.deleting')); // its instance.json already removed
   mkdirSync(join(groupDir, 'notes'));
   writeFileSync(join(groupDir, 'stray.tmp'), 'x');
 
   const [group] = await provider.observe([ref]);
   const states = Object.fromEntries(group!.instances.map((i) => [i.id, i.state]));
-  t.strictSame(states, {
-    'local-0000aaaa': 'creating',
-    'local-0000bbbb': 'deleting',
-    'local-0000cccc': 'creating',
-  });
+  t.strictSame(states, { 'local-0000bbbb': 'deleting', 'local-0000cccc': 'deleting' });
   t.ok(
     group!.instances.every((i) => !Number.isNaN(Date.parse(i.launched_at))),
     'every launched_at is a time',
   );
-  t.same(group!.diagnostics.map((d) => d.code).sort(), [
-    'LOCAL_INSTANCE_FILE_INVALID',
-    'LOCAL_UNKNOWN_ENTRY',
-  ]);
+  t.same(group!.diagnostics.map((d) => d.code).sort(), ['LOCAL_INCOMPLETE_SANDBOX', 'LOCAL_UNKNOWN_ENTRY']);
 });
 
 t.test('state persists across provider instances', async (t) => {
