@@ -19,7 +19,6 @@ export const ErrorCode = {
   /** The operator declined, or confirmation was impossible. */
   APPLY_ABORTED: 'APPLY_ABORTED',
   /** Some steps of an apply failed. */
-  APPLY_PARTIAL: 'APPLY_PARTIAL',
   /** A provider call failed. */
   PROVIDER: 'PROVIDER',
   /** A provider was throttled by its API. */

@@ -12,6 +12,7 @@ import type { AppliedFleet, GroupRef, LedgerInstance } from '../model/observed.j
 import type { FleetPlan, Plan } from '../model/plan.js';
 import type { Provider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import type { LedgerWriter } from '../store/ledger-writer.js';
 import type { StateStore } from '../store/store.js';
 import type { Time } from '../util/time.js';
 import { hashOf } from '../util/hash.js';
@@ -35,6 +36,8 @@ export interface ApplyOutcome {
 
 export interface ApplyDeps {
   store: StateStore;
+  /** The one write path of ledger rows (shared with the slot scheduler in the daemon). */
+  ledger: LedgerWriter;
   providers: ProviderRegistry;
   time: Time;
   /**
@@ -190,7 +193,7 @@ function stepsFor(
         withIntent(deps, fp.fleet, 'delete-group', { group: ref.name }, async () => {
           await deleteGroupWaiting(deps, () => provider.deleteGroup(ref, applied?.spec, deps.signal));
           for (const row of await deps.store.listInstances(fp.fleet))
-            await deps.store.deleteInstance(fp.fleet, row.id);
+            await deps.ledger.remove(fp.fleet, row.id);
           await deps.store.deleteFleet(fp.fleet);
           return `deleted ${ref.provider} group ${ref.name}`;
         }),
@@ -223,12 +226,9 @@ async function removeInstances(
   ref: GroupRef,
   ids: string[],
 ): Promise<string> {
-  for (const id of ids) {
-    const row = await deps.store.getInstance(ref.fleet, id);
-    if (row) await deps.store.putInstance({ ...row, state: 'deleting' });
-  }
+  for (const id of ids) await deps.ledger.update(ref.fleet, id, (row) => ({ ...row, state: 'deleting' }));
   const removed = await provider.decrease(ref, ids, deps.signal);
-  for (const id of removed) await deps.store.deleteInstance(ref.fleet, id);
+  for (const id of removed) await deps.ledger.remove(ref.fleet, id);
   const missing = ids.filter((id) => !removed.includes(id));
   if (missing.length > 0) {
     throw new FleetError(ErrorCode.PROVIDER, `the provider did not remove ${missing.join(', ')}`, {
@@ -270,7 +270,7 @@ async function increaseInstances(
       health_failures: 0,
       acquired: 0,
     };
-    await deps.store.putInstance(row);
+    await deps.ledger.insert(row);
     added.push(inst.id);
   }
   const shown = added.length > 0 ? `: ${added.join(', ')}` : '';

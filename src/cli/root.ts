@@ -42,6 +42,8 @@ export interface GlobalOptions {
 
 export interface Context {
   store: StateStore;
+  /** The one write path of ledger rows; the daemon's slot scheduler shares it. */
+  ledger: LedgerWriter;
   providers: ProviderRegistry;
   time: Time;
   logger: Logger;
@@ -107,8 +109,10 @@ export async function openContext(
         return createStaticProvider({ hosts: spec.hosts, connectorFor, time });
     }
   });
+  const ledger = new LedgerWriter(store);
   return {
     store,
+    ledger,
     providers,
     time,
     logger,
@@ -117,7 +121,10 @@ export async function openContext(
     track: (current) => {
       byName = new Map(current.map((f) => [f.name, f]));
     },
-    close: () => store.close(),
+    close: async () => {
+      await ledger.flush();
+      await store.close();
+    },
   };
 }
 
@@ -178,7 +185,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
   const { time, logger } = ctx;
   const runtimeTime = m.runtimeTime ?? time;
   const metrics = new DaemonMetrics(defaultSystemId());
-  const ledger = new LedgerWriter(ctx.store);
+  const { ledger } = ctx;
   const slots = new SlotScheduler({ ledger, time, logger });
   // Connectors and executors wait on real processes (kill graces, job deadlines): always real time.
   const ssh = new SshConnectorPool({

@@ -102,6 +102,7 @@ export class Reconciler {
     const started = deps.time.now();
     const result = await applyPlan(plan, view.desired, {
       store: deps.store,
+      ledger: deps.ledger,
       providers: deps.providers,
       time: deps.time,
       skipErroredFleets: true,

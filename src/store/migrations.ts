@@ -87,6 +87,15 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX jobs_fleet_state ON jobs (fleet, state);
     `,
   },
+  {
+    version: 2,
+    name: 'drop the unused jobs table',
+    // Nothing ever wrote it: job outcomes live at GitLab, and in the manager's logs and metrics.
+    up: `
+      DROP INDEX IF EXISTS jobs_fleet_state;
+      DROP TABLE IF EXISTS jobs;
+    `,
+  },
 ];
 
 /** The schema version this build writes and understands. */

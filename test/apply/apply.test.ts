@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { applyPlan } from '../../src/apply/apply.js';
+import { LedgerWriter } from '../../src/store/ledger-writer.js';
 import { FleetError } from '../../src/errors.js';
 import type { DesiredFleet } from '../../src/model/fleet.js';
 import type { GroupRef, ObservedGroup } from '../../src/model/observed.js';
@@ -72,7 +73,12 @@ async function setup(t: Test, opts: Parameters<typeof memoryProvider>[0] = {}) {
   t.teardown(() => store.close());
   const mem = memoryProvider(opts);
   const clock = manualTime('2026-01-01T00:00:00Z');
-  const deps = { store, providers: new ProviderRegistry(() => mem.provider), time: clock };
+  const deps = {
+    store,
+    ledger: new LedgerWriter(store),
+    providers: new ProviderRegistry(() => mem.provider),
+    time: clock,
+  };
   const planNow = async (fleets: DesiredFleet[]) => {
     const refs = fleets.map((d) => ({ fleet: d.spec.name, provider: 'local' as const, name: d.spec.name }));
     const applied = await store.listFleets();

@@ -29,17 +29,18 @@ t.test('an empty file migrates to the latest version with every table', async (t
   const db = new Database(file, { readonly: true });
   t.teardown(() => db.close());
   t.equal(readSchemaVersion(db), LATEST_SCHEMA_VERSION);
-  t.same(tableNames(db), [
-    'applies',
-    'fleets',
-    'instances',
-    'intents',
-    'jobs',
-    'locks',
-    'meta',
-    'sqlite_sequence',
-  ]);
+  t.same(tableNames(db), ['applies', 'fleets', 'instances', 'intents', 'locks', 'meta', 'sqlite_sequence']);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal', 'the file is in WAL mode');
+});
+
+t.test('a version 1 store loses its unused jobs table and keeps everything else', async (t) => {
+  const db = new Database(':memory:');
+  t.teardown(() => db.close());
+  migrate(db, 'x', migrations.slice(0, 1));
+  db.prepare("INSERT INTO fleets (name, spec, hash, applied_at) VALUES ('f', '{}', 'h', 't')").run();
+  t.equal(migrate(db, 'x'), LATEST_SCHEMA_VERSION);
+  t.notOk(tableNames(db).includes('jobs'));
+  t.same(db.prepare('SELECT name FROM fleets').all(), [{ name: 'f' }]);
 });
 
 t.test('migrating twice is a no-op', async (t) => {

@@ -99,6 +99,7 @@ async function applyLocked(
   const style = styler(io.color);
   const outcome = await applyPlan(plan, desired, {
     store: ctx.store,
+    ledger: ctx.ledger,
     providers: ctx.providers,
     time: ctx.time,
     onStep: (s) => io.out(formatStep(s, style)),

@@ -18,14 +18,15 @@
  *   network error on a terminate is not retried blindly; a later `decrease` re-reads first.
  */
 import {
-  DescribeAutoScalingInstancesCommand,
+  paginateDescribeAutoScalingInstances,
   SetDesiredCapacityCommand,
   TerminateInstanceInAutoScalingGroupCommand,
+  type AutoScalingClient,
   type AutoScalingInstanceDetails,
 } from '@aws-sdk/client-auto-scaling';
 import { ErrorCode, FleetError, asError } from '../../errors.js';
 import type { GroupRef } from '../../model/observed.js';
-import { callAws, chunks, type AwsContext } from './context.js';
+import { allPages, callAws, chunks, pagingClient, type AwsContext } from './context.js';
 import { isNotFound } from './errors.js';
 import { instanceState, ownershipConflict } from './map.js';
 import { describeGroups } from './observe.js';
@@ -70,22 +71,15 @@ async function whereAre(
   signal?: AbortSignal,
 ): Promise<Map<string, AutoScalingInstanceDetails>> {
   const found = new Map<string, AutoScalingInstanceDetails>();
+  const client = pagingClient<AutoScalingClient>(ctx, 'autoscaling');
   for (const chunk of chunks(ids, IDS_PER_DESCRIBE)) {
-    let token: string | undefined;
-    do {
-      const page = await callAws(
-        ctx,
-        'autoscaling',
-        new DescribeAutoScalingInstancesCommand({
-          InstanceIds: chunk,
-          MaxRecords: IDS_PER_DESCRIBE,
-          NextToken: token,
-        }),
-        { signal },
-      );
-      for (const d of page.AutoScalingInstances ?? []) if (d.InstanceId) found.set(d.InstanceId, d);
-      token = page.NextToken;
-    } while (token);
+    const pages = paginateDescribeAutoScalingInstances(
+      { client, pageSize: IDS_PER_DESCRIBE },
+      { InstanceIds: chunk },
+      { abortSignal: signal },
+    );
+    for (const d of await allPages(pages, (p) => p.AutoScalingInstances))
+      if (d.InstanceId) found.set(d.InstanceId, d);
   }
   return found;
 }

@@ -35,6 +35,16 @@ interface SendableClient {
   send(command: unknown, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
 
+function clientOf(ctx: AwsContext, service: AwsService): SendableClient {
+  const c =
+    service === 'autoscaling'
+      ? ctx.clients.autoscaling
+      : service === 'ec2'
+        ? ctx.clients.ec2
+        : ctx.clients.instanceConnect;
+  return c as unknown as SendableClient;
+}
+
 /**
  * Sends one command through the retry layer. The IAM action named in errors is the command's
  * class name without `Command` (e.g. `SetDesiredCapacity`).
@@ -45,12 +55,7 @@ export async function callAws<C extends { input: object }>(
   command: C,
   opts: RetryCallOptions = {},
 ): Promise<OutputOf<C>> {
-  const client: SendableClient =
-    service === 'autoscaling'
-      ? (ctx.clients.autoscaling as unknown as SendableClient)
-      : service === 'ec2'
-        ? (ctx.clients.ec2 as unknown as SendableClient)
-        : (ctx.clients.instanceConnect as unknown as SendableClient);
+  const client = clientOf(ctx, service);
   const action = command.constructor.name.replace(/Command$/, '');
   const sendOpts = opts.signal ? { abortSignal: opts.signal } : undefined;
   return withAwsRetry(
@@ -59,6 +64,35 @@ export async function callAws<C extends { input: object }>(
     ctx.retry,
     opts,
   );
+}
+
+/**
+ * The client of `service` as the SDK's paginators (`paginateDescribeInstances`, ...) want it, with
+ * every page sent through `callAws`: same retries, same error mapping, same abort signal. The
+ * paginators check `instanceof` the SDK client, so this is a view whose prototype is the client.
+ */
+export function pagingClient<T extends object>(ctx: AwsContext, service: AwsService): T {
+  const view = Object.create(clientOf(ctx, service) as object) as SendableClient;
+  view.send = (command, options) => {
+    // The paginators reuse one input object and set the next page's token on it; each page gets a
+    // command of its own, so what was sent (and what a retry resends) never changes afterwards.
+    const { constructor: Ctor, input } = command as { constructor: new (i: object) => object; input: object };
+    return callAws(ctx, service, new Ctor({ ...input }) as { input: object }, {
+      signal: options?.abortSignal,
+    });
+  };
+  return view as unknown as T;
+}
+
+/** Every page of a paginator, flattened through `items`. */
+export async function allPages<P, I>(
+  pages: AsyncIterable<P>,
+  items: (page: P) => I[] | undefined,
+): Promise<I[]> {
+  const out: I[] = [];
+  // `?.`: a mocked client answers commands a test did not set up with undefined.
+  for await (const page of pages) out.push(...((page as P | undefined) ? (items(page) ?? []) : []));
+  return out;
 }
 
 /** Splits a list into chunks of at most `size` (AWS caps names/values per request). */

@@ -22,7 +22,6 @@ import { EphemeralSshKey } from './ssh-key.js';
 
 export { awsClientKey, createAwsClients, type AwsClients, type AwsClientOptions } from './clients.js';
 export { toFleetError, classifyAwsError, type AwsService } from './errors.js';
-export { orphanGroups } from './map.js';
 export { EphemeralSshKey } from './ssh-key.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 

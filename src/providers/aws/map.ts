@@ -169,25 +169,3 @@ export function orphanInstanceDiagnostic(ref: GroupRef, instance: Ec2Instance): 
     hint: 'runfleet never deletes it; terminate it by hand if it is not needed (aws ec2 terminate-instances)',
   };
 }
-
-/**
- * Groups tagged as runfleet's (from `discover`) that no fleet file or applied fleet names: shown as
- * warnings, never deleted. Pure.
- */
-export function orphanGroups(
-  discovered: GroupRef[],
-  knownFleets: Iterable<string>,
-): { ref: GroupRef; diagnostic: Diagnostic }[] {
-  const known = new Set(knownFleets);
-  return discovered
-    .filter((ref) => !known.has(ref.fleet))
-    .map((ref) => ({
-      ref,
-      diagnostic: {
-        severity: 'warning' as const,
-        code: 'ORPHAN_GROUP',
-        message: `Auto Scaling group ${ref.name} is tagged ${RUNFLEET_TAG.fleet}=${ref.fleet} but no fleet file defines ${ref.fleet}`,
-        hint: `restore fleets/${ref.fleet}.yaml to manage it again, or delete the group by hand; runfleet never deletes it on its own`,
-      },
-    }));
-}

@@ -12,20 +12,22 @@
  * launch that the group read has not caught up with.
  */
 import {
-  DescribeAutoScalingGroupsCommand,
-  DescribePoliciesCommand,
+  paginateDescribeAutoScalingGroups,
+  paginateDescribePolicies,
+  type AutoScalingClient,
   type AutoScalingGroup,
   type Filter as AsgFilter,
 } from '@aws-sdk/client-auto-scaling';
 import {
-  DescribeInstancesCommand,
-  DescribeSpotInstanceRequestsCommand,
+  paginateDescribeInstances,
+  paginateDescribeSpotInstanceRequests,
+  type EC2Client,
   type Filter as Ec2Filter,
   type Instance as Ec2Instance,
 } from '@aws-sdk/client-ec2';
 import { RUNFLEET_TAG } from './group-settings.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
-import { callAws, chunks, type AwsContext } from './context.js';
+import { allPages, chunks, pagingClient, type AwsContext } from './context.js';
 import {
   ec2Tag,
   groupSettings,
@@ -48,24 +50,15 @@ export async function describeGroups(
   signal?: AbortSignal,
 ): Promise<Map<string, AutoScalingGroup>> {
   const found = new Map<string, AutoScalingGroup>();
+  const client = pagingClient<AutoScalingClient>(ctx, 'autoscaling');
   for (const chunk of chunks([...new Set(names)], ASG_NAMES_PER_CALL)) {
-    let token: string | undefined;
-    do {
-      const page = await callAws(
-        ctx,
-        'autoscaling',
-        new DescribeAutoScalingGroupsCommand({
-          AutoScalingGroupNames: chunk,
-          MaxRecords: ASG_NAMES_PER_CALL,
-          NextToken: token,
-        }),
-        { signal },
-      );
-      // `?.`: a mocked client answers commands a test did not set up with undefined.
-      for (const g of page?.AutoScalingGroups ?? [])
-        if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
-      token = page?.NextToken;
-    } while (token);
+    const pages = paginateDescribeAutoScalingGroups(
+      { client, pageSize: ASG_NAMES_PER_CALL },
+      { AutoScalingGroupNames: chunk },
+      { abortSignal: signal },
+    );
+    for (const g of await allPages(pages, (p) => p.AutoScalingGroups))
+      if (g.AutoScalingGroupName) found.set(g.AutoScalingGroupName, g);
   }
   return found;
 }
@@ -76,19 +69,13 @@ export async function describeInstances(
   filters: Ec2Filter[],
   signal?: AbortSignal,
 ): Promise<Ec2Instance[]> {
-  const out: Ec2Instance[] = [];
-  let token: string | undefined;
-  do {
-    const page = await callAws(
-      ctx,
-      'ec2',
-      new DescribeInstancesCommand({ Filters: filters, MaxResults: EC2_PAGE_SIZE, NextToken: token }),
-      { signal },
-    );
-    for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
-    token = page.NextToken;
-  } while (token);
-  return out;
+  const pages = paginateDescribeInstances(
+    { client: pagingClient<EC2Client>(ctx, 'ec2'), pageSize: EC2_PAGE_SIZE },
+    { Filters: filters },
+    { abortSignal: signal },
+  );
+  const reservations = await allPages(pages, (p) => p.Reservations);
+  return reservations.flatMap((r) => r.Instances ?? []);
 }
 
 /** Scaling policy names per group, for the whole Region; cached for `ctx.policyCacheMs`. */
@@ -97,25 +84,18 @@ async function policiesByGroup(ctx: AwsContext, signal?: AbortSignal): Promise<M
   const cached = ctx.cache.policies;
   if (cached && now - cached.at < ctx.policyCacheMs) return cached.byGroup;
   const byGroup = new Map<string, string[]>();
-  let token: string | undefined;
-  do {
-    const page = await callAws(
-      ctx,
-      'autoscaling',
-      new DescribePoliciesCommand({ MaxRecords: 100, NextToken: token }),
-      {
-        signal,
-      },
-    );
-    for (const p of page.ScalingPolicies ?? []) {
-      if (!p.AutoScalingGroupName) continue;
-      byGroup.set(p.AutoScalingGroupName, [
-        ...(byGroup.get(p.AutoScalingGroupName) ?? []),
-        p.PolicyName ?? '?',
-      ]);
-    }
-    token = page.NextToken;
-  } while (token);
+  const pages = paginateDescribePolicies(
+    { client: pagingClient<AutoScalingClient>(ctx, 'autoscaling'), pageSize: 100 },
+    {},
+    { abortSignal: signal },
+  );
+  for (const p of await allPages(pages, (page) => page.ScalingPolicies)) {
+    if (!p.AutoScalingGroupName) continue;
+    byGroup.set(p.AutoScalingGroupName, [
+      ...(byGroup.get(p.AutoScalingGroupName) ?? []),
+      p.PolicyName ?? '?',
+    ]);
+  }
   ctx.cache.policies = { at: now, byGroup };
   return byGroup;
 }
@@ -139,24 +119,16 @@ async function spotInterruptions(
 ): Promise<Set<string>> {
   const requestIds = instances.flatMap((i) => (i.SpotInstanceRequestId ? [i.SpotInstanceRequestId] : []));
   const interrupted = new Set<string>();
+  const client = pagingClient<EC2Client>(ctx, 'ec2');
   for (const chunk of chunks(requestIds, EC2_FILTER_VALUES)) {
-    let token: string | undefined;
-    do {
-      const page = await callAws(
-        ctx,
-        'ec2',
-        new DescribeSpotInstanceRequestsCommand({
-          Filters: [{ Name: 'spot-instance-request-id', Values: chunk }],
-          MaxResults: EC2_PAGE_SIZE,
-          NextToken: token,
-        }),
-        { signal },
-      );
-      for (const r of page?.SpotInstanceRequests ?? []) {
-        if (r.InstanceId && SPOT_INTERRUPTION_CODES.has(r.Status?.Code ?? '')) interrupted.add(r.InstanceId);
-      }
-      token = page?.NextToken;
-    } while (token);
+    const pages = paginateDescribeSpotInstanceRequests(
+      { client, pageSize: EC2_PAGE_SIZE },
+      { Filters: [{ Name: 'spot-instance-request-id', Values: chunk }] },
+      { abortSignal: signal },
+    );
+    for (const r of await allPages(pages, (p) => p.SpotInstanceRequests)) {
+      if (r.InstanceId && SPOT_INTERRUPTION_CODES.has(r.Status?.Code ?? '')) interrupted.add(r.InstanceId);
+    }
   }
   return interrupted;
 }
@@ -248,25 +220,14 @@ export async function discoverGroups(ctx: AwsContext, signal?: AbortSignal): Pro
   const filters: AsgFilter[] = [{ Name: 'tag-key', Values: [RUNFLEET_TAG.fleet] }];
   if (ctx.manager !== undefined) filters.push({ Name: `tag:${RUNFLEET_TAG.manager}`, Values: [ctx.manager] });
   const refs: GroupRef[] = [];
-  let token: string | undefined;
-  do {
-    const page = await callAws(
-      ctx,
-      'autoscaling',
-      new DescribeAutoScalingGroupsCommand({
-        Filters: filters,
-        MaxRecords: ASG_NAMES_PER_CALL,
-        NextToken: token,
-        IncludeInstances: false,
-      }),
-      { signal },
-    );
-    for (const g of page.AutoScalingGroups ?? []) {
-      const fleet = g.Tags?.find((t) => t.Key === RUNFLEET_TAG.fleet)?.Value;
-      if (g.AutoScalingGroupName && fleet)
-        refs.push({ fleet, provider: 'aws', name: g.AutoScalingGroupName });
-    }
-    token = page.NextToken;
-  } while (token);
+  const pages = paginateDescribeAutoScalingGroups(
+    { client: pagingClient<AutoScalingClient>(ctx, 'autoscaling'), pageSize: ASG_NAMES_PER_CALL },
+    { Filters: filters, IncludeInstances: false },
+    { abortSignal: signal },
+  );
+  for (const g of await allPages(pages, (p) => p.AutoScalingGroups)) {
+    const fleet = g.Tags?.find((t) => t.Key === RUNFLEET_TAG.fleet)?.Value;
+    if (g.AutoScalingGroupName && fleet) refs.push({ fleet, provider: 'aws', name: g.AutoScalingGroupName });
+  }
   return refs;
 }

@@ -1,21 +1,9 @@
 /**
- * Refusing a job runfleet cannot run as asked (§2 "Refusing a job"): the reason goes into the
- * trace, then the job ends `failed` / `runner_system_failure` / exit code 3, as GitLab Runner does.
+ * Refusing a job runfleet cannot run as asked: the reason goes into the trace, then the job ends
+ * `failed` / `runner_system_failure` / exit code 3, as GitLab Runner does.
  */
 import type { JobPayload } from './job.js';
-import { JobTrace, type FinishOutcome, type JobTraceOptions } from './trace.js';
-
-export async function refuseJob(
-  opts: Omit<JobTraceOptions, 'job' | 'onCancel'> & { job: JobPayload },
-  message: string,
-): Promise<FinishOutcome | 'dropped'> {
-  const trace = new JobTrace(opts);
-  if ((await trace.start()) === 'drop') {
-    await trace.stop();
-    return 'dropped';
-  }
-  return failRefusedJob(trace, message);
-}
+import type { FinishOutcome, JobTrace } from './trace.js';
 
 /** The refusal of a job whose trace is already started: the reason, then the failed final update. */
 export function failRefusedJob(trace: JobTrace, message: string): Promise<FinishOutcome> {

@@ -105,10 +105,6 @@ export class SlotScheduler implements DemandSource {
     if (f && f.instances.size === 0) this.fleets.delete(fleet);
   }
 
-  fleetNames(): string[] {
-    return [...this.fleets.keys()].sort();
-  }
-
   /** A ready instance joins (idempotent: a known instance keeps its slots and use count). */
   addReadyInstance(fleet: string, id: string, useCount: number): void {
     const f = this.fleets.get(fleet);

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
-import { refuseJob } from '../../../src/runtime/gitlab/refuse.js';
+import { failRefusedJob } from '../../../src/runtime/gitlab/refuse.js';
 import { scaledTime, manualTime } from '../../../src/util/time.js';
 import { JobTrace, type CancelMode, type JobTraceOptions } from '../../../src/runtime/gitlab/trace.js';
 import { setup } from './helpers.js';
@@ -291,9 +291,10 @@ t.test('a shutdown signal ends a retrying final update at once', async (t) => {
   t.ok(Date.now() - started < 500, 'did not wait out the hour-long backoff (3.6 s at this scale)');
 });
 
-t.test('refuseJob: the reason in the log, failed / runner_system_failure / exit code 3', async (t) => {
-  const { coordinator, client, job } = await runningJob(t);
-  const outcome = await refuseJob({ client, job, time: FAST }, 'services are not supported by runfleet');
+t.test('a refused job: the reason in the log, failed / runner_system_failure / exit code 3', async (t) => {
+  const { coordinator, trace } = await runningJob(t);
+  t.equal(await trace.start(), 'run');
+  const outcome = await failRefusedJob(trace, 'services are not supported by runfleet');
   t.match(outcome, { kind: 'ok' });
   const view = coordinator.job(1);
   t.match(view, { state: 'failed', failure_reason: 'runner_system_failure', exit_code: 3, checksumOk: true });
