@@ -1,5 +1,5 @@
 /**
- * Realistic job payloads (spec §2) for the test coordinator: the variables GitLab sends, a masked
+ * Realistic job payloads (docs/gitlab-job-api.md §2) for the test coordinator: the variables GitLab sends, a masked
  * secret, git_info with refspecs, script and after_script steps, and the features block.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * A GitLab-API-compatible coordinator for tests and the Quick start (spec §7): the runner endpoints
+ * A GitLab-API-compatible coordinator for tests and the Quick start (docs/gitlab-job-api.md §7): the runner endpoints
  * of `/api/v4/` answered the way Rails (and, for long polling, Workhorse) answer them, a job queue,
  * and hooks to inject the replies runners must survive. Loopback only; not a security boundary.
  */

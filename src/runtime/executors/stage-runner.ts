@@ -1,6 +1,6 @@
 /**
  * Runs a job's stages in order on an executor and sorts the outcome into what GitLab expects
- * (gitlab-job-api.md §5, "Stages", "Timeouts", "Results"): a non-zero exit is `script_failure`
+ * (docs/gitlab-job-api.md §5, "Stages", "Timeouts", "Results"): a non-zero exit is `script_failure`
  * with its exit code, the job deadline is `job_execution_timeout`, an instance that fails is
  * `runner_system_failure`. `after_script` runs once a step was reached, whatever happened, with
  * `CI_JOB_STATUS` telling how the job ended.

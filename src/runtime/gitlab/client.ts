@@ -1,5 +1,5 @@
 /**
- * GitLab's runner job API as runfleet uses it (spec §1–§4): verify the runner token, long-poll for
+ * GitLab's runner job API as runfleet uses it (docs/gitlab-job-api.md §1–§4): verify the runner token, long-poll for
  * jobs, update a job's state, append to its trace. Each call returns what the runner must do next
  * (GitLab Runner's `UpdateJobResult`/`PatchTraceResult`), so callers never read HTTP statuses.
  *

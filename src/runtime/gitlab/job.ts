@@ -1,6 +1,6 @@
 /**
  * The job payload GitLab returns from `POST /api/v4/jobs/request` (201), as far as runfleet uses
- * it. Field names are GitLab's. See ../shared/reference/gitlab-job-api.md §2.
+ * it. Field names are GitLab's. See docs/gitlab-job-api.md §2.
  */
 
 export interface JobVariable {

@@ -1,7 +1,7 @@
 /**
  * Who runfleet says it is to GitLab: the `info` object sent with every runner call, the feature flags
  * it advertises, the `system_id` runner managers are keyed by, and how failure reasons are mapped
- * to what this GitLab accepts. See ../shared/reference/gitlab-job-api.md §1 and §3.
+ * to what this GitLab accepts. See docs/gitlab-job-api.md §1 and §3.
  */
 import { createHmac, randomInt } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';

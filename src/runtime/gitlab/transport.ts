@@ -1,6 +1,6 @@
 /**
  * HTTP to GitLab's `/api/v4/`: base URL, common headers, and GitLab Runner's transport retry
- * (`R:network/retry_requester.go`, spec §0). Knows nothing about jobs; `client.ts` builds on it.
+ * (`R:network/retry_requester.go`, docs/gitlab-job-api.md §0). Knows nothing about jobs; `client.ts` builds on it.
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, FleetError } from '../../errors.js';

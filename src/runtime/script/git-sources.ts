@@ -1,5 +1,5 @@
 /**
- * The body of `get_sources` (gitlab-job-api.md §5, "Git"): fetch or clone `git_info` into the
+ * The body of `get_sources` (docs/gitlab-job-api.md §5, "Git"): fetch or clone `git_info` into the
  * project directory and check out the job's sha. It runs on the instance host, never in the job
  * image, so job images need no git. The remote URL carries the job token: it is never echoed.
  */

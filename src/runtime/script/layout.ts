@@ -1,5 +1,5 @@
 /**
- * Where a job lives on disk (gitlab-job-api.md §5, "Directories"): the builds root, the project
+ * Where a job lives on disk (docs/gitlab-job-api.md §5, "Directories"): the builds root, the project
  * directory under it, and `<project>.tmp` beside it for file variables and the git template.
  * Paths are POSIX: they name places on the instance or in the container, not on the manager.
  */

@@ -1,5 +1,5 @@
 /**
- * Writes one stage script in the shape of GitLab Runner's `BashWriter` (gitlab-job-api.md §5,
+ * Writes one stage script in the shape of GitLab Runner's `BashWriter` (docs/gitlab-job-api.md §5,
  * "Bash wrapper"), restricted to POSIX `sh` so it runs unchanged under dash, busybox ash or bash:
  * the body is one `eval` of a single-quoted string with stdin from `/dev/null`, so a command that
  * reads stdin can never swallow the rest of a script that arrives on the shell's stdin.

@@ -1,5 +1,5 @@
 /**
- * From a job payload to its stage scripts (gitlab-job-api.md §5, "Stages in order"). Pure: the
+ * From a job payload to its stage scripts (docs/gitlab-job-api.md §5, "Stages in order"). Pure: the
  * same payload and context always give the same text. Which machine runs which stage is the
  * executor's business; the context carries the paths valid there.
  */

@@ -1,5 +1,5 @@
 /**
- * The variables a job's scripts see, as GitLab Runner assembles them (gitlab-job-api.md §5,
+ * The variables a job's scripts see, as GitLab Runner assembles them (docs/gitlab-job-api.md §5,
  * "Variables the runner adds"): runner variables first, then the job's own, then a few more runner
  * ones; a later entry with the same key wins; every value not marked `raw` is expanded once.
  */

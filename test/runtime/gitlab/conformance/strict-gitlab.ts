@@ -1,5 +1,5 @@
 /**
- * A strict fake of GitLab's runner API (gitlab-job-api.md §0–§4), written apart from
+ * A strict fake of GitLab's runner API (docs/gitlab-job-api.md §0–§4), written apart from
  * src/devtools/coordinator so the two cannot share a blind spot. It answers the way Rails answers
  * (and, for `jobs/request` with a `last_update`, the way Workhorse answers), and checks every
  * request runfleet makes against the spec. Each departure becomes a line in `violations`; tests
