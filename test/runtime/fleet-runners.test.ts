@@ -7,7 +7,8 @@ import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
 import t from 'tap';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { memoryLogger, silentLogger, type LogLine } from '../../src/util/logger.js';
+import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import { systemTime, manualTime } from '../../src/util/time.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
@@ -72,4 +73,53 @@ t.test('a missing or refused token is reported and retried; a good one starts th
 
   await runtime.sync([]);
   t.equal(runtime.status('ci'), undefined, 'a removed fleet loses its runner');
+});
+
+t.test('a failed job request shows in the log and in gitlab_runner_api_request_statuses_total', async (t) => {
+  const dir = t.testdir({});
+  const store = await openSqliteStore(':memory:');
+  t.teardown(() => store.close());
+  const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
+  t.teardown(() => coordinator.close());
+  const lines: LogLine[] = [];
+  const metrics = new DaemonMetrics('s_000000000000');
+  const runtime = new FleetRunners({
+    scheduler: new SlotScheduler({ ledger: new LedgerWriter(store), time: systemTime }),
+    providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
+    ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
+    stateDir: dir,
+    time: systemTime,
+    logger: memoryLogger(lines),
+    version: 'test',
+    env: { CI_RUNNER_TOKEN: TOKEN },
+    checkIntervalMs: 20,
+    onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
+  });
+  t.teardown(() => runtime.stop(0));
+  coordinator.inject({ kind: 'status', route: 'request', status: 409, count: 2 });
+  await runtime.sync([
+    fleetSpec({
+      name: 'ci',
+      executor: 'instance',
+      docker: null,
+      gitlab: { url: coordinator.url, token: { env: 'CI_RUNNER_TOKEN' } },
+    }),
+  ]);
+  const counted = (status: number) =>
+    new RegExp(
+      `gitlab_runner_api_request_statuses_total\\{runner="ci",system_id="s_000000000000",endpoint="request_job",status="${status}"\\} (\\d+)`,
+    );
+  let text = '';
+  for (let i = 0; i < 500; i++) {
+    text = await metrics.text();
+    if (Number(counted(204).exec(text)?.[1] ?? 0) > 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.match(text, counted(409), 'the refused requests are counted by status');
+  t.match(counted(409).exec(text)?.[1], '2');
+  t.match(text, counted(204), 'and the empty answers after them');
+  const failed = lines.filter((l) => l.msg === 'Checking for jobs... failed');
+  t.equal(failed.length, 2, 'each failed poll is logged');
+  t.match(failed[0], { level: 'warn', fleet: 'ci', component: 'gitlab', status: 409 });
+  t.notMatch(JSON.stringify(lines), /glrt-/, 'no token in the log');
 });
