@@ -24,6 +24,7 @@ import { createStaticProvider } from '../providers/static/index.js';
 import { KnownHostsFile } from '../runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../runtime/connectors/ssh-connector.js';
 import { FleetRunners } from '../runtime/fleet-runners.js';
+import { GitlabClient } from '../runtime/gitlab/client.js';
 import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
 import { openSqliteStore } from '../store/index.js';
@@ -202,6 +203,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     version: RUNFLEET_VERSION,
     env: m.env,
     checkIntervalMs: m.checkIntervalMs,
+    client: (o) => new GitlabClient(o),
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
   });
   const daemon = new Daemon({

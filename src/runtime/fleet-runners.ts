@@ -13,7 +13,7 @@ import type { Time } from '../util/time.js';
 import type { Logger } from '../util/logger.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { JobIntake } from './job-intake.js';
-import { GitlabClient, type GitlabClientOptions } from './gitlab/client.js';
+import type { GitlabClient, GitlabClientOptions } from './gitlab/client.js';
 import type { ApiEndpoint } from './gitlab/transport.js';
 import { loadSystemId } from './gitlab/runner-info.js';
 import { resolveSecret } from './secrets.js';
@@ -33,8 +33,11 @@ export interface FleetRunnersOptions {
   version: string;
   env?: NodeJS.ProcessEnv;
   checkIntervalMs?: number;
-  /** Injected for tests. */
-  client?: (opts: GitlabClientOptions) => GitlabClient;
+  /**
+   * Builds a fleet's GitLab client once its token is resolved (the composition root passes
+   * `(o) => new GitlabClient(o)`; tests may wrap it).
+   */
+  client: (opts: GitlabClientOptions) => GitlabClient;
   /** Every GitLab API request attempt of a fleet's runner (`gitlab_runner_api_request_statuses_total`). */
   onApiRequest?: (fleet: string, endpoint: ApiEndpoint, status: number) => void;
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
@@ -149,7 +152,7 @@ export class FleetRunners {
           ? { onApiRequest: (endpoint, status) => this.opts.onApiRequest?.(fleet.name, endpoint, status) }
           : {}),
       };
-      const client = this.opts.client ? this.opts.client(clientOpts) : new GitlabClient(clientOpts);
+      const client = this.opts.client(clientOpts);
       const runner = new JobIntake(fleet, {
         scheduler: this.opts.scheduler,
         providers: this.opts.providers,

@@ -13,6 +13,7 @@ import { systemTime, manualTime } from '../../src/util/time.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { FleetRunners } from '../../src/runtime/fleet-runners.js';
+import { GitlabClient } from '../../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
 import { fleetSpec } from '../helpers/fake-state.js';
@@ -34,6 +35,7 @@ t.test('a missing or refused token is reported and retried; a good one starts th
     scheduler,
     providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
     ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
+    client: (o) => new GitlabClient(o),
     stateDir: dir,
     time,
     logger: silentLogger,
@@ -87,6 +89,7 @@ t.test('a failed job request shows in the log and in gitlab_runner_api_request_s
     scheduler: new SlotScheduler({ ledger: new LedgerWriter(store), time: systemTime }),
     providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
     ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
+    client: (o) => new GitlabClient(o),
     stateDir: dir,
     time: systemTime,
     logger: memoryLogger(lines),
