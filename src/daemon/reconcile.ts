@@ -309,7 +309,8 @@ export class Reconciler {
     }
     if (result.result !== 'noop') {
       const finished = deps.time.now();
-      await recordApply(deps.store, plan, result, { started, finished, via: 'watch' })
+      // Not awaited: the history write must not hold up the next pass (a demand event waits on it).
+      void recordApply(deps.store, plan, result, { started, finished, via: 'watch' })
         .then((hash) => deps.metrics.appliedPlan(hash, finished))
         .catch((e: unknown) => deps.logger.error('cannot record apply', { error: String(e) }));
     }
