@@ -14,8 +14,8 @@ export default tseslint.config(
     },
   },
   {
-    // Only the CLI, benchmarks and scripts print for humans.
-    files: ['src/cli/**', 'bench/**', 'scripts/**', 'bin/**', 'test/**'],
+    // Only the CLI, benchmarks, scripts and CI helpers print for humans.
+    files: ['src/cli/**', 'bench/**', 'scripts/**', 'bin/**', 'test/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },
 );

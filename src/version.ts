@@ -11,3 +11,8 @@ export const RUNFLEET_VERSION: string = (() => {
     return '0.0.0';
   }
 })();
+
+/** What `runfleet --version` prints: `runfleet 0.1.0 (node v22.23.5, linux-x64)`. */
+export function versionLine(): string {
+  return `runfleet ${RUNFLEET_VERSION} (node ${process.version}, ${process.platform}-${process.arch})`;
+}

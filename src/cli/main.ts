@@ -19,6 +19,7 @@ import { watch } from './commands/watch.js';
 import { status } from './commands/status.js';
 import { DEFAULT_LISTEN } from '../daemon/http.js';
 import { parseDuration } from '../util/duration.js';
+import { versionLine } from '../version.js';
 
 const EXAMPLES = `
 Examples:
@@ -47,6 +48,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       process.env.RUNFLEET_STATE ?? '.runfleet/state.db',
     )
     .option('--no-color', 'never colour output')
+    .version(versionLine(), '-V, --version', 'print the runfleet and Node.js versions and the platform')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run runfleet --help for usage)')
     .exitOverride();

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/index.js';
 import { LOCAL_FLEETS, runCli } from './helpers.js';
@@ -160,6 +160,21 @@ t.test('help teaches: examples and exit codes', async (t) => {
   const unknown = await runCli(dir, ['frobnicate']);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /unknown command/);
+});
+
+t.test('--version and -V print runfleet, Node.js and platform, and touch nothing', async (t) => {
+  const dir = t.testdir({});
+  const pkg = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+    version: string;
+  };
+  const expected = `runfleet ${pkg.version} (node ${process.version}, ${process.platform}-${process.arch})\n`;
+  for (const flag of ['--version', '-V']) {
+    const r = await runCli(dir, [flag]);
+    t.equal(r.code, 0, flag);
+    t.equal(r.stdout, expected, `${flag} prints the versions of what runs it`);
+    t.equal(r.stderr, '', `${flag}: nothing on stderr (no warnings)`);
+  }
+  t.same(await readdir(dir), [], 'no state directory created');
 });
 
 t.test('a static fleet plans its hosts as fixed capacity and warns about unreachable ones', async (t) => {

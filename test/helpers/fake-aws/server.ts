@@ -75,6 +75,7 @@ export class FakeAws {
   /** Exceptions inside the fake itself (bugs of the fake, not AWS errors); tests assert none. */
   readonly internalErrors: Error[] = [];
   private readonly faults: FaultRule[] = [];
+  private readonly holds: { match: FaultMatch; gate: Promise<void>; arrived: () => void }[] = [];
   private readonly server = createServer((req, res) => void this.handle(req, res));
   url = '';
 
@@ -108,6 +109,27 @@ export class FakeAws {
       kind: opts.afterEffect ? 'server-error-after-effect' : 'server-error',
       remaining: n,
     });
+  }
+
+  /**
+   * Holds every matching call, before it takes effect, until `release()`: an AWS that is slow to
+   * answer, so a test can look at the caller while the call is in flight instead of racing it.
+   * `arrived` resolves once the first matching call is being held.
+   */
+  hold(match: FaultMatch): { arrived: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let arrived!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const arrival = new Promise<void>((r) => (arrived = r));
+    const entry = { match, gate, arrived };
+    this.holds.push(entry);
+    return {
+      arrived: arrival,
+      release: () => {
+        this.holds.splice(this.holds.indexOf(entry), 1);
+        release();
+      },
+    };
   }
 
   /** A group as plain data (brought up to now), or undefined when it does not exist. */
@@ -151,12 +173,7 @@ export class FakeAws {
   }
 
   private takeFault(service: AwsServiceName, action: string): FaultRule | undefined {
-    const rule = this.faults.find(
-      (f) =>
-        f.remaining > 0 &&
-        (f.service === undefined || f.service === service) &&
-        (f.action === undefined || f.action === action),
-    );
+    const rule = this.faults.find((f) => f.remaining > 0 && matches(f, service, action));
     if (!rule) return undefined;
     rule.remaining--;
     return rule;
@@ -222,6 +239,11 @@ export class FakeAws {
         ),
       );
     }
+    const hold = this.holds.find((h) => matches(h.match, service, action));
+    if (hold) {
+      hold.arrived();
+      await hold.gate;
+    }
     const fault = this.takeFault(service, action);
     if (fault?.kind === 'throttle') return fail(THROTTLE[service]);
     if (fault?.kind === 'server-error') return fail(SERVER_ERROR[service]);
@@ -286,6 +308,12 @@ export class FakeAws {
       at: Date.now(),
     });
   }
+}
+
+function matches(m: FaultMatch, service: AwsServiceName, action: string): boolean {
+  return (
+    (m.service === undefined || m.service === service) && (m.action === undefined || m.action === action)
+  );
 }
 
 /** Starts a fake endpoint on an ephemeral loopback port. */

@@ -54,6 +54,9 @@ t.test('the daemon scales an AWS fleet up for demand and back to zero', async (t
     suspendedProcesses: ['AZRebalance'],
   });
 
+  // Scale-down terminations wait until `runfleet status` has been looked at below, so the
+  // instances are still there for it however long the CLI takes to start.
+  const termination = fake.hold({ action: 'TerminateInstanceInAutoScalingGroup' });
   const demand = await fetch(`http://${listen}/v1/fleets/burst/demand`, {
     method: 'POST',
     body: JSON.stringify({ jobs: 2, duration_ms: 800 }),
@@ -85,6 +88,7 @@ t.test('the daemon scales an AWS fleet up for demand and back to zero', async (t
   t.equal(cli.code, 0, cli.stderr);
   t.match(cli.stdout, /daemon running/);
   for (const i of used) t.match(cli.stdout, new RegExp(`${i.id}\\s+(ready|draining|deleting)`));
+  termination.release();
 
   await until(
     'scaled back to zero',

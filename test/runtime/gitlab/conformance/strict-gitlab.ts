@@ -97,6 +97,7 @@ export interface StrictGitlabOptions {
 export class StrictGitlab {
   readonly violations: string[] = [];
   readonly requests: SeenRequest[] = [];
+  /** `change` after every request and queue change, `queue` when the queue changes, `held` when Workhorse starts holding a request. */
   readonly events = new EventEmitter();
   url = '';
   private readonly jobs = new Map<number, FakeJob>();
@@ -293,6 +294,7 @@ export class StrictGitlab {
         };
         const timer = setTimeout(done, this.opts.longPollMs ?? 30);
         this.events.on('queue', done);
+        this.events.emit('held');
       });
       return { status: 204, headers: { 'Gitlab-Ci-Builds-Polling': 'yes' } };
     }
