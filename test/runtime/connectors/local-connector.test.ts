@@ -42,7 +42,7 @@ t.test('the manager environment does not leak into jobs', async (t) => {
 });
 
 t.test('abort kills the whole process tree, even a child ignoring TERM', async (t) => {
-  const marker = `sleep 4${Math.floor(Math.random() * 900) + 100}`;
+  const marker = `sleep 4${Math.floor(Math.random() * 900) + 100}.${process.pid}`; // unique to this process
   const ac = new AbortController();
   const p = run(`sh -c 'trap "" TERM; ${marker}' & ${marker} & wait`, { signal: ac.signal });
   t.ok(await waitFor(() => processesMatching(marker).length >= 2, 3000), 'tree running');
@@ -54,7 +54,7 @@ t.test('abort kills the whole process tree, even a child ignoring TERM', async (
 });
 
 t.test('background processes left by a finished command are killed', async (t) => {
-  const marker = `sleep 5${Math.floor(Math.random() * 900) + 100}`;
+  const marker = `sleep 5${Math.floor(Math.random() * 900) + 100}.${process.pid}`; // unique to this process
   const r = await run(`${marker} >/dev/null 2>&1 & echo started`);
   t.equal(r.exitCode, 0);
   t.ok(await waitFor(() => processesMatching(marker).length === 0, 2000), 'no leftover');

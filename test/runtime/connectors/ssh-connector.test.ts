@@ -79,7 +79,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
   });
 
   t.test('cancel kills the whole remote process tree', async (t) => {
-    const marker = `sleep 3${Math.floor(Math.random() * 900) + 100}`;
+    const marker = `sleep 3${Math.floor(Math.random() * 900) + 100}.${process.pid}`; // unique to this process
     const ac = new AbortController();
     // A subshell tree with a background child and a child that ignores TERM.
     const pr = pool

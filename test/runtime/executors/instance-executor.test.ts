@@ -98,7 +98,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
   });
 
   t.test('timeout: job_execution_timeout, after_script with timedout, nothing left running', async (t) => {
-    const marker = `sleep 6${Math.floor(Math.random() * 900) + 100}`;
+    const marker = `sleep 6${Math.floor(Math.random() * 900) + 100}.${process.pid}`; // unique to this process
     const started = Date.now();
     const { result, log } = await run(
       sshConnector(sshd),
