@@ -58,6 +58,17 @@ export interface SshdOptions {
   host?: string;
   /** sshd's `MaxSessions` (sessions per connection). @default 64; OpenSSH's own default is 10 */
   maxSessions?: number;
+  /** sshd's `LogLevel`; VERBOSE logs each session it starts (see `sessionsStarted`). @default INFO */
+  logLevel?: 'INFO' | 'VERBOSE';
+}
+
+/** Sessions sshd started so far (needs `logLevel: 'VERBOSE'`): one per exec channel. */
+export function sessionsStarted(sshd: SshdInstance): number {
+  try {
+    return readFileSync(join(sshd.dir, 'sshd.log'), 'utf8').split('Starting session:').length - 1;
+  } catch {
+    return 0;
+  }
 }
 
 export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promise<SshdInstance> {
@@ -84,6 +95,7 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
       `PidFile ${dir}/sshd.pid`,
       'AllowStreamLocalForwarding yes',
       `MaxSessions ${opts.maxSessions ?? 64}`,
+      `LogLevel ${opts.logLevel ?? 'INFO'}`,
       'MaxStartups 64',
       // bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is nested; the
       // developer's root .bashrc (pyenv init, rehash locks) must not leak into test instances.
