@@ -56,13 +56,16 @@ interface ChildEvent {
 
 class RemoteCoordinator {
   readonly events: ChildEvent[] = [];
+  /** Checked after every event; several events can arrive in one tick, so none is one-shot. */
   private waiters: ((e: ChildEvent) => boolean)[] = [];
+  private watchers = new Set<() => void>();
   url = '';
   private constructor(private readonly child: ChildProcess) {
     child.on('message', (m) => {
       const e = m as ChildEvent;
       this.events.push(e);
       this.waiters = this.waiters.filter((w) => !w(e));
+      for (const w of [...this.watchers]) w();
     });
   }
 
@@ -94,6 +97,25 @@ class RemoteCoordinator {
         return true;
       });
     });
+  }
+
+  /** Resolves once `cond` holds over the events so far (checked on each event), or on timeout. */
+  until(cond: () => boolean, timeoutMs = 300_000): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        this.watchers.delete(check);
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      const check = () => cond() && done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.watchers.add(check);
+      check();
+    });
+  }
+
+  count(ev: string, ids?: (id: number) => boolean): number {
+    return this.events.filter((e) => e.ev === ev && (!ids || ids(e.id!))).length;
   }
 
   async enqueue(jobs: { id: number; script: string[] }[]): Promise<number> {
@@ -341,24 +363,18 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   inst0 = instancesCpuMs(instances);
   cpu0 = cpuMs();
   t0 = at();
-  const finished = new Map<number, string>();
-  // next() consumes one matching event; re-arm for each finished event.
-  const rearm = async () => {
-    while (finished.size < N) {
-      const e = await coordinator.next((x) => x.ev === 'finished', 300_000).catch(() => undefined);
-      if (!e) break;
-      finished.set(e.id!, e.state!);
-    }
-  };
+  const inRun = (id: number) => id >= 10_000 && id < 10_000 + N;
   await coordinator.enqueue(Array.from({ length: N }, (_, i) => ({ id: 10_000 + i, script: ['sleep 1'] })));
-  await rearm();
+  await coordinator.until(() => coordinator.count('finished', inRun) >= N, 300_000);
   const wall = (at() - t0) / 1000;
   const cpu = (cpuMs() - cpu0) / N;
   await m.stop();
   await coordinator.close();
   await sleep(500);
   const inst = (instancesCpuMs(instances) - inst0) / N;
-  const ok = [...finished.values()].filter((s) => s === 'success').length;
+  const ok = coordinator.events.filter(
+    (e) => e.ev === 'finished' && inRun(e.id!) && e.state === 'success',
+  ).length;
   console.log(`${N} x sleep 1 across ${instances.length} sshd x ${slots} slots`);
   console.log(
     `  runfleet ${ok}/${N} ok  wall ${f1(wall)} s  manager CPU ${cpu.toFixed(2)} ms/job  instance CPU ${cpu_(inst)} ms/job`,
@@ -377,24 +393,16 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
   const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
   await sleep(3500);
-  const assigned = new Set<number>();
+  const inRun = (id: number) => id >= 20_000 && id < 20_000 + N;
   const t0 = await coordinator.enqueue(
     Array.from({ length: N }, (_, i) => ({ id: 20_000 + i, script: ['true'] })),
   );
-  let last = t0;
-  while (assigned.size < N) {
-    const e = await coordinator.next((x) => x.ev === 'assigned', 120_000).catch(() => undefined);
-    if (!e) break;
-    assigned.add(e.id!);
-    last = e.at!;
-  }
-  const assignS = (last - t0) / 1000;
+  await coordinator.until(() => coordinator.count('assigned', inRun) >= N, 120_000);
+  const assignedEvents = coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!));
+  const assignS = (Math.max(...assignedEvents.map((e) => e.at!)) - t0) / 1000;
+  const assigned = { size: assignedEvents.length };
   // Let them finish, then count job requests over 9 s of an empty queue.
-  let done = 0;
-  while (done < assigned.size) {
-    if (!(await coordinator.next((x) => x.ev === 'finished', 120_000).catch(() => undefined))) break;
-    done++;
-  }
+  await coordinator.until(() => coordinator.count('finished', inRun) >= assigned.size, 120_000);
   await sleep(3500);
   const r0 = await coordinator.requests();
   await sleep(9000);
