@@ -156,7 +156,15 @@ async function manager(
     provider: { type: 'static', hosts },
     capacity_per_instance: capacityPerInstance,
     max_instances: hosts.length,
-    connector: { username: 'root', key_path: keyPath, use_static_credentials: true, port: 2222 },
+    // The bench's sshds allow MaxSessions 64: say so, as the README advises, so 50 slots share one
+    // connection per instance as the bare-ssh2 floor does.
+    connector: {
+      username: 'root',
+      key_path: keyPath,
+      use_static_credentials: true,
+      port: 2222,
+      max_sessions: 64,
+    },
     policy: [{ idle_count: 1, preemptive_mode: true }],
     gitlab: { url: coordinator.url, request_concurrency: o.requestConcurrency ?? 1 },
   });
