@@ -17,7 +17,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
-import { FleetError } from '../../errors.js';
+import { FleetError, isFleetError } from '../../errors.js';
 import { shellQuote } from '../script/shell-quote.js';
 import {
   DEFAULT_KILL_GRACE_MS,
@@ -73,6 +73,8 @@ export interface SshConnectorOptions {
 /** OpenSSH's `MaxSessions` default. */
 export const DEFAULT_MAX_SESSIONS = 10;
 const DEFAULT_MAX_CONNECTIONS = 8;
+/** Dials retried for a command before it fails with SSH_CONNECT. */
+const CONNECT_RETRIES = 2;
 const PID_MARKER = '__runfleet_pid=';
 
 /** Filled by the channel's `exit` event: the command's exit code, or the signal that ended it. */
@@ -275,7 +277,12 @@ export class SshConnector implements Connector {
         client = await conn.client;
       } catch (e) {
         this.releaseSession(conn);
-        throw e;
+        // Nothing ran yet: a dial that failed (a handshake timed out on a busy manager) is tried
+        // again on a new connection, a few times; a pinned host key that differs never is.
+        if (!isFleetError(e) || e.code !== 'SSH_CONNECT' || attempt >= CONNECT_RETRIES || this.closed)
+          throw e;
+        await this.time.sleep(Math.min(1000, 100 * 2 ** attempt));
+        continue;
       }
       const opened = await new Promise<{ ch: ClientChannel; exit: ExitRecord } | Error>((resolve) => {
         client.exec(command, (err, ch) => {
