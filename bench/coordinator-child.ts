@@ -34,7 +34,10 @@ process.on('message', (raw) => {
               traced.add(e.jobId);
               send({ ev: 'trace', id: e.jobId, at: at(), log: coordinator?.job(e.jobId)?.log ?? '' });
             } else if (e.type === 'assigned') send({ ev: 'assigned', id: e.jobId, at: at() });
-            else send({ ev: 'finished', id: e.jobId, at: at(), state: e.state });
+            else {
+              const log = e.state === 'success' ? '' : (coordinator?.job(e.jobId)?.log.slice(-400) ?? '');
+              send({ ev: 'finished', id: e.jobId, at: at(), state: e.state, log });
+            }
           },
         });
         send({ ev: 'started', url: coordinator.url });

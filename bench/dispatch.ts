@@ -383,6 +383,10 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   const ok = coordinator.events.filter(
     (e) => e.ev === 'finished' && inRun(e.id!) && e.state === 'success',
   ).length;
+  const failure = coordinator.events.find(
+    (e) => e.ev === 'finished' && inRun(e.id!) && e.state !== 'success',
+  );
+  if (failure) console.log(`  first failure (job ${failure.id}): ${JSON.stringify(failure.log)}`);
   console.log(`${N} x sleep 1 across ${instances.length} sshd x ${slots} slots`);
   console.log(
     `  runfleet ${ok}/${N} ok  wall ${f1(wall)} s  manager CPU ${cpu.toFixed(2)} ms/job  instance CPU ${cpu_(inst)} ms/job`,
