@@ -7,19 +7,28 @@
  */
 import { Command, Option } from 'commander';
 import { ErrorCode, FleetError, isFleetError } from '../errors.js';
-import { runDevCoordinator } from '../devtools/coordinator/cli.js';
-import { demo } from './commands/demo.js';
 import { processIo, type Io } from './io.js';
 import type { GlobalOptions } from './root.js';
-import { validate } from './commands/validate.js';
-import { plan } from './commands/plan.js';
-import { apply } from './commands/apply.js';
-import { forceUnlock, history, stateList } from './commands/state.js';
-import { watch } from './commands/watch.js';
-import { status } from './commands/status.js';
-import { DEFAULT_LISTEN } from '../daemon/http.js';
 import { parseDuration } from '../util/duration.js';
 import { versionLine } from '../version.js';
+
+/**
+ * Each command's module is imported when the command runs, so `validate` does not load the
+ * daemon, ssh2 or dockerode: start-up is the cost of what the command uses.
+ */
+const commands = {
+  validate: () => import('./commands/validate.js'),
+  plan: () => import('./commands/plan.js'),
+  apply: () => import('./commands/apply.js'),
+  state: () => import('./commands/state.js'),
+  watch: () => import('./commands/watch.js'),
+  status: () => import('./commands/status.js'),
+  demo: () => import('./commands/demo.js'),
+  coordinator: () => import('../devtools/coordinator/cli.js'),
+};
+
+/** The daemon's default listen address (src/daemon/http.ts), kept here so help needs no import. */
+const DEFAULT_LISTEN = '127.0.0.1:9252';
 
 const EXAMPLES = `
 Examples:
@@ -62,7 +71,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command('validate')
     .description('check fleet files against the schema and rules; every error with file:line:col')
-    .action(async () => setExit(await validate(globals(), ioFor())));
+    .action(async () => setExit(await (await commands.validate()).validate(globals(), ioFor())));
 
   program
     .command('plan')
@@ -75,7 +84,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     )
     .option('--detailed-exitcode', '0 = no changes, 1 = error, 2 = changes (Terraform convention)', false)
     .action(async (o: { out?: string; format: 'text' | 'markdown' | 'json'; detailedExitcode: boolean }) =>
-      setExit(await plan(globals(), o, ioFor())),
+      setExit(await (await commands.plan()).plan(globals(), o, ioFor())),
     );
 
   program
@@ -84,7 +93,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description('carry out a plan: without a file, plan, show it and ask for "yes"')
     .option('--auto-approve', 'skip the confirmation (needed when stdin is not a terminal)', false)
     .action(async (planFile: string | undefined, o: { autoApprove: boolean }) =>
-      setExit(await apply(globals(), { planFile, autoApprove: o.autoApprove }, ioFor())),
+      setExit(
+        await (await commands.apply()).apply(globals(), { planFile, autoApprove: o.autoApprove }, ioFor()),
+      ),
     );
 
   const state = program.command('state').description('inspect the state store');
@@ -92,7 +103,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('list')
     .description('applied fleets and the instance ledger')
     .option('--json', 'machine-readable output', false)
-    .action(async (o: { json: boolean }) => setExit(await stateList(globals(), o.json, ioFor())));
+    .action(async (o: { json: boolean }) =>
+      setExit(await (await commands.state()).stateList(globals(), o.json, ioFor())),
+    );
 
   program
     .command('history')
@@ -100,14 +113,16 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('-n, --limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
     .option('--json', 'machine-readable output', false)
     .action(async (o: { limit: number; json: boolean }) =>
-      setExit(await history(globals(), o.limit, o.json, ioFor())),
+      setExit(await (await commands.state()).history(globals(), o.limit, o.json, ioFor())),
     );
 
   program
     .command('force-unlock')
     .argument('<lock-id>', 'the id shown in the "state is locked" error')
     .description('release a lock left by a process that is gone (unlocking a live one risks two writers)')
-    .action(async (id: string) => setExit(await forceUnlock(globals(), id, ioFor())));
+    .action(async (id: string) =>
+      setExit(await (await commands.state()).forceUnlock(globals(), id, ioFor())),
+    );
 
   program
     .command('watch')
@@ -147,7 +162,9 @@ Fleets with a gitlab block get a GitLab runner that takes jobs and runs them on 
         logLevel: string;
       }) =>
         setExit(
-          await watch(
+          await (
+            await commands.watch()
+          ).watch(
             globals(),
             {
               listen: o.listen,
@@ -174,7 +191,11 @@ Examples:
   runfleet status --json | jq '.fleets[] | {name, slots}'`,
     )
     .action(async (o: { json: boolean; daemon?: string }) =>
-      setExit(await status(globals(), { json: o.json, ...(o.daemon ? { daemon: o.daemon } : {}) }, ioFor())),
+      setExit(
+        await (
+          await commands.status()
+        ).status(globals(), { json: o.json, ...(o.daemon ? { daemon: o.daemon } : {}) }, ioFor()),
+      ),
     );
 
   program
@@ -189,7 +210,7 @@ it under the state directory (.runfleet/demo/), and runs the manager (daemon + j
 every job has reported and the fleet is back at zero instances. Needs no cloud and no GitLab.`,
     )
     .action(async (o: { timeout: number }) =>
-      setExit(await demo(globals(), { timeoutMs: o.timeout * 1000 }, ioFor())),
+      setExit(await (await commands.demo()).demo(globals(), { timeoutMs: o.timeout * 1000 }, ioFor())),
     );
 
   const dev = program.command('dev').description('tools for developing and testing runfleet');
@@ -211,7 +232,9 @@ every job has reported and the fleet is back at zero instances. Needs no cloud a
         });
       }
       setExit(
-        await runDevCoordinator(
+        await (
+          await commands.coordinator()
+        ).runDevCoordinator(
           {
             port: o.port,
             host: o.host,

@@ -270,6 +270,10 @@ export interface Connector {
    * @default "10m"
    */
   timeout?: string;
+  /**
+   * SSH sessions runfleet opens at once on one connection to an instance; keep it at or under the server's `MaxSessions` (OpenSSH's default is 10). Each running job holds one session; when a connection is full runfleet opens another, and a session the server refuses is retried, never failing the job. Defaults to 10.
+   */
+  max_sessions?: number;
 }
 /**
  * One scaling policy entry (GitLab's [[runners.autoscaler.policy]]).

@@ -128,6 +128,8 @@ function normalizeConnector(c: Connector | undefined): ConnectorSpec {
     timeout: c?.timeout ?? '10m',
   };
   if (c?.key_path !== undefined) out.key_path = c.key_path;
+  // Only when written: a fleet that leaves it out keeps the spec (and plan hash) it had.
+  if (c?.max_sessions !== undefined) out.max_sessions = c.max_sessions;
   return out;
 }
 

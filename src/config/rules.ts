@@ -235,6 +235,30 @@ export const policyPitfalls: FleetRule = (fleet, report) => {
   }
 };
 
+/** OpenSSH's default `MaxSessions`: sessions sshd allows on one connection. */
+const OPENSSH_MAX_SESSIONS = 10;
+
+/**
+ * Each running job holds one SSH session on its instance. More slots than the connection allows
+ * still run (runfleet opens another connection), but it is worth knowing the server's limit.
+ */
+export const sessionsWithinMaxSessions: FleetRule = (fleet, report) => {
+  if (obj(fleet.provider)?.type === 'local') return;
+  const capacity = int(fleet.capacity_per_instance);
+  const written = int(obj(fleet.connector)?.max_sessions);
+  const maxSessions = written ?? OPENSSH_MAX_SESSIONS;
+  if (capacity === undefined || capacity <= maxSessions) return;
+  report(
+    warning(
+      '/capacity_per_instance',
+      `capacity_per_instance ${capacity} is more than the ${maxSessions} SSH sessions ${
+        written !== undefined ? 'connector.max_sessions allows' : "OpenSSH's default MaxSessions allows"
+      } on one connection; runfleet opens ${Math.ceil(capacity / maxSessions)} connections per instance`,
+      `set MaxSessions ${capacity} (or more) in the instances' sshd_config and connector.max_sessions: ${capacity}, or lower capacity_per_instance`,
+    ),
+  );
+};
+
 export const FLEET_RULES: readonly FleetRule[] = [
   noInlineToken,
   dockerBlockMatchesExecutor,
@@ -246,6 +270,7 @@ export const FLEET_RULES: readonly FleetRule[] = [
   idleCountWithinCapacity,
   staticHostsParse,
   policyPitfalls,
+  sessionsWithinMaxSessions,
 ];
 
 const where = (e: FleetEntry, pointer: string): string => {

@@ -72,6 +72,8 @@ export interface ConnectorSpec {
   keepalive: string;
   /** Duration string, e.g. `10m`. */
   timeout: string;
+  /** SSH sessions at once per connection; unset means OpenSSH's default `MaxSessions`, 10. */
+  max_sessions?: number;
 }
 
 export interface PolicySpec {

@@ -150,7 +150,13 @@ async function runOnInstance(
   let executor;
   try {
     const info: ConnectInfo = await req.connect();
-    executor = executorFor(req.fleet, info, connectorFor(info, deps.ssh), req.slot, deps.ssh.time);
+    executor = executorFor(
+      req.fleet,
+      info,
+      connectorFor(info, deps.ssh, req.fleet.connector.max_sessions),
+      req.slot,
+      deps.ssh.time,
+    );
   } catch (e) {
     const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');

@@ -17,7 +17,8 @@ import type { Time } from '../util/time.js';
 /** Builds root on remote instances; writable by any login user. */
 export const REMOTE_BUILDS_DIR = '/tmp/runfleet-builds';
 
-export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool): Connector {
+/** `maxSessions`: the fleet's `connector.max_sessions`, when it sets one. */
+export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool, maxSessions?: number): Connector {
   if (info.protocol === 'local') {
     if (!info.workdir) throw new FleetError(ErrorCode.INTERNAL, `local instance ${info.id} has no workdir`);
     return new LocalConnector({ workdir: info.workdir, time: ssh.time });
@@ -33,6 +34,7 @@ export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool): Connecto
     username: info.username,
     privateKey: info.privateKey,
     pinAs: `${info.id}@${info.address}:${info.port}`,
+    ...(maxSessions ? { maxSessions } : {}),
   });
 }
 

@@ -6,6 +6,12 @@
  * requested, so a job starts at once on an idle instance. Otherwise the job is requested first and
  * waits as pending demand while the daemon scales up, bounded by the fleet's total slots so the
  * runner never takes more jobs than the fleet could ever run.
+ *
+ * Request concurrency is adaptive (GitLab Runner's FF_USE_ADAPTIVE_REQUEST_CONCURRENCY): up to
+ * `request_concurrency` loops may hold a job request open, but only as many as the recent
+ * requests justify: the number doubles while requests return jobs and drops back to one as soon
+ * as one returns none, so a busy queue drains fast and an empty one costs one request per check
+ * interval. Free slots bound it too: a loop without a slot to run a job in does not ask.
  */
 import { setMaxListeners } from 'node:events';
 import { isFleetError } from '../errors.js';
@@ -55,6 +61,10 @@ export class JobIntake {
   private loop: Promise<void> | undefined;
   /** Jobs received whose `running` PUT is in flight: not yet pending in the scheduler. */
   private starting = 0;
+  /** Loops allowed to request now (1 … request_concurrency). */
+  private active = 1;
+  /** Loops parked until `active` grows past their index. */
+  private readonly parked = new Set<() => void>();
 
   constructor(
     fleet: Fleet,
@@ -72,8 +82,8 @@ export class JobIntake {
     // request_concurrency loops, each with at most one open request (GitLab Runner's model).
     const loops = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
     this.loop = Promise.all(
-      Array.from({ length: loops }, () =>
-        this.pollLoop().catch((e: unknown) => {
+      Array.from({ length: loops }, (_, index) =>
+        this.pollLoop(index).catch((e: unknown) => {
           if (!this.polling.signal.aborted) {
             this.deps.logger.error('job loop stopped', { error: (e as Error).message });
           }
@@ -87,6 +97,11 @@ export class JobIntake {
     this.fleet = fleet;
   }
 
+  /** Job requests allowed at once right now (adaptive; see the class comment). */
+  get requestConcurrency(): number {
+    return this.active;
+  }
+
   get runningJobs(): number {
     return this.jobs.size;
   }
@@ -94,6 +109,7 @@ export class JobIntake {
   /** Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. */
   async stop(graceMs: number): Promise<void> {
     this.polling.abort();
+    for (const wake of [...this.parked]) wake();
     await this.loop;
     if (this.jobs.size > 0) {
       const timer = this.deps.time.after(graceMs, () => this.hard.abort());
@@ -102,10 +118,33 @@ export class JobIntake {
     }
   }
 
-  private async pollLoop(): Promise<void> {
+  /** A request returned a job: allow twice as many at once, up to request_concurrency. */
+  private grow(): void {
+    const max = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
+    if (this.active >= max) return;
+    this.active = Math.min(max, this.active * 2);
+    for (const wake of [...this.parked]) wake();
+  }
+
+  /** Waits until this loop may request (its index is under `active`) or polling stops. */
+  private async mayRequest(index: number): Promise<void> {
+    while (index >= this.active && !this.polling.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.parked.delete(wake);
+          resolve();
+        };
+        this.parked.add(wake);
+      });
+    }
+  }
+
+  private async pollLoop(index: number): Promise<void> {
     const signal = this.polling.signal;
     const interval = this.deps.checkIntervalMs ?? CHECK_INTERVAL_MS;
     while (!signal.aborted) {
+      await this.mayRequest(index);
+      if (signal.aborted) return;
       const preemptive = this.preemptive();
       let reservation: Reservation | undefined;
       if (preemptive) {
@@ -124,6 +163,7 @@ export class JobIntake {
       } catch (e) {
         if (reservation) this.deps.scheduler.unreserve(reservation);
         if (signal.aborted) return;
+        this.active = 1;
         this.deps.logger.error('job request failed', {
           error: (e as Error).message,
           code: isFleetError(e) ? e.code : undefined,
@@ -132,12 +172,15 @@ export class JobIntake {
         continue;
       }
       if (!job) {
+        // The queue is empty: back to one request at a time.
+        this.active = 1;
         if (reservation) this.deps.scheduler.unreserve(reservation);
         const pause =
           this.deps.client.consecutiveUnhealthy >= UNHEALTHY_LIMIT ? UNHEALTHY_PAUSE_MS : interval;
         await this.deps.time.sleep(pause, signal).catch(() => undefined);
         continue;
       }
+      this.grow();
       this.track(this.handle(job, reservation));
     }
   }

@@ -202,3 +202,10 @@ connector: { username: ci, key_path: /dev/null, use_static_credentials: true }
   const again = await runCli(dir, ['plan', '--detailed-exitcode']);
   t.equal(again.code, 0, again.stdout);
 });
+
+t.test("watch --help names the daemon's own default listen address", async (t) => {
+  const { DEFAULT_LISTEN } = await import('../../src/daemon/http.js');
+  const r = await runCli(project(t), ['watch', '--help']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout.replace(/\s+/g, ' '), `(default: "${DEFAULT_LISTEN}")`);
+});

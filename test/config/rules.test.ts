@@ -85,7 +85,7 @@ t.test('schema messages: missing provider type, unknown field without a near nam
   ]);
   t.strictSame(check(`name: n\n${base}connector: {zzz: 1}\n`).errors, [
     'f.yaml:4:13: unknown field "zzz" in connector (at /connector/zzz)\n' +
-      '  hint: allowed here: username, protocol, port, key_path, use_static_credentials, use_external_addr, keepalive, timeout',
+      '  hint: allowed here: username, protocol, port, key_path, use_static_credentials, use_external_addr, keepalive, timeout, max_sessions',
   ]);
 });
 
@@ -186,4 +186,26 @@ t.test('positions follow YAML aliases back to the anchored node', async (t) => {
     'f.yaml:5:20: policy[1].idle_time "forever" is not a duration (at /policy/1/idle_time)\n' +
       '  hint: write a number and a unit (h, m, s, ms), largest unit first, e.g. 45s, 20m or 1h30m',
   ]);
+});
+
+t.test("capacity_per_instance over OpenSSH's default MaxSessions is a warning", async (t) => {
+  const fleet = (extra: string) =>
+    `name: n\nprovider: { type: static, hosts: [a] }\nexecutor: instance\nmax_instances: 1\n${extra}`;
+  const over = check(fleet('capacity_per_instance: 20\n'));
+  t.same(over.errors, []);
+  t.match(over.warnings, [
+    /capacity_per_instance 20 is more than the 10 SSH sessions OpenSSH's default MaxSessions allows/,
+  ]);
+  t.match(over.warnings[0], /hint: set MaxSessions 20 \(or more\) in the instances' sshd_config/);
+  t.same(check(fleet('capacity_per_instance: 10\n')).warnings, [], '10 fits');
+  t.same(
+    check(fleet('capacity_per_instance: 20\nconnector: { max_sessions: 32 }\n')).warnings,
+    [],
+    'a server said to allow more',
+  );
+  t.same(
+    check('name: n\nprovider: { type: local }\ncapacity_per_instance: 20\n').warnings,
+    [],
+    'local: no SSH',
+  );
 });

@@ -21,7 +21,11 @@ import { fleetSpec } from '../helpers/fake-state.js';
 
 const TOKEN = 'glrt-fleetrunnertest0000';
 
-async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number }) {
+async function setup(
+  t: Test,
+  opts: { preemptive: boolean; concurrency?: number; capacity?: number; requestDelayMs?: number },
+) {
+  const capacity = opts.capacity ?? 2;
   const dir = t.testdir({});
   const store = await openSqliteStore(join(dir, 'state.db'));
   t.teardown(() => store.close());
@@ -29,9 +33,9 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
     name: 'loop',
     executor: 'instance',
     docker: null,
-    capacity_per_instance: 2,
+    capacity_per_instance: capacity,
     max_instances: 2,
-    policy: [{ idle_count: opts.preemptive ? 2 : 0, preemptive_mode: opts.preemptive }],
+    policy: [{ idle_count: opts.preemptive ? capacity : 0, preemptive_mode: opts.preemptive }],
     gitlab: { request_concurrency: opts.concurrency ?? 1 },
   });
   const provider = createLocalProvider({ stateDir: dir });
@@ -56,14 +60,17 @@ async function setup(t: Test, opts: { preemptive: boolean; concurrency?: number 
     time: systemTime,
   });
   scheduler.configureFleet('loop', {
-    capacityPerInstance: 2,
+    capacityPerInstance: capacity,
     maxUseCount: 0,
     maxInstances: 2,
     acquireTimeoutMs: 5000,
   });
   scheduler.addReadyInstance('loop', instanceId, 0);
 
-  const coordinator = await startCoordinator({ runnerTokens: [TOKEN] });
+  const coordinator = await startCoordinator({
+    runnerTokens: [TOKEN],
+    ...(opts.requestDelayMs ? { requestDelayMs: opts.requestDelayMs } : {}),
+  });
   t.teardown(() => coordinator.close());
   const client = new GitlabClient({
     url: coordinator.url,
@@ -171,3 +178,37 @@ t.test('a manager stop past the grace period ends a running job as runner_interr
   t.match(job.log, /The runner manager stopped before the job finished/);
   t.same(done, ['301:failed']);
 });
+
+t.test(
+  'adaptive request concurrency: grows while requests return jobs, back to one when empty',
+  async (t) => {
+    const { coordinator, runner } = await setup(t, {
+      preemptive: true,
+      concurrency: 8,
+      capacity: 16,
+      requestDelayMs: 20,
+    });
+    const ids = Array.from({ length: 40 }, (_, i) => 300 + i);
+    for (const id of ids) coordinator.enqueue(exampleJob(id, { script: ['true'] }));
+    let highest = 0;
+    const sampler = setInterval(() => (highest = Math.max(highest, runner.requestConcurrency)), 1);
+    t.teardown(() => clearInterval(sampler));
+    await runner.start();
+    const jobs = await Promise.all(
+      ids.map((id) => coordinator.waitFor(id, (j) => j.state === 'success' || j.state === 'failed', 30_000)),
+    );
+    t.same(
+      jobs.map((j) => j.state),
+      ids.map(() => 'success'),
+    );
+    t.equal(highest, 8, 'up to request_concurrency while the queue has jobs');
+    await new Promise((r) => setTimeout(r, 200));
+    t.equal(runner.requestConcurrency, 1, 'one request at a time once the queue is empty');
+    const count = () => coordinator.requests().filter((r) => r.url.includes('jobs/request')).length;
+    const before = count();
+    await new Promise((r) => setTimeout(r, 500));
+    // One loop asks every 20 ms check interval (+20 ms delay): about 12; eight loops would make ~100.
+    t.ok(count() - before <= 30, `an empty queue is asked by one loop (${count() - before} requests)`);
+    await runner.stop(1000);
+  },
+);

@@ -67,7 +67,7 @@ export async function runDevCoordinator(
     longPollMs: 30_000,
     onEvent: (e) => {
       if (e.type === 'assigned') io.out(`job ${e.jobId} ${e.name}: assigned to ${e.systemId}`);
-      else {
+      else if (e.type === 'finished') {
         const detail = e.failureReason
           ? ` (${e.failureReason}${e.exitCode ? `, exit code ${e.exitCode}` : ''})`
           : '';

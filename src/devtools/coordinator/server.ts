@@ -28,6 +28,8 @@ export interface CoordinatorOptions {
   longPollMs?: number;
   /** `X-GitLab-Trace-Update-Interval` in seconds. @default 3 */
   traceUpdateIntervalSeconds?: number;
+  /** Added to every `jobs/request` before it is answered, as a distant GitLab would (benchmarks). */
+  requestDelayMs?: number;
   onEvent?: (event: CoordinatorEvent) => void;
 }
 
@@ -40,7 +42,9 @@ export type CoordinatorEvent =
       state: string;
       failureReason?: string;
       exitCode?: number;
-    };
+    }
+  /** A PATCH was stored: the job's trace is now `bytes` long. */
+  | { type: 'trace'; jobId: number; bytes: number };
 
 /** Endpoints a `status` fault applies to. */
 export type CoordinatorRoute = 'verify' | 'request' | 'update' | 'trace' | 'artifacts' | 'any';
@@ -171,6 +175,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
 
   const requestJob: Handler = async (req, res, raw) => {
     if (statusFault(res, 'request')) return;
+    if (opts.requestDelayMs) await new Promise((r) => setTimeout(r, opts.requestDelayMs));
     const body = parseJsonObject(raw);
     const token = runnerToken(req, body);
     if (!token || !opts.runnerTokens.includes(token)) return sendJson(res, 403, { message: '403 Forbidden' });
@@ -265,6 +270,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       }
       const result = store.appendTrace(id, start, raw);
       if (!result.accepted) return sendStatus(res, 416, { ...jobHeaders(id), Range: `0-${result.length}` });
+      opts.onEvent?.({ type: 'trace', jobId: id, bytes: result.length });
       if (takeFault('trace-reply-lost', (f) => f.jobId === id))
         return sendJson(res, 500, { message: '500 lost' });
       sendStatus(res, 202, { ...jobHeaders(id), Range: `0-${result.length}` });

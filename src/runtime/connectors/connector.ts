@@ -12,6 +12,8 @@
  *   mid-command): a `FleetError` with code `SSH_CONNECT`, which callers report as
  *   `runner_system_failure`. A command that fails is not an error: it is a non-zero `exitCode`.
  * - Secrets (private keys, the stdin of a command) never appear in errors or logs.
+ * - `spawn` is `exec` with a stdin that stays open: the caller writes to it as the command runs
+ *   (a shell reading one job's stage scripts). The same kill and failure rules apply.
  * - `close` is idempotent and never throws.
  */
 import type { Duplex } from 'node:stream';
@@ -37,10 +39,27 @@ export interface ExecResult {
   aborted?: boolean;
 }
 
+/** Options of `spawn`: `exec`'s without `stdin`, which the caller writes itself. */
+export type SpawnOptions = Omit<ExecOptions, 'stdin'>;
+
+/** A command started by `spawn`. */
+export interface SpawnedCommand {
+  /** Writes to the command's stdin. */
+  write(data: string | Buffer): void;
+  /** Closes the command's stdin, after writing `data` if given. */
+  end(data?: string | Buffer): void;
+  /** Kills the command's whole process tree (TERM, KILL after the grace); `done` then resolves aborted. */
+  kill(): void;
+  /** Resolves or rejects as `exec` would. */
+  readonly done: Promise<ExecResult>;
+}
+
 export interface Connector {
   /** For logs: e.g. `ssh root@127.0.0.7:2222` or `local /state/local/f/id/work`. No secrets. */
   readonly description: string;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts `command` with an open stdin; rejects only as `exec` does (the instance failed). */
+  spawn(command: string, opts?: SpawnOptions): Promise<SpawnedCommand>;
   /**
    * A byte stream to a Unix socket on the instance (the Docker daemon's), for as long as the
    * caller keeps it open. Rejects with `SSH_CONNECT` if the socket cannot be reached.

@@ -8,7 +8,14 @@ import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FleetError } from '../../errors.js';
-import { DEFAULT_KILL_GRACE_MS, type Connector, type ExecOptions, type ExecResult } from './connector.js';
+import {
+  DEFAULT_KILL_GRACE_MS,
+  type Connector,
+  type ExecOptions,
+  type ExecResult,
+  type SpawnedCommand,
+  type SpawnOptions,
+} from './connector.js';
 import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
 
 export interface LocalConnectorOptions {
@@ -56,8 +63,14 @@ export class LocalConnector implements Connector {
   }
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    await mkdir(this.opts.workdir, { recursive: true });
     if (opts.signal?.aborted) return { exitCode: null, aborted: true };
+    const proc = await this.spawn(command, opts);
+    proc.end(opts.stdin);
+    return proc.done;
+  }
+
+  async spawn(command: string, opts: SpawnOptions = {}): Promise<SpawnedCommand> {
+    await mkdir(this.opts.workdir, { recursive: true });
     const child = spawn('/bin/sh', ['-c', command], {
       cwd: opts.cwd ?? this.opts.workdir,
       env: { ...this.baseEnv, ...opts.env },
@@ -66,27 +79,27 @@ export class LocalConnector implements Connector {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const pid = child.pid;
-    return new Promise<ExecResult>((resolve, reject) => {
-      let aborted = false;
-      let killTimer: TimerHandle | undefined;
-      const onAbort = (): void => {
-        if (aborted || pid === undefined) return;
-        aborted = true;
-        killGroup(pid, 'SIGTERM');
-        killTimer = (this.opts.time ?? systemTime).after(this.killGraceMs, () => killGroup(pid, 'SIGKILL'));
-      };
+    let aborted = false;
+    let killTimer: TimerHandle | undefined;
+    const onAbort = (): void => {
+      if (aborted || pid === undefined) return;
+      aborted = true;
+      killGroup(pid, 'SIGTERM');
+      killTimer = (this.opts.time ?? systemTime).after(this.killGraceMs, () => killGroup(pid, 'SIGKILL'));
+    };
+    const done = new Promise<ExecResult>((resolve, reject) => {
       child.on('error', (err) => {
         opts.signal?.removeEventListener('abort', onAbort);
         reject(err);
       });
       if (pid === undefined) return;
       this.running.add(pid);
+      if (opts.signal?.aborted) onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout.on('data', (c: Buffer) => opts.onStdout?.(c));
       child.stderr.on('data', (c: Buffer) => opts.onStderr?.(c));
       // EPIPE when the command exits without reading its stdin is not a failure.
       child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.stdin ?? '');
       // The leader exited: kill what it left in its group, or their open pipes would hold `close`.
       child.on('exit', () => killGroup(pid, 'SIGKILL'));
       child.on('close', (code, sig) => {
@@ -100,6 +113,13 @@ export class LocalConnector implements Connector {
         });
       });
     });
+    done.catch(() => undefined);
+    return {
+      write: (data) => void child.stdin.write(data),
+      end: (data) => void child.stdin.end(data ?? ''),
+      kill: onAbort,
+      done,
+    };
   }
 
   openUnixStream(socketPath: string): Promise<Duplex> {

@@ -1,6 +1,13 @@
 /**
- * Runs commands on an instance over SSH (ssh2): one connection per instance, one channel per
- * command, keepalives, a connect timeout, and the host key pinned on first contact.
+ * Runs commands on an instance over SSH (ssh2): one channel per command, keepalives, a connect
+ * timeout, and the host key pinned on first contact.
+ *
+ * Session limits: sshd allows `MaxSessions` session channels per connection (OpenSSH's default is
+ * 10) and refuses one more with `open failed`. A connection here opens at most `maxSessions`
+ * (default 10) at once and learns a lower limit from a refusal; when every connection is full a
+ * new one is dialled (up to `maxConnections`), and otherwise the command waits for a free session.
+ * A refused channel open is retried with backoff on another connection, never reported as the
+ * instance failing, so more slots than `MaxSessions` on one instance lose no job.
  *
  * Killing a remote command: sshd starts every non-pty command in a session of its own (OpenSSH's
  * `do_exec_no_pty` calls `setsid`), so the login shell running our wrapper is the leader of a
@@ -10,9 +17,16 @@
  */
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
-import { FleetError } from '../../errors.js';
+import { FleetError, isFleetError } from '../../errors.js';
 import { shellQuote } from '../script/shell-quote.js';
-import { DEFAULT_KILL_GRACE_MS, type Connector, type ExecOptions, type ExecResult } from './connector.js';
+import {
+  DEFAULT_KILL_GRACE_MS,
+  type Connector,
+  type ExecOptions,
+  type ExecResult,
+  type SpawnedCommand,
+  type SpawnOptions,
+} from './connector.js';
 import type { HostKeyVerdict, KnownHostsFile } from './known-hosts.js';
 import { asSocketLike } from './socket-like.js';
 import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
@@ -29,6 +43,8 @@ export interface SshTarget {
    * AWS) is trusted on its own first contact instead of refused.
    */
   pinAs?: string;
+  /** The fleet's `connector.max_sessions`. @default the pool's `maxSessions` */
+  maxSessions?: number;
 }
 
 export interface SshConnectorOptions {
@@ -41,10 +57,24 @@ export interface SshConnectorOptions {
   keepaliveCountMax?: number;
   /** @default 2000 */
   killGraceMs?: number;
-  /** Runs the TERM → KILL grace. @default systemTime */
+  /**
+   * Session channels open at once on one connection: keep it at or under the server's
+   * `MaxSessions`. A refusal lowers it for that connection. @default 10 (OpenSSH's default)
+   */
+  maxSessions?: number;
+  /** Connections to one instance when sessions overflow one. @default 8 */
+  maxConnections?: number;
+  /** Retries of a refused channel open before the command fails. @default 8 */
+  channelRetries?: number;
+  /** Runs the TERM → KILL grace and the retry backoff. @default systemTime */
   time?: Time;
 }
 
+/** OpenSSH's `MaxSessions` default. */
+export const DEFAULT_MAX_SESSIONS = 10;
+const DEFAULT_MAX_CONNECTIONS = 8;
+/** Dials retried for a command before it fails with SSH_CONNECT. */
+const CONNECT_RETRIES = 2;
 const PID_MARKER = '__runfleet_pid=';
 
 /** Filled by the channel's `exit` event: the command's exit code, or the signal that ended it. */
@@ -52,12 +82,31 @@ interface ExitRecord {
   status?: { code: number | null; signal?: string };
 }
 
+/** One SSH connection and the session channels open on it. */
+interface Connection {
+  client: Promise<Client>;
+  /** Sessions open or being opened. */
+  open: number;
+  /** Sessions this connection may hold; lowered when the server refuses one. */
+  limit: number;
+  lost: boolean;
+  /** Fails the in-flight commands of this connection when it drops. */
+  inFlight: Set<(err: FleetError) => void>;
+}
+
+/** ssh2's error for a channel the server refused (`SSH_MSG_CHANNEL_OPEN_FAILURE`). */
+function isChannelRefused(err: Error): boolean {
+  return /open failure|open failed|administratively prohibited/i.test(err.message);
+}
+
 export class SshConnector implements Connector {
   readonly description: string;
   private readonly hostPort: string;
-  private connection: Promise<Client> | undefined;
-  /** Fails the in-flight commands of the current connection when it drops. */
-  private readonly inFlight = new Set<(err: FleetError) => void>();
+  private readonly connections: Connection[] = [];
+  /** Commands waiting for a session when every connection is full. */
+  private readonly waiting: (() => void)[] = [];
+  /** Sessions a new connection may hold (`connector.max_sessions`). */
+  maxSessions: number;
   private closed = false;
 
   constructor(
@@ -66,31 +115,70 @@ export class SshConnector implements Connector {
   ) {
     this.hostPort = target.pinAs ?? `${target.host}:${target.port}`;
     this.description = `ssh ${target.username}@${target.host}:${target.port}`;
+    this.maxSessions = Math.max(1, target.maxSessions ?? opts.maxSessions ?? DEFAULT_MAX_SESSIONS);
+  }
+
+  private get time(): Time {
+    return this.opts.time ?? systemTime;
   }
 
   /** Connects now (it happens lazily otherwise); rejects with SSH_CONNECT or SSH_HOSTKEY. */
   async connect(): Promise<void> {
-    await this.client();
+    await this.firstConnection().client;
   }
 
-  private client(): Promise<Client> {
-    if (this.closed)
-      return Promise.reject(new FleetError('SSH_CONNECT', `${this.description}: connector closed`));
-    this.connection ??= this.dial();
-    return this.connection;
+  /** Connections currently open (or being opened) to the instance. */
+  get connectionCount(): number {
+    return this.connections.length;
   }
 
-  private dial(): Promise<Client> {
+  private firstConnection(): Connection {
+    return this.connections.find((c) => !c.lost) ?? this.newConnection();
+  }
+
+  private newConnection(): Connection {
+    const conn: Connection = {
+      client: Promise.resolve(undefined as unknown as Client),
+      open: 0,
+      limit: this.maxSessions,
+      lost: false,
+      inFlight: new Set(),
+    };
+    if (this.closed) {
+      conn.client = Promise.reject(new FleetError('SSH_CONNECT', `${this.description}: connector closed`));
+      conn.client.catch(() => undefined);
+      return conn;
+    }
+    conn.client = this.dial(conn);
+    // A failed dial is seen by whoever awaits it; never an unhandled rejection.
+    conn.client.catch(() => undefined);
+    this.connections.push(conn);
+    return conn;
+  }
+
+  private forget(conn: Connection): void {
+    conn.lost = true;
+    const i = this.connections.indexOf(conn);
+    if (i >= 0) this.connections.splice(i, 1);
+    this.wake();
+  }
+
+  private wake(): void {
+    const next = this.waiting.shift();
+    next?.();
+  }
+
+  private dial(conn: Connection): Promise<Client> {
     return new Promise<Client>((resolve, reject) => {
       const client = new Client();
       let verdict: HostKeyVerdict | undefined;
       let ready = false;
       const dropped = (why: string): void => {
-        if (this.connection && ready) this.connection = undefined;
+        this.forget(conn);
         const err = new FleetError('SSH_CONNECT', `${this.description}: connection lost (${why})`, {
           retryable: true,
         });
-        for (const fail of [...this.inFlight]) fail(err);
+        for (const fail of [...conn.inFlight]) fail(err);
       };
       client.on('ready', () => {
         ready = true;
@@ -101,12 +189,12 @@ export class SshConnector implements Connector {
       });
       client.on('error', (err: Error) => {
         if (ready) return dropped(err.message);
-        this.connection = undefined;
+        this.forget(conn);
         reject(this.connectError(err, verdict));
       });
       client.on('close', () => {
         if (ready) return dropped('closed');
-        this.connection = undefined;
+        this.forget(conn);
         reject(this.connectError(new Error('connection closed during handshake'), verdict));
       });
       client.connect({
@@ -150,81 +238,137 @@ export class SshConnector implements Connector {
   }
 
   /**
-   * Opens an exec channel. The exit status is recorded by a listener attached in the same tick the
-   * channel arrives: a short command's data, exit-status and close can come in the same TCP read as
-   * the channel confirmation, and ssh2 emits `exit` (a plain event) synchronously, before an
-   * awaiting caller could listen.
+   * A connection with a free session, counted as taken: the first one under its limit, else a
+   * new connection, else (all `maxConnections` full) the first one freed.
    */
-  private channel(client: Client, command: string): Promise<{ ch: ClientChannel; exit: ExitRecord }> {
-    return new Promise((resolve, reject) => {
-      client.exec(command, (err, ch) => {
-        if (err) {
-          reject(
-            new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${err.message}`, {
-              cause: err,
-            }),
-          );
-          return;
-        }
-        const exit: ExitRecord = {};
-        ch.once('exit', (code: number | null, signal?: string) => {
-          exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+  private async takeSession(): Promise<Connection> {
+    for (;;) {
+      if (this.closed) throw new FleetError('SSH_CONNECT', `${this.description}: connector closed`);
+      let conn = this.connections.find((c) => !c.lost && c.open < c.limit);
+      if (!conn && this.connections.length < (this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+        conn = this.newConnection();
+      }
+      if (conn) {
+        conn.open++;
+        return conn;
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private releaseSession(conn: Connection): void {
+    conn.open = Math.max(0, conn.open - 1);
+    this.wake();
+  }
+
+  /**
+   * Opens an exec channel on a connection with a free session, retrying a refused open with
+   * backoff (on another connection once this one counts as full). The exit status is recorded by
+   * a listener attached in the same tick the channel arrives: a short command's data,
+   * exit-status and close can come in the same TCP read as the channel confirmation, and ssh2
+   * emits `exit` (a plain event) synchronously, before an awaiting caller could listen.
+   */
+  private async channel(command: string): Promise<{ ch: ClientChannel; exit: ExitRecord; conn: Connection }> {
+    const retries = this.opts.channelRetries ?? 8;
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.takeSession();
+      let client: Client;
+      try {
+        client = await conn.client;
+      } catch (e) {
+        this.releaseSession(conn);
+        // Nothing ran yet: a dial that failed (a handshake timed out on a busy manager) is tried
+        // again on a new connection, a few times; a pinned host key that differs never is.
+        if (!isFleetError(e) || e.code !== 'SSH_CONNECT' || attempt >= CONNECT_RETRIES || this.closed)
+          throw e;
+        await this.time.sleep(Math.min(1000, 100 * 2 ** attempt));
+        continue;
+      }
+      const opened = await new Promise<{ ch: ClientChannel; exit: ExitRecord } | Error>((resolve) => {
+        client.exec(command, (err, ch) => {
+          if (err) return resolve(err);
+          const exit: ExitRecord = {};
+          ch.once('exit', (code: number | null, signal?: string) => {
+            exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+          });
+          resolve({ ch, exit });
         });
-        resolve({ ch, exit });
       });
-    });
+      if (!(opened instanceof Error)) {
+        opened.ch.once('close', () => this.releaseSession(conn));
+        return { ...opened, conn };
+      }
+      const refused = isChannelRefused(opened);
+      if (refused) {
+        // The server holds fewer sessions than we thought: learn its limit for this connection.
+        conn.limit = Math.max(1, Math.min(conn.limit, conn.open - 1));
+      }
+      this.releaseSession(conn);
+      if (!refused || attempt >= retries) {
+        throw new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${opened.message}`, {
+          retryable: true,
+          hint: refused
+            ? "the server refused a session: raise sshd's MaxSessions or lower connector.max_sessions"
+            : undefined,
+          cause: opened,
+        });
+      }
+      await this.time.sleep(Math.min(1000, 10 * 2 ** attempt));
+    }
   }
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (opts.signal?.aborted) return { exitCode: null, aborted: true };
-    const client = await this.client();
+    const proc = await this.spawn(command, opts);
+    proc.end(opts.stdin);
+    return proc.done;
+  }
+
+  async spawn(command: string, opts: SpawnOptions = {}): Promise<SpawnedCommand> {
     // sshd only passes variables its AcceptEnv allows: export them in the command instead.
     const env = Object.entries(opts.env ?? {})
       .map(([k, v]) => `export ${k}=${shellQuote(v)}; `)
       .join('');
     const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
     const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; ${env}${cd}${command}`;
-    const { ch, exit: exitRecord } = await this.channel(client, wrapped);
+    const { ch, exit: exitRecord, conn } = await this.channel(wrapped);
 
-    return new Promise<ExecResult>((resolve, reject) => {
-      let pid: number | undefined;
-      let head = Buffer.alloc(0);
-      let aborted = false;
-      let killTimer: TimerHandle | undefined;
-
-      const kill = (sig: 'TERM' | 'KILL'): void => {
-        if (pid === undefined) return;
-        this.exec(`kill -${sig} -- -${pid} 2>/dev/null || kill -${sig} ${pid} 2>/dev/null; true`).catch(
-          () => undefined,
-        );
-      };
-      const onAbort = (): void => {
-        if (aborted) return;
-        aborted = true;
-        kill('TERM');
-        killTimer = (this.opts.time ?? systemTime).after(
-          this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
-          () => {
-            kill('KILL');
-            ch.close();
-          },
-        );
-      };
+    let pid: number | undefined;
+    let head: Buffer = Buffer.alloc(0);
+    let aborted = false;
+    let killTimer: TimerHandle | undefined;
+    const kill = (sig: 'TERM' | 'KILL'): void => {
+      if (pid === undefined) return;
+      this.exec(`kill -${sig} -- -${pid} 2>/dev/null || kill -${sig} ${pid} 2>/dev/null; true`).catch(
+        () => undefined,
+      );
+    };
+    const onAbort = (): void => {
+      if (aborted) return;
+      aborted = true;
+      kill('TERM');
+      killTimer = this.time.after(this.opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS, () => {
+        kill('KILL');
+        ch.close();
+      });
+    };
+    let fail: (err: FleetError) => void = () => undefined;
+    const done = new Promise<ExecResult>((resolve, reject) => {
       const finish = (): void => {
         killTimer?.cancel();
-        this.inFlight.delete(fail);
+        conn.inFlight.delete(fail);
         opts.signal?.removeEventListener('abort', onAbort);
       };
-      const fail = (err: FleetError): void => {
+      fail = (err: FleetError): void => {
         finish();
         reject(err);
       };
-      this.inFlight.add(fail);
+      conn.inFlight.add(fail);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
 
       ch.on('data', (chunk: Buffer) => {
         if (pid !== undefined) return opts.onStdout?.(chunk);
-        head = Buffer.concat([head, chunk]);
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
         const nl = head.indexOf(0x0a);
         if (nl < 0) return;
         const line = head.subarray(0, nl).toString();
@@ -236,7 +380,7 @@ export class SshConnector implements Connector {
       });
       ch.stderr.on('data', (chunk: Buffer) => opts.onStderr?.(chunk));
       ch.on('close', () => {
-        if (!this.inFlight.has(fail)) return;
+        if (!conn.inFlight.has(fail)) return;
         finish();
         const exit = exitRecord.status;
         if (exit === undefined && !aborted) {
@@ -253,12 +397,19 @@ export class SshConnector implements Connector {
           ...(aborted ? { aborted: true } : {}),
         });
       });
-      ch.end(opts.stdin ?? '');
     });
+    // Callers that never await `done` (they killed the command) must not see a rejection.
+    done.catch(() => undefined);
+    return {
+      write: (data) => void ch.write(data),
+      end: (data) => void ch.end(data ?? ''),
+      kill: onAbort,
+      done,
+    };
   }
 
   async openUnixStream(socketPath: string): Promise<Duplex> {
-    const client = await this.client();
+    const client = await this.firstConnection().client;
     return new Promise((resolve, reject) => {
       client.openssh_forwardOutStreamLocal(socketPath, (err, ch) =>
         err
@@ -279,15 +430,17 @@ export class SshConnector implements Connector {
 
   async close(): Promise<void> {
     this.closed = true;
-    const conn = this.connection;
-    this.connection = undefined;
-    if (!conn) return;
-    try {
-      const client = await conn;
-      client.end();
-    } catch {
-      // Never connected: nothing to close.
-    }
+    const conns = this.connections.splice(0);
+    for (const wake of this.waiting.splice(0)) wake();
+    await Promise.all(
+      conns.map(async (conn) => {
+        try {
+          (await conn.client).end();
+        } catch {
+          // Never connected: nothing to close.
+        }
+      }),
+    );
   }
 }
 
@@ -309,6 +462,8 @@ export class SshConnectorPool {
     if (!c) {
       c = new SshConnector(target, this.opts);
       this.connectors.set(key, c);
+    } else if (target.maxSessions) {
+      c.maxSessions = Math.max(1, target.maxSessions);
     }
     return c;
   }

@@ -10,7 +10,7 @@ import type { PullPolicy } from '../../model/fleet.js';
 import type { Connector } from '../connectors/connector.js';
 import type { JobPayload } from '../gitlab/job.js';
 import { jobLayout, type JobLayout } from '../script/layout.js';
-import { SHELL_DETECT_COMMAND, SHELL_DETECT_SCRIPT } from '../script/script-writer.js';
+import { SHELL_DETECT_SCRIPT } from '../script/script-writer.js';
 import type { StageName } from '../script/stage-script.js';
 import {
   dockerThroughConnector,
@@ -20,6 +20,7 @@ import {
   removeJobContainers,
 } from './docker-api.js';
 import { systemTime, type Time } from '../../util/time.js';
+import { ShellSession } from './shell-session.js';
 import {
   BuildError,
   type Executor,
@@ -61,8 +62,12 @@ export class DockerExecutor implements Executor {
   private image = '';
   private hostLayout: JobLayout | undefined;
   private containerLayout: JobLayout | undefined;
+  /** The host stages share one shell on the instance. */
+  private readonly host: ShellSession;
 
-  constructor(private readonly opts: DockerExecutorOptions) {}
+  constructor(private readonly opts: DockerExecutorOptions) {
+    this.host = new ShellSession({ connector: opts.connector, time: opts.time });
+  }
 
   async prepare(job: JobPayload, output: JobOutput, signal: AbortSignal): Promise<void> {
     if (!this.opts.hostBuildsDir.startsWith('/')) {
@@ -103,12 +108,11 @@ export class DockerExecutor implements Executor {
 
   async run(stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult> {
     if (HOST_STAGES.has(stage)) {
-      const res = await this.opts.connector.exec(SHELL_DETECT_COMMAND, {
-        stdin: script,
+      const res = await this.host.run(
+        script,
+        { stdout: (c) => output.write(c, 'stdout'), stderr: (c) => output.write(c, 'stderr') },
         signal,
-        onStdout: (c) => output.write(c, 'stdout'),
-        onStderr: (c) => output.write(c, 'stderr'),
-      });
+      );
       return { exitCode: res.exitCode, ...(res.aborted ? { aborted: true } : {}) };
     }
     return this.runInContainer(stage, script, output, signal);
@@ -182,6 +186,7 @@ export class DockerExecutor implements Executor {
   }
 
   async cleanup(): Promise<void> {
+    await this.host.close();
     if (!this.docker || !this.job) return;
     await removeJobContainers(this.docker, this.job.id).catch(() => undefined);
   }

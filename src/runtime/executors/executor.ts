@@ -59,7 +59,13 @@ export interface Executor {
    */
   run(stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult>;
 
-  /** Removes what the job left (containers). Idempotent; never throws. */
+  /**
+   * The whole output of `stage` when the executor knows it without running anything (the
+   * instance executor's prepare_script: "Running on <host>"); undefined runs the stage.
+   */
+  knownOutput?(stage: StageName): string | undefined;
+
+  /** Removes what the job left (containers, its shell). Idempotent; never throws. */
   cleanup(): Promise<void>;
 }
 

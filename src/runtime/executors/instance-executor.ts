@@ -1,13 +1,14 @@
 /**
  * The instance executor: every stage runs on the instance itself, through its connector (SSH, or
- * a local process for the `local` provider), with the script on the shell's stdin as GitLab's
- * instance executor does. The build directory lives under the instance's builds root.
+ * a local process for the `local` provider), with the scripts on the stdin of one shell per job
+ * (shell-session.ts) as GitLab's instance executor feeds its shell. The build directory lives
+ * under the instance's builds root.
  */
 import type { Connector } from '../connectors/connector.js';
 import type { JobPayload } from '../gitlab/job.js';
 import { jobLayout, type JobLayout } from '../script/layout.js';
-import { SHELL_DETECT_COMMAND } from '../script/script-writer.js';
 import type { StageName } from '../script/stage-script.js';
+import { probeShell, ShellSession } from './shell-session.js';
 import {
   BuildError,
   type Executor,
@@ -27,8 +28,17 @@ export interface InstanceExecutorOptions {
 export class InstanceExecutor implements Executor {
   readonly name = 'instance' as const;
   private layout: JobLayout | undefined;
+  private hostname: string | undefined;
+  private readonly session: ShellSession;
 
-  constructor(private readonly opts: InstanceExecutorOptions) {}
+  constructor(private readonly opts: InstanceExecutorOptions) {
+    this.session = new ShellSession({ connector: opts.connector });
+  }
+
+  /** Shell sessions this job opened so far (one, plus one after each killed stage). */
+  get sessionsStarted(): number {
+    return this.session.started;
+  }
 
   async prepare(job: JobPayload, output: JobOutput): Promise<void> {
     if (!this.opts.buildsDir.startsWith('/')) {
@@ -39,6 +49,12 @@ export class InstanceExecutor implements Executor {
     }
     this.layout = jobLayout(job, this.opts.buildsDir, this.opts.concurrentId ?? 0);
     output.write(`Preparing the instance executor on ${this.opts.connector.description}\n`, 'stdout');
+    // Reaches the instance, once per instance: which shell it has, and its name.
+    this.hostname = (await probeShell(this.opts.connector)).hostname;
+  }
+
+  knownOutput(stage: StageName): string | undefined {
+    return stage === 'prepare_script' && this.hostname ? `Running on ${this.hostname}...\n` : undefined;
   }
 
   stageEnvironment(_stage: StageName): StageEnvironment {
@@ -47,20 +63,15 @@ export class InstanceExecutor implements Executor {
   }
 
   async run(_stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult> {
-    const res = await this.opts.connector.exec(SHELL_DETECT_COMMAND, {
-      stdin: script,
+    return this.session.run(
+      script,
+      { stdout: (c) => output.write(c, 'stdout'), stderr: (c) => output.write(c, 'stderr') },
       signal,
-      onStdout: (c) => output.write(c, 'stdout'),
-      onStderr: (c) => output.write(c, 'stderr'),
-    });
-    return {
-      exitCode: res.exitCode,
-      ...(res.signal ? { signal: res.signal } : {}),
-      ...(res.aborted ? { aborted: true } : {}),
-    };
+    );
   }
 
   async cleanup(): Promise<void> {
-    // Nothing outlives a stage: the connector kills each command's process tree.
+    // Ends the job's shell and kills whatever the job left running in its process group.
+    await this.session.close();
   }
 }

@@ -8,7 +8,14 @@
 import { constants } from 'node:os';
 import type { FailureReason, JobPayload } from '../gitlab/job.js';
 import { jobTimeoutSeconds } from '../script/layout.js';
-import { buildStageScript, hasAfterScript, stepStages, type StageName } from '../script/stage-script.js';
+import {
+  buildStageScript,
+  hasAfterScript,
+  skippedStageOutput,
+  stageHasWork,
+  stepStages,
+  type StageName,
+} from '../script/stage-script.js';
 import type { JobStatus } from '../script/variables.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
@@ -84,6 +91,15 @@ export async function runStages(
   };
 
   const runStage = async (stage: StageName, status: JobStatus, signal: AbortSignal): Promise<StageResult> => {
+    // Stages with nothing to run cost no round trip to the instance.
+    const known = stageHasWork(job, stage) ? executor.knownOutput?.(stage) : skippedStageOutput(job, stage);
+    if (known !== undefined) {
+      if (stage === 'cleanup_file_variables' && known === '') return { exitCode: 0 };
+      return output.section(stage, async () => {
+        if (known) output.write(known, 'stdout');
+        return { exitCode: 0 };
+      });
+    }
     const env = executor.stageEnvironment(stage);
     const script = buildStageScript(job, stage, { ...env, jobStatus: status });
     return output.section(stage, () => executor.run(stage, script, output, signal));

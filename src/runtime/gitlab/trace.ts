@@ -27,6 +27,11 @@ export interface JobTraceOptions {
   time?: Time;
   /** Send interval until GitLab names one. @default 3000 */
   intervalMs?: number;
+  /**
+   * The job's first output is PATCHed this long after it arrives (what comes meanwhile goes
+   * along), instead of waiting a whole interval; later PATCHes keep the interval. @default 150
+   */
+  firstOutputDelayMs?: number;
   /** A keep-alive PUT after this long without anything sent (`forceSendInterval`). @default 30_000 */
   keepAliveMs?: number;
   /** @default 1 MiB */
@@ -80,6 +85,10 @@ export class JobTrace {
   private lastSentAt: number;
   private loopTimer: TimerHandle | undefined;
   private inFlight: Promise<void> = Promise.resolve();
+  /** A loop step is running (its PATCH or PUT in flight). */
+  private ticking = false;
+  /** The early PATCH of the first output was scheduled (or is no longer needed). */
+  private firstOutputArmed = false;
   private running = false;
   /** After a 404 or abort from PATCH: nothing more goes to the trace endpoint. */
   private traceStopped = false;
@@ -138,6 +147,17 @@ export class JobTrace {
   write(chunk: Uint8Array | string, stream: TraceStream = 'stdout'): void {
     if (this.finished) return;
     this.log.write(chunk, stream);
+    if (!this.firstOutputArmed) this.armFirstOutput();
+  }
+
+  /** The job's first output: PATCH it (and whatever joins it shortly) soon, not an interval later. */
+  private armFirstOutput(): void {
+    if (!this.running || this.ticking) return;
+    this.firstOutputArmed = true;
+    if (this.sentOffset > 0) return;
+    this.loopTimer?.cancel();
+    this.loopTimer = undefined;
+    this.schedule(this.opts.firstOutputDelayMs ?? 150);
   }
 
   /** Emits held-back output; call when a stage's streams end. */
@@ -322,12 +342,15 @@ export class JobTrace {
     return r;
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.intervalMs): void {
     if (!this.running) return;
-    this.loopTimer = this.time.after(this.intervalMs, () => {
-      this.inFlight = this.tick().catch((e: unknown) => {
-        this.logger.warn('Trace update failed', { jobId: this.opts.job.id, err: (e as Error).message });
-      });
+    this.loopTimer = this.time.after(delayMs, () => {
+      this.ticking = true;
+      this.inFlight = this.tick()
+        .catch((e: unknown) => {
+          this.logger.warn('Trace update failed', { jobId: this.opts.job.id, err: (e as Error).message });
+        })
+        .finally(() => (this.ticking = false));
       void this.inFlight.then(() => this.schedule());
     });
   }

@@ -4,7 +4,7 @@
  * executor's business; the context carries the paths valid there.
  */
 import type { JobPayload } from '../gitlab/job.js';
-import { writeGetSources } from './git-sources.js';
+import { gitStrategy, writeGetSources } from './git-sources.js';
 import { jobVariable } from './layout.js';
 import { ScriptWriter } from './script-writer.js';
 import { shellQuote } from './shell-quote.js';
@@ -31,6 +31,34 @@ export function stepStages(job: JobPayload): StageName[] {
 /** Whether the job has an `after_script` with at least one command. */
 export function hasAfterScript(job: JobPayload): boolean {
   return job.steps.some((s) => s.name === 'after_script' && s.script.length > 0);
+}
+
+/** get_sources has nothing to run: `GIT_STRATEGY: none` and no get_sources hooks. */
+function sourcesSkipped(job: JobPayload): boolean {
+  return (
+    gitStrategy(job) === 'none' &&
+    hookCommands(job, 'pre_get_sources_script').length === 0 &&
+    hookCommands(job, 'post_get_sources_script').length === 0
+  );
+}
+
+/**
+ * Whether `stage` has anything to run on the instance. get_sources without sources or hooks only
+ * prints a notice (the step scripts then create the project directory); cleanup_file_variables
+ * is needed only when a file variable or git's template was written under the tmp dir.
+ */
+export function stageHasWork(job: JobPayload, stage: StageName): boolean {
+  if (stage === 'get_sources') return !sourcesSkipped(job);
+  if (stage === 'cleanup_file_variables') {
+    const strategy = gitStrategy(job);
+    return strategy === 'fetch' || strategy === 'clone' || job.variables.some((v) => v.file);
+  }
+  return true;
+}
+
+/** What a stage without work prints, as its script would have. */
+export function skippedStageOutput(job: JobPayload, stage: StageName): string {
+  return stage === 'get_sources' ? `\x1b[32;1mSkipping Git repository setup\x1b[0;m\n` : '';
 }
 
 function stepCommands(job: JobPayload, stage: StageName): string[] {
@@ -75,6 +103,8 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
       }
       break;
     default:
+      // Without a get_sources run nothing made the project directory yet.
+      if (sourcesSkipped(job)) w.raw(`mkdir -p ${shellQuote(layout.projectDir)}`);
       w.cd(layout.projectDir);
       for (const cmd of stepCommands(job, stage)) w.userCommand(cmd);
   }

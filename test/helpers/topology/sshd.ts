@@ -22,6 +22,8 @@ export interface SshdInstance {
   /** OpenSSH-format private key authorized for root. */
   privateKey: string;
   dir: string;
+  /** The sshd listener's pid (its CPU, with that of finished sessions, is in /proc/<pid>/stat). */
+  readonly pid: number | undefined;
   /** Stops sshd and every session it serves (graceful). */
   stop(): Promise<void>;
   /** The instance dies: SIGKILL to sshd and every session process, at once. */
@@ -52,7 +54,24 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
-export async function startSshd(t: Teardownable, opts: { host?: string } = {}): Promise<SshdInstance> {
+export interface SshdOptions {
+  host?: string;
+  /** sshd's `MaxSessions` (sessions per connection). @default 64; OpenSSH's own default is 10 */
+  maxSessions?: number;
+  /** sshd's `LogLevel`; VERBOSE logs each session it starts (see `sessionsStarted`). @default INFO */
+  logLevel?: 'INFO' | 'VERBOSE';
+}
+
+/** Sessions sshd started so far (needs `logLevel: 'VERBOSE'`): one per exec channel. */
+export function sessionsStarted(sshd: SshdInstance): number {
+  try {
+    return readFileSync(join(sshd.dir, 'sshd.log'), 'utf8').split('Starting session:').length - 1;
+  } catch {
+    return 0;
+  }
+}
+
+export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promise<SshdInstance> {
   const sshd = findProgram('sshd');
   if (!sshd) throw new Error('sshd is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'rf-sshd-'));
@@ -75,7 +94,8 @@ export async function startSshd(t: Teardownable, opts: { host?: string } = {}): 
       'UsePAM no',
       `PidFile ${dir}/sshd.pid`,
       'AllowStreamLocalForwarding yes',
-      'MaxSessions 64',
+      `MaxSessions ${opts.maxSessions ?? 64}`,
+      `LogLevel ${opts.logLevel ?? 'INFO'}`,
       'MaxStartups 64',
       // bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is nested; the
       // developer's root .bashrc (pyenv init, rehash locks) must not leak into test instances.
@@ -134,6 +154,9 @@ export async function startSshd(t: Teardownable, opts: { host?: string } = {}): 
     username: 'root',
     privateKey: readFileSync(join(dir, 'userkey'), 'utf8'),
     dir,
+    get pid() {
+      return child?.pid;
+    },
     stop,
     crash: () => killAll('SIGKILL'),
     restartWithNewHostKey: async () => {

@@ -301,3 +301,30 @@ t.test('a refused job: the reason in the log, failed / runner_system_failure / e
   t.match(view?.log, 'ERROR: services are not supported by runfleet');
   t.match(view?.log, 'ERROR: Job failed: services are not supported by runfleet');
 });
+
+t.test('the first output is PATCHed shortly after it arrives, later output at the interval', async (t) => {
+  const clock = manualTime('2026-01-01T00:00:00Z');
+  const { coordinator, trace } = await runningJob(t, {}, { time: clock, firstOutputDelayMs: 150 });
+  const patches = () => coordinator.requests().filter((r) => r.method === 'PATCH').length;
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+  t.equal(await trace.start(), 'run');
+  trace.writeSystem('banner\n');
+  clock.advance(1000);
+  await settle();
+  t.equal(patches(), 0, "runfleet's own lines alone wait for the interval");
+  trace.write('first line\n');
+  clock.advance(100);
+  trace.write('second line\n');
+  await settle();
+  t.equal(patches(), 0, 'output is coalesced for the first-output delay');
+  clock.advance(50);
+  await until(() => patches() === 1, 'the first PATCH');
+  t.match(coordinator.job(1)?.log, 'banner\nfirst line\nsecond line\n');
+  trace.write('third line\n');
+  clock.advance(2000);
+  await settle();
+  t.equal(patches(), 1, 'later output waits for the interval');
+  clock.advance(1000);
+  await until(() => patches() === 2, 'the interval PATCH');
+  t.match(coordinator.job(1)?.log, 'third line\n');
+});

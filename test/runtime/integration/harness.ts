@@ -62,6 +62,24 @@ export interface Harness {
 
 const FINAL_STATES = new Set(['success', 'failed', 'canceled']);
 
+/**
+ * A static fleet of one sshd host, the instance executor, `capacity` slots kept idle. The static
+ * provider reads the key from connector.key_path, as for on-premises hosts.
+ */
+export function staticFleetYaml(name: string, sshd: SshdInstance, capacity: number): string {
+  return [
+    `name: ${name}`,
+    `provider: { type: static, hosts: ['${sshd.host}:${sshd.port}'] }`,
+    'executor: instance',
+    `capacity_per_instance: ${capacity}`,
+    'max_instances: 1',
+    `connector: { username: root, key_path: ${join(sshd.dir, 'userkey')} }`,
+    'policy:',
+    `  - idle_count: ${capacity}`,
+    '    idle_time: 10m',
+  ].join('\n');
+}
+
 export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'rf-it-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

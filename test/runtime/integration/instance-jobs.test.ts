@@ -5,10 +5,9 @@
  * would see (state, failure_reason, exit_code, the stored log, its checksum) and that nothing of
  * the job is left running on the instance.
  */
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Harness } from './harness.js';
-import { jobProcessesOn, startHarness } from './harness.js';
+import { jobProcessesOn, startHarness, staticFleetYaml } from './harness.js';
 import { makeBareRepo } from '../../helpers/topology/git-repo.js';
 import { processesMatching, waitFor } from '../../helpers/topology/processes.js';
 import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
@@ -40,18 +39,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
   const sshd = await startSshd(t);
   const h = await startHarness(t, {
     fleetName: FLEET,
-    // The static provider reads the key from connector.key_path, as for on-premises hosts.
-    fleetYaml: [
-      `name: ${FLEET}`,
-      `provider: { type: static, hosts: ['${sshd.host}:${sshd.port}'] }`,
-      'executor: instance',
-      'capacity_per_instance: 2',
-      'max_instances: 1',
-      `connector: { username: root, key_path: ${join(sshd.dir, 'userkey')} }`,
-      'policy:',
-      '  - idle_count: 2',
-      '    idle_time: 10m',
-    ].join('\n'),
+    fleetYaml: staticFleetYaml(FLEET, sshd, 2),
   });
   const [instance] = await h.readyInstances(1);
 

@@ -1,0 +1,62 @@
+/**
+ * The test coordinator in a process of its own, driven over IPC by bench/dispatch.ts, so the
+ * benchmark's CPU figures are the manager's alone. Timestamps are absolute (`timeOrigin + now`),
+ * comparable across the two processes. Loopback only.
+ */
+import { exampleJob } from '../src/devtools/coordinator/example-job.js';
+import { startCoordinator, type Coordinator } from '../src/devtools/coordinator/server.js';
+
+type Msg =
+  | { op: 'start'; token: string; longPollMs: number; requestDelayMs: number; intervalSeconds: number }
+  | { op: 'enqueue'; jobs: { id: number; script: string[] }[] }
+  | { op: 'requests' }
+  | { op: 'close' };
+
+const at = () => performance.timeOrigin + performance.now();
+const send = (m: unknown) => process.send?.(m);
+let coordinator: Coordinator | undefined;
+/** Jobs whose first PATCH was not seen yet. */
+const traced = new Set<number>();
+
+process.on('message', (raw) => {
+  const m = raw as Msg;
+  void (async () => {
+    switch (m.op) {
+      case 'start':
+        coordinator = await startCoordinator({
+          runnerTokens: [m.token],
+          longPollMs: m.longPollMs,
+          requestDelayMs: m.requestDelayMs,
+          traceUpdateIntervalSeconds: m.intervalSeconds,
+          onEvent: (e) => {
+            if (e.type === 'trace') {
+              if (traced.has(e.jobId)) return;
+              traced.add(e.jobId);
+              send({ ev: 'trace', id: e.jobId, at: at(), log: coordinator?.job(e.jobId)?.log ?? '' });
+            } else if (e.type === 'assigned') send({ ev: 'assigned', id: e.jobId, at: at() });
+            else {
+              const log = e.state === 'success' ? '' : (coordinator?.job(e.jobId)?.log.slice(-400) ?? '');
+              send({ ev: 'finished', id: e.jobId, at: at(), state: e.state, log });
+            }
+          },
+        });
+        send({ ev: 'started', url: coordinator.url });
+        break;
+      case 'enqueue': {
+        const t = at();
+        for (const j of m.jobs) coordinator?.enqueue(exampleJob(j.id, { script: j.script }));
+        send({ ev: 'enqueued', at: t });
+        break;
+      }
+      case 'requests':
+        send({
+          ev: 'requests',
+          n: coordinator?.requests().filter((r) => r.url.includes('jobs/request')).length ?? 0,
+        });
+        break;
+      case 'close':
+        await coordinator?.close();
+        process.exit(0);
+    }
+  })();
+});

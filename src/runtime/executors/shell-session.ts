@@ -1,0 +1,227 @@
+/**
+ * One shell per job on an instance: every stage script of the job runs in the same session, one
+ * after the other, instead of a session (and a login shell, `sh -c` and `bash -s`) per stage.
+ *
+ * The shell (`bash -s`, or `sh -s` where the instance has no bash: probed once per connector)
+ * reads the stages from its stdin. Each stage runs in a subshell with stdin from /dev/null, so its
+ * `exit`, `cd`, exports and options stay its own and it cannot read the next stage; after it the
+ * shell prints an exit marker (a random nonce, never part of the log) on stdout with the exit code
+ * and on stderr, and a stage ends when both have arrived, so its output of both streams precedes
+ * the next stage's. A stage that is aborted (cancel, timeout) kills the session's whole process
+ * group through the connector, as before; the next stage (after_script) gets a fresh session.
+ * At the end the shell kills whatever the job left running in its process group.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Connector, ExecResult, SpawnedCommand } from '../connectors/connector.js';
+import { FleetError } from '../../errors.js';
+import { systemTime, type Time } from '../../util/time.js';
+import type { StageResult } from './executor.js';
+
+export interface ShellProbe {
+  shell: 'bash' | 'sh';
+  /** The instance's host name, for prepare_script's "Running on …" line. */
+  hostname: string;
+}
+
+const PROBE_COMMAND =
+  'if command -v bash >/dev/null 2>&1; then echo bash; else echo sh; fi; ' +
+  'hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown';
+
+const probes = new WeakMap<Connector, Promise<ShellProbe>>();
+
+/** Which shell the instance has and its host name: asked once per connector (instance). */
+export function probeShell(connector: Connector): Promise<ShellProbe> {
+  let p = probes.get(connector);
+  if (!p) {
+    p = (async () => {
+      let out = '';
+      const r = await connector.exec(PROBE_COMMAND, { onStdout: (c) => (out += c.toString()) });
+      const [shell, hostname] = out.split('\n').map((l) => l.trim());
+      if (r.exitCode !== 0 || (shell !== 'bash' && shell !== 'sh')) {
+        throw new FleetError('SSH_CONNECT', `${connector.description}: cannot start a shell`, {
+          retryable: true,
+          hint: 'the instance needs a POSIX sh',
+        });
+      }
+      return { shell, hostname: hostname || 'unknown' };
+    })();
+    probes.set(connector, p);
+    p.catch(() => probes.delete(connector));
+  }
+  return p;
+}
+
+export interface StageSink {
+  stdout(chunk: Buffer): void;
+  stderr(chunk: Buffer): void;
+}
+
+/** Splits one output stream at the session's exit markers; holds back a marker's possible start. */
+class MarkerScanner {
+  private held: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly marker: Buffer,
+    private readonly withCode: boolean,
+    private readonly emit: (chunk: Buffer) => void,
+    private readonly onMarker: (code: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.held.length > 0 ? Buffer.concat([this.held, chunk]) : chunk;
+    this.held = Buffer.alloc(0);
+    for (let i = buf.indexOf(this.marker); i >= 0; i = buf.indexOf(this.marker)) {
+      const nl = buf.indexOf(0x0a, i + this.marker.length);
+      if (nl < 0) break;
+      if (i > 0) this.emit(buf.subarray(0, i));
+      const code = this.withCode ? Number(buf.subarray(i + this.marker.length + 1, nl).toString()) : 0;
+      buf = buf.subarray(nl + 1);
+      this.onMarker(Number.isFinite(code) ? code : 1);
+    }
+    const from = buf.indexOf(this.marker[0]!, Math.max(0, buf.length - this.marker.length - 12));
+    if (from >= 0 && this.couldBeMarker(buf.subarray(from))) {
+      if (from > 0) this.emit(buf.subarray(0, from));
+      this.held = Buffer.from(buf.subarray(from));
+      return;
+    }
+    if (buf.length > 0) this.emit(buf);
+  }
+
+  /** `tail` is a marker's beginning, or a whole marker still waiting for its newline. */
+  private couldBeMarker(tail: Buffer): boolean {
+    const n = Math.min(tail.length, this.marker.length);
+    return tail.subarray(0, n).equals(this.marker.subarray(0, n));
+  }
+
+  /** Whatever is held (the shell ended): it was output after all. */
+  flush(): void {
+    if (this.held.length > 0) this.emit(this.held);
+    this.held = Buffer.alloc(0);
+  }
+}
+
+interface RunningStage {
+  sink: StageSink;
+  code?: number;
+  stderrDone: boolean;
+  resolve(r: StageResult): void;
+  reject(e: unknown): void;
+}
+
+export interface ShellSessionOptions {
+  connector: Connector;
+  /** How long `close()` waits for the shell to end. @default 5000 */
+  closeTimeoutMs?: number;
+  time?: Time;
+}
+
+export class ShellSession {
+  private proc: SpawnedCommand | undefined;
+  private running: RunningStage | undefined;
+  /** Where output goes between stages (a background process of an earlier stage). */
+  private last: StageSink | undefined;
+  private readonly nonce = `rf${randomBytes(8).toString('hex')}`;
+  private readonly marker = Buffer.from(`\x01${this.nonce}`);
+  private stdout: MarkerScanner | undefined;
+  private stderr: MarkerScanner | undefined;
+  /** Sessions started (the first, and one after each aborted stage). */
+  started = 0;
+
+  constructor(private readonly opts: ShellSessionOptions) {}
+
+  private async start(): Promise<SpawnedCommand> {
+    const { shell } = await probeShell(this.opts.connector);
+    const sinkOf = () => this.running?.sink ?? this.last;
+    this.stdout = new MarkerScanner(
+      this.marker,
+      true,
+      (c) => sinkOf()?.stdout(c),
+      (code) => this.markerSeen('stdout', code),
+    );
+    this.stderr = new MarkerScanner(
+      this.marker,
+      false,
+      (c) => sinkOf()?.stderr(c),
+      () => this.markerSeen('stderr', 0),
+    );
+    const scanners = { out: this.stdout, err: this.stderr };
+    const proc = await this.opts.connector.spawn(`exec ${shell} -s`, {
+      onStdout: (c) => scanners.out.push(c),
+      onStderr: (c) => scanners.err.push(c),
+    });
+    this.started++;
+    proc.done.then(
+      (r) => this.ended(proc, r, undefined),
+      (e: unknown) => this.ended(proc, undefined, e),
+    );
+    return proc;
+  }
+
+  private markerSeen(stream: 'stdout' | 'stderr', code: number): void {
+    const stage = this.running;
+    if (!stage) return;
+    if (stream === 'stdout') stage.code = code;
+    else stage.stderrDone = true;
+    if (stage.code === undefined || !stage.stderrDone) return;
+    this.running = undefined;
+    this.last = stage.sink;
+    stage.resolve({ exitCode: stage.code });
+  }
+
+  /** The shell ended: a stage still running ends with it (killed, or the instance failed). */
+  private ended(proc: SpawnedCommand, r: ExecResult | undefined, e: unknown): void {
+    if (this.proc !== proc) return;
+    this.proc = undefined;
+    this.stdout?.flush();
+    this.stderr?.flush();
+    const stage = this.running;
+    this.running = undefined;
+    if (!stage) return;
+    if (e !== undefined) return stage.reject(e);
+    stage.resolve({
+      exitCode: r?.exitCode ?? null,
+      ...(r?.signal ? { signal: r.signal } : {}),
+      ...(r?.aborted ? { aborted: true } : {}),
+    });
+  }
+
+  /**
+   * Runs one stage script (a whole POSIX sh script ending in `exit`) in the session and resolves
+   * with its exit code. When `signal` aborts, the session's process group is killed and the stage
+   * resolves `aborted`. Rejects when the instance fails.
+   */
+  async run(script: string, sink: StageSink, signal: AbortSignal): Promise<StageResult> {
+    if (signal.aborted) return { exitCode: null, aborted: true };
+    if (this.running) throw new Error('ShellSession.run: a stage is already running');
+    this.proc ??= await this.start();
+    const proc = this.proc;
+    const m = `\\001${this.nonce}`;
+    const result = new Promise<StageResult>((resolve, reject) => {
+      this.running = { sink, stderrDone: false, resolve, reject };
+    });
+    const onAbort = (): void => proc.kill();
+    signal.addEventListener('abort', onAbort, { once: true });
+    proc.write(`(\n${script}\n) </dev/null\nprintf '${m}:%d\\n' "$?"; printf '${m}\\n' >&2\n`);
+    try {
+      const r = await result;
+      if (!signal.aborted) return r;
+      // Killed: the shell is gone with the stage; whatever runs next gets a new session.
+      await proc.done.catch(() => undefined);
+      return { exitCode: null, aborted: true };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Ends the shell and everything the job left in its process group. Never throws. */
+  async close(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    this.proc = undefined;
+    proc.end('kill -KILL 0 2>/dev/null\nexit 0\n');
+    const time = this.opts.time ?? systemTime;
+    const timer = time.after(this.opts.closeTimeoutMs ?? 5000, () => proc.kill());
+    await proc.done.catch(() => undefined);
+    timer.cancel();
+  }
+}
