@@ -9,13 +9,17 @@ const MAX_LABEL = 63;
 
 /** `"My Runner (AWS) #1"` -> `my-runner-aws-1`; empty when nothing of the name is usable. */
 export function dnsLabel(name: string): string {
-  return name
-    .normalize('NFKD')
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, MAX_LABEL)
-    .replace(/-+$/, '');
+  return (
+    name
+      .normalize('NFKD')
+      // NFKD splits "ü" into "u" and a combining mark: drop the marks, keep the letters.
+      .replace(/\p{M}/gu, '')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, MAX_LABEL)
+      .replace(/-+$/, '')
+  );
 }
 
 /** `fallback` is used when the runner name gives no label (unnamed, or only symbols). */
