@@ -22,7 +22,19 @@ const ALLOWED: Record<string, readonly string[]> = {
   daemon: ['apply', 'config', 'plan', 'runtime', 'providers', 'store', 'model', 'util'],
   devtools: ['runtime', 'model', 'util'],
   import: ['config', 'model', 'util'],
-  cli: ['daemon', 'devtools', 'import', 'apply', 'config', 'plan', 'runtime', 'providers', 'store', 'model', 'util'],
+  cli: [
+    'daemon',
+    'devtools',
+    'import',
+    'apply',
+    'config',
+    'plan',
+    'runtime',
+    'providers',
+    'store',
+    'model',
+    'util',
+  ],
 };
 const SHARED = new Set(['errors.ts', 'version.ts']);
 
