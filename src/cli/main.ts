@@ -100,6 +100,7 @@ SOURCE_DATE_EPOCH, when set, is the import date written in the files' header.`,
           file,
           {
             out: o.out ?? globals().dir,
+            dir: globals().dir,
             dryRun: o.dryRun,
             force: o.force,
             ...(o.region !== undefined && { region: o.region }),

@@ -150,13 +150,19 @@ t.test('a TOML syntax error: file:line:col, no stack trace, no token, exit 1', a
   assertNoToken(t, dir, 'broken-syntax.toml', [r]);
 });
 
-t.test('a missing file is a usage error, not a stack trace', async (t) => {
+t.test('a missing file or a bad --region is a usage error, not a stack trace', async (t) => {
   const dir = t.testdir({});
   const r = await runCli(dir, ['import', 'nope.toml']);
   t.equal(r.code, 1);
   t.match(
     r.stderr,
     /Error: cannot read nope\.toml \(ENOENT\)\n {2}hint: pass the path of GitLab Runner config\.toml/,
+  );
+  const region = await runCli(dir, ['import', 'nope.toml', '--region', 'Frankfurt']);
+  t.equal(region.code, 1);
+  t.match(
+    region.stderr,
+    /Error: --region "Frankfurt" is not an AWS region\n {2}hint: e\.g\. --region eu-west-1/,
   );
 });
 

@@ -17,6 +17,8 @@ import type { Io } from '../io.js';
 
 export interface ImportOptions {
   out: string;
+  /** The fleets directory plan and validate read (--dir), for the next steps shown. */
+  dir: string;
   dryRun: boolean;
   force: boolean;
   region?: string;
@@ -24,6 +26,7 @@ export interface ImportOptions {
 
 /** A config.toml is a few KiB; the cap keeps a wrong path (a disk image, a log) from stalling. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
 
 /**
  * The import date: SOURCE_DATE_EPOCH when set (the reproducible-builds convention, so a re-import
@@ -41,6 +44,11 @@ export async function importCommand(
   io: Io,
   clock: Clock = importClock(),
 ): Promise<number> {
+  if (opts.region !== undefined && !AWS_REGION.test(opts.region)) {
+    throw new FleetError(ErrorCode.USAGE, `--region ${JSON.stringify(opts.region)} is not an AWS region`, {
+      hint: 'e.g. --region eu-west-1',
+    });
+  }
   const text = await readConfig(file);
   const taken = await namesTakenIn(opts.out);
   let result;
@@ -78,10 +86,13 @@ export async function importCommand(
     return result.complete ? 0 : 1;
   }
   for (const f of result.files) await writeAtomically(f.path, f.text);
+  // plan and validate read --dir (subdirectories included); name --out when it lies outside it.
+  const dirFlag = relative(opts.dir, opts.out).startsWith('..') ? ` --dir ${opts.out}` : '';
   io.out(
     nextSteps(
       result.files,
       result.report.runners.map((r) => r.tokenEnv),
+      dirFlag,
     ),
   );
   return result.complete ? 0 : 1;
@@ -159,7 +170,7 @@ async function writeAtomically(path: string, text: string): Promise<void> {
   }
 }
 
-function nextSteps(files: PlannedFile[], envs: (string | undefined)[]): string {
+function nextSteps(files: PlannedFile[], envs: (string | undefined)[], dirFlag: string): string {
   if (files.length === 0) return '\nNo fleet file was written.';
   const tokens = envs.filter((e): e is string => e !== undefined);
   return [
@@ -168,6 +179,6 @@ function nextSteps(files: PlannedFile[], envs: (string | undefined)[]): string {
     '',
     'Next:',
     ...tokens.map((e) => `  export ${e}=glrt-...   # this runner's authentication token from config.toml`),
-    '  runfleet validate && runfleet plan   # review what runfleet would change on the adopted groups',
+    `  runfleet${dirFlag} validate && runfleet${dirFlag} plan   # review what runfleet would change on the adopted groups`,
   ].join('\n');
 }
