@@ -21,7 +21,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   runtime: ['plan', 'providers', 'store', 'model', 'util'],
   daemon: ['apply', 'config', 'plan', 'runtime', 'providers', 'store', 'model', 'util'],
   devtools: ['runtime', 'model', 'util'],
-  cli: ['daemon', 'devtools', 'apply', 'config', 'plan', 'runtime', 'providers', 'store', 'model', 'util'],
+  import: ['config', 'model', 'util'],
+  cli: [
+    'daemon',
+    'devtools',
+    'import',
+    'apply',
+    'config',
+    'plan',
+    'runtime',
+    'providers',
+    'store',
+    'model',
+    'util',
+  ],
 };
 const SHARED = new Set(['errors.ts', 'version.ts']);
 

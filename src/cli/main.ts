@@ -25,6 +25,7 @@ const commands = {
   status: () => import('./commands/status.js'),
   demo: () => import('./commands/demo.js'),
   coordinator: () => import('../devtools/coordinator/cli.js'),
+  import: () => import('./commands/import.js'),
 };
 
 /** The daemon's default listen address (src/daemon/http.ts), kept here so help needs no import. */
@@ -43,6 +44,7 @@ Examples:
   runfleet watch                        run the daemon: converge continuously, reload on edit
   runfleet status                       fleets, instances, slots, policy in force now
   runfleet demo                         the whole loop with no cloud and no GitLab
+  runfleet import config.toml           turn GitLab Runner autoscaler runners into fleet files
 
 Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode only).
 Environment: RUNFLEET_DIR and RUNFLEET_STATE set --dir and --state; NO_COLOR disables colour.`;
@@ -72,6 +74,54 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('validate')
     .description('check fleet files against the schema and rules; every error with file:line:col')
     .action(async () => setExit(await (await commands.validate()).validate(globals(), ioFor())));
+
+  program
+    .command('import')
+    .argument('<config.toml>', "GitLab Runner's config.toml (often /etc/gitlab-runner/config.toml)")
+    .description(
+      'turn docker-autoscaler and instance runners of a GitLab Runner config.toml into fleet files',
+    )
+    .option('-o, --out <dir>', 'directory for the fleet files (default: --dir)')
+    .option('--dry-run', 'print the files and the report; write nothing', false)
+    .option('--force', 'overwrite existing files, even ones no import of the same runner wrote', false)
+    .option(
+      '--region <region>',
+      "AWS region for runners whose plugin_config has none (the plugin used the SDK's)",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  runfleet import /etc/gitlab-runner/config.toml --dry-run   show the fleet files and the report only
+  runfleet import config.toml                                write fleets/<runner-name>.yaml, one per runner
+  runfleet import config.toml --out fleets/imported --region eu-west-1
+  runfleet import config.toml && runfleet validate && runfleet plan
+
+Each runner with executor "docker-autoscaler" or "instance" and GitLab's AWS plugin becomes a fleet
+adopting the plugin's Auto Scaling group; other executors are skipped, other fleeting plugins are not
+supported yet. The report lists every setting carried over, not carried over (and why) and whose
+meaning differs. The token is never written: each fleet reads it from RUNFLEET_TOKEN_<NAME>.
+A file is only overwritten when a previous import of the same runner wrote it (else --force).
+Exit codes: 0 every autoscaler runner imported, 1 otherwise (or a TOML syntax error: file:line:col).
+SOURCE_DATE_EPOCH, when set, is the import date written in the files' header.`,
+    )
+    .action(async (file: string, o: { out?: string; dryRun: boolean; force: boolean; region?: string }) =>
+      setExit(
+        await (
+          await commands.import()
+        ).importCommand(
+          file,
+          {
+            out: o.out ?? globals().dir,
+            dir: globals().dir,
+            dryRun: o.dryRun,
+            force: o.force,
+            ...(o.region !== undefined && { region: o.region }),
+          },
+          ioFor(),
+        ),
+      ),
+    );
 
   program
     .command('plan')

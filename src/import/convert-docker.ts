@@ -1,0 +1,80 @@
+/**
+ * `[runners.docker]` of a docker-autoscaler runner -> the fleet's `docker` block. The fleet schema
+ * has image, pull_policy, privileged, volumes and host; every other Docker setting (and sub-table
+ * such as [runners.docker.tmpfs]) is reported as not carried over.
+ */
+import { carried, differs, reportLeftovers, type FleetObject, type RunnerContext } from './context.js';
+import type { Section } from './table.js';
+
+const PULL_POLICIES = new Set(['always', 'if-not-present', 'never']);
+
+const DOCKER_NOT_CARRIED: Record<string, string> = {
+  services: 'runfleet has no services yet; jobs that ask for services run without them (their log says so)',
+  allowed_images: 'runfleet does not restrict job images yet',
+  allowed_pull_policies: 'runfleet does not restrict job pull policies yet',
+  helper_image: 'runfleet fetches sources outside the job image; it needs no helper image',
+  disable_cache: 'runfleet has no cache yet (issue 11)',
+  cache_dir: 'runfleet has no cache yet (issue 11)',
+};
+
+export function convertDocker(ctx: RunnerContext, docker: Section | undefined): void {
+  if (!docker) {
+    ctx.blockers.push(
+      "[runners.docker] is missing: runfleet's docker executor needs a default image (runners.docker.image)",
+    );
+    return;
+  }
+  const out: FleetObject = {};
+  const image = docker.string('image');
+  if (image !== undefined && image !== '') {
+    out.image = image;
+    carried(ctx, docker, 'image', 'docker.image');
+  } else {
+    ctx.blockers.push(
+      docker.problem(
+        image === undefined ? undefined : 'image',
+        `${docker.setting('image')} is not set; runfleet's docker executor needs a default image`,
+      ),
+    );
+  }
+  const rawPull = docker.raw('pull_policy');
+  if (rawPull !== undefined) {
+    const list = typeof rawPull === 'string' ? [rawPull] : Array.isArray(rawPull) ? rawPull : undefined;
+    if (list && list.length > 0 && list.every((p) => typeof p === 'string' && PULL_POLICIES.has(p))) {
+      out.pull_policy = [...new Set(list as string[])];
+      carried(ctx, docker, 'pull_policy', 'docker.pull_policy');
+    } else {
+      ctx.blockers.push(
+        docker.problem(
+          'pull_policy',
+          `${docker.setting('pull_policy')} must be always, if-not-present or never, or a list of them`,
+        ),
+      );
+    }
+  }
+  const privileged = docker.boolean('privileged');
+  if (privileged !== undefined) {
+    out.privileged = privileged;
+    carried(ctx, docker, 'privileged', 'docker.privileged');
+  }
+  const volumes = docker.strings('volumes');
+  if (volumes !== undefined) {
+    const kept = volumes.filter((v) => v !== '');
+    out.volumes = kept;
+    carried(ctx, docker, 'volumes', 'docker.volumes');
+    if (kept.some((v) => !v.includes(':'))) {
+      differs(
+        ctx,
+        docker.setting('volumes'),
+        'a volume without a host path (such as "/cache") is a cache volume in GitLab; in runfleet it is a plain container volume (no cache yet, issue 11)',
+      );
+    }
+  }
+  const host = docker.string('host');
+  if (host !== undefined && host !== '') {
+    out.host = host;
+    carried(ctx, docker, 'host', 'docker.host');
+  }
+  ctx.fleet.docker = out;
+  reportLeftovers(ctx, docker, (key) => DOCKER_NOT_CARRIED[key]);
+}
