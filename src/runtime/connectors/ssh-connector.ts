@@ -56,6 +56,8 @@ export class SshConnector implements Connector {
   readonly description: string;
   private readonly hostPort: string;
   private connection: Promise<Client> | undefined;
+  /** The client of `connection`, from the moment it dials: `close` must reach a pending handshake too. */
+  private current: { client: Client; closed: Promise<void> } | undefined;
   /** Fails the in-flight commands of the current connection when it drops. */
   private readonly inFlight = new Set<(err: FleetError) => void>();
   private closed = false;
@@ -83,6 +85,7 @@ export class SshConnector implements Connector {
   private dial(): Promise<Client> {
     return new Promise<Client>((resolve, reject) => {
       const client = new Client();
+      this.current = { client, closed: new Promise((r) => client.once('close', () => r())) };
       let verdict: HostKeyVerdict | undefined;
       let ready = false;
       const dropped = (why: string): void => {
@@ -277,17 +280,20 @@ export class SshConnector implements Connector {
     });
   }
 
+  /**
+   * Destroys the socket at once and resolves once it is closed. `end()` would half-close it and
+   * wait for the peer, which a frozen host never answers: shutdown would wait for keepalives to
+   * give up (and ssh2 ignores a `destroy()` after `end()`). sshd treats the reset as a dropped
+   * connection. Commands still running fail with SSH_CONNECT (connection lost).
+   */
   async close(): Promise<void> {
     this.closed = true;
-    const conn = this.connection;
+    const current = this.current;
     this.connection = undefined;
-    if (!conn) return;
-    try {
-      const client = await conn;
-      client.end();
-    } catch {
-      // Never connected: nothing to close.
-    }
+    this.current = undefined;
+    if (!current) return;
+    current.client.destroy();
+    await current.closed;
   }
 }
 
