@@ -32,6 +32,8 @@ export interface SyncResult {
   changed: boolean;
   /** Instances observed running whose ledger row is still `creating`: to be probed. */
   toProbe: { fleet: string; id: string; created_at: string }[];
+  /** Instances the ledger did not know, now recorded as `creating`. */
+  adopted: string[];
 }
 
 /**
@@ -44,7 +46,7 @@ export async function syncInstances(
   fresh: boolean,
   deps: SyncDeps,
 ): Promise<SyncResult> {
-  const result: SyncResult = { changed: false, toProbe: [] };
+  const result: SyncResult = { changed: false, toProbe: [], adopted: [] };
   const ledgerByFleet = new Map<string, Map<string, LedgerInstance>>();
   for (const row of observed.ledger) {
     const m = ledgerByFleet.get(row.fleet) ?? new Map<string, LedgerInstance>();
@@ -92,6 +94,7 @@ async function syncGroup(
       });
       log.info('instance adopted', { event: 'adopt', instance: obs.id, provider_state: obs.state });
       result.changed = true;
+      result.adopted.push(obs.id);
       if (obs.state === 'running')
         result.toProbe.push({ fleet, id: obs.id, created_at: obs.launched_at || now });
       continue;
@@ -152,11 +155,15 @@ async function drain(deps: SyncDeps, row: LedgerInstance, reason: UnavailableRea
 export async function resolveAfterRestart(
   specs: ReadonlyMap<string, Fleet>,
   deps: SyncDeps,
+  /** `false` (`runfleet plan`, which changes no instance): open removals stay for apply or watch. */
+  opts: { retryRemovals?: boolean } = {},
 ): Promise<{ intents: number; retried: string[]; drained: string[] }> {
   const out = { intents: 0, retried: [] as string[], drained: [] as string[] };
+  const retryRemovals = opts.retryRemovals ?? true;
   const open = await deps.store.listOpenIntents();
   const removals = new Map<string, Set<string>>();
   for (const intent of open) {
+    if (intent.action === 'decrease' && !retryRemovals) continue;
     out.intents++;
     if (intent.action === 'decrease' && Array.isArray(intent.detail['ids'])) {
       const set = removals.get(intent.fleet) ?? new Set<string>();
@@ -167,7 +174,8 @@ export async function resolveAfterRestart(
     }
   }
   for (const row of await deps.store.listInstances()) {
-    if (row.state === 'deleting') removals.set(row.fleet, (removals.get(row.fleet) ?? new Set()).add(row.id));
+    if (row.state === 'deleting' && retryRemovals)
+      removals.set(row.fleet, (removals.get(row.fleet) ?? new Set()).add(row.id));
     if (row.acquired > 0 && row.state !== 'deleting') {
       await deps.ledger.update(row.fleet, row.id, (r) => ({
         ...r,
@@ -190,7 +198,7 @@ export async function resolveAfterRestart(
     if (!spec) continue;
     out.retried.push(...(await retryRemoval(spec, [...ids], deps)));
   }
-  for (const intent of open.filter((i) => i.action === 'decrease')) {
+  for (const intent of open.filter((i) => i.action === 'decrease' && retryRemovals)) {
     await deps.store.closeIntent(intent.id, 'resolved after restart: removal carried out');
   }
   return out;
