@@ -3,6 +3,10 @@
  * `instance_ready_command` through the injected probe. Success makes the instance `ready` in the
  * ledger and hands its slots to the scheduler. Failure drains it as unhealthy (the planner removes
  * it) and starts the fleet's backoff, so a broken image does not become a create/delete loop.
+ *
+ * Each instance fails at most once: a pass that observed it `creating` just before its check
+ * failed asks for another check, which finds the row no longer `creating` and does nothing, and
+ * the failure itself is only counted when it is what moved the row out of `creating`.
  */
 import { asError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
@@ -78,6 +82,8 @@ export class ReadinessRunner {
     );
     const both = AbortSignal.any([signal, timeout.signal]);
     try {
+      // Asked for by a pass that read the ledger before an earlier check decided: nothing to do.
+      if ((await deps.store.getInstance(spec.name, id))?.state !== 'creating') return;
       if (!(await provider.heartbeat(ref, id, both))) {
         // Not up yet: check again on a later pass, until the ready timeout.
         if (ageMs >= deps.readyTimeoutMs)
@@ -116,13 +122,15 @@ export class ReadinessRunner {
 
   private async fail(spec: Fleet, id: string, why: string): Promise<void> {
     const { deps } = this;
-    const pauseMs = deps.backoff.failed(spec.name, deps.time.now().getTime());
+    let createdAt: string | undefined;
+    await deps.ledger.update(spec.name, id, (r) => {
+      if (r.state !== 'creating') return undefined; // decided already (or being removed)
+      createdAt = r.created_at;
+      return { ...r, state: 'draining', drain_reason: 'unhealthy', health_failures: r.health_failures + 1 };
+    });
+    if (createdAt === undefined) return;
     deps.slots.markUnavailable(spec.name, id, 'unhealthy');
-    await deps.ledger.update(spec.name, id, (r) =>
-      r.state === 'deleting'
-        ? undefined
-        : { ...r, state: 'draining', drain_reason: 'unhealthy', health_failures: r.health_failures + 1 },
-    );
+    const pauseMs = deps.backoff.failed(spec.name, deps.time.now().getTime(), Date.parse(createdAt));
     deps.metrics.readinessFailed(spec.name);
     deps.logger.warn('instance failed its readiness check; removing it and pausing creation', {
       event: 'not_ready',
