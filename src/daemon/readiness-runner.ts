@@ -1,6 +1,6 @@
 /**
- * Runs readiness checks of new instances, one at a time per instance: heartbeat, then the fleet's
- * `instance_ready_command` through the injected probe. Success makes the instance `ready` in the
+ * Runs readiness checks of new instances, one at a time per instance: heartbeat, then a command
+ * over a connection through the injected probe (the fleet's `instance_ready_command`, else `true`). Success makes the instance `ready` in the
  * ledger and hands its slots to the scheduler. Failure drains it as unhealthy (the planner removes
  * it) and starts the fleet's backoff, so a broken image does not become a create/delete loop.
  *
@@ -44,18 +44,16 @@ export class ReadinessRunner {
     for (const r of this.running.values()) r.abort.abort(new Error('runfleet is shutting down'));
   }
 
-  /** Starts a check unless one runs for this instance already. */
-  /** Instances whose time-to-running was recorded (fleeting_provisioner_instance_is_running_time_seconds). */
+  /**
+   * Instances whose time-to-running was recorded (fleeting_provisioner_instance_is_running_time_seconds),
+   * kept until the instance leaves `creating`: a check that found it not up yet probes it again.
+   */
   private readonly seenRunning = new Set<string>();
 
+  /** Starts a check unless one runs for this instance already. */
   start(spec: Fleet, id: string, createdAt: string): void {
     const key = `${spec.name}\u0000${id}`;
     if (this.running.has(key)) return;
-    // The first probe of an instance is the moment the provider first showed it running.
-    if (!this.seenRunning.has(key)) {
-      this.seenRunning.add(key);
-      this.deps.metrics.running(spec.name, (this.deps.time.now().getTime() - Date.parse(createdAt)) / 1000);
-    }
     const abort = new AbortController();
     const promise = this.check(spec, id, createdAt, abort.signal)
       .catch((e: unknown) =>
@@ -63,8 +61,6 @@ export class ReadinessRunner {
       )
       .finally(() => {
         this.running.delete(key);
-        // A finished check leaves the instance ready or removed: it is never probed again.
-        this.seenRunning.delete(key);
         this.deps.onDone();
       });
     this.running.set(key, { promise, abort });
@@ -83,24 +79,30 @@ export class ReadinessRunner {
     const both = AbortSignal.any([signal, timeout.signal]);
     try {
       // Asked for by a pass that read the ledger before an earlier check decided: nothing to do.
-      if ((await deps.store.getInstance(spec.name, id))?.state !== 'creating') return;
+      const key = `${spec.name}\u0000${id}`;
+      if ((await deps.store.getInstance(spec.name, id))?.state !== 'creating') {
+        this.seenRunning.delete(key);
+        return;
+      }
+      // The first probe of an instance is the moment the provider first showed it running.
+      if (!this.seenRunning.has(key)) {
+        this.seenRunning.add(key);
+        deps.metrics.running(spec.name, ageMs / 1000);
+      }
       if (!(await provider.heartbeat(ref, id, both))) {
         // Not up yet: check again on a later pass, until the ready timeout.
         if (ageMs >= deps.readyTimeoutMs)
           await this.fail(spec, id, 'heartbeat failed until the ready timeout');
         return;
       }
-      if (spec.instance_ready_command) {
-        const info = await provider.connectInfo(ref, id, both);
-        const result = await deps.probe(spec, id, info, both);
-        if (!result.ok) {
-          await this.fail(
-            spec,
-            id,
-            `instance_ready_command failed${result.output ? `: ${result.output.trim()}` : ''}`,
-          );
-          return;
-        }
+      // Always through the connector jobs use: without a ready command the probe runs `true`, so
+      // an instance that answers its heartbeat but takes no command never gets a job.
+      const info = await provider.connectInfo(ref, id, both);
+      const result = await deps.probe(spec, id, info, both);
+      if (!result.ok) {
+        const what = spec.instance_ready_command ? 'instance_ready_command failed' : 'no command ran';
+        await this.fail(spec, id, `${what}${result.output ? `: ${result.output.trim()}` : ''}`);
+        return;
       }
       const row = await deps.store.getInstance(spec.name, id);
       if (!row || row.state !== 'creating') return;

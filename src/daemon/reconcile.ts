@@ -277,18 +277,9 @@ export class Reconciler {
           this.throttle.take(step.fleet, spec.scale_throttle, fp?.capacity?.increase ?? 0, started.getTime());
         deps.metrics.scaled(step.fleet, 'up', fp?.capacity?.increase ?? 0);
         deps.metrics.created(step.fleet, seconds);
-        // New instances take jobs (or get probed) now, not on the next observe.
+        // New instances get probed now, not on the next observe.
         for (const row of await deps.store.listInstances(step.fleet)) {
-          if (row.state === 'ready') {
-            deps.slots.addReadyInstance(step.fleet, row.id, row.use_count);
-            // Made ready by the apply itself (running, heartbeat passed, no ready command).
-            const created = Date.parse(row.created_at);
-            if (row.ready_at && created >= started.getTime() - 1000) {
-              const toReady = (Date.parse(row.ready_at) - created) / 1000;
-              deps.metrics.running(step.fleet, toReady);
-              deps.metrics.ready(step.fleet, toReady);
-            }
-          } else if (row.state === 'creating') {
+          if (row.state === 'creating') {
             outcome.toProbe.push({ fleet: step.fleet, id: row.id, created_at: row.created_at });
           }
         }
