@@ -8,6 +8,7 @@ import { asError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
+import { UNHEALTHY_AFTER_FAILURES } from '../plan/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { LedgerWriter } from '../store/ledger-writer.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
@@ -112,8 +113,11 @@ async function syncGroup(
     if (row.state === 'creating' && obs.state === 'running') {
       result.toProbe.push({ fleet, id: obs.id, created_at: row.created_at });
     } else if ((row.state === 'ready' || row.state === 'in_use') && obs.state === 'running') {
-      if (obs.healthy === false) deps.slots.markUnavailable(fleet, obs.id, 'unhealthy');
-      else deps.slots.addReadyInstance(fleet, obs.id, row.use_count);
+      // One the heartbeats took out of service stays out after a restart (until removed, or a
+      // fixed host's trial brings it back): the ledger's failures say so, the scheduler forgot.
+      if (obs.healthy === false || row.health_failures >= UNHEALTHY_AFTER_FAILURES) {
+        deps.slots.markUnavailable(fleet, obs.id, 'unhealthy');
+      } else deps.slots.addReadyInstance(fleet, obs.id, row.use_count);
     } else if (row.state === 'draining') {
       deps.slots.markUnavailable(fleet, obs.id, (row.drain_reason ?? 'scale_in') as UnavailableReason);
     }

@@ -4,6 +4,7 @@ import { groupRefFor } from '../model/group.js';
 import type { LedgerInstance } from '../model/observed.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { ConfigView, FleetConfig } from './fleet-config.js';
+import type { OutOfService } from './host-recovery.js';
 import type { FleetMetricsInput } from './metrics.js';
 import type { ReadinessBackoff } from './readiness-backoff.js';
 import type { PassOutcome } from './reconcile.js';
@@ -16,6 +17,8 @@ export interface StatusInput {
   slots: SlotScheduler;
   backoff: ReadinessBackoff;
   config: FleetConfig;
+  /** Why a host waits to be returned to service (fixed-capacity fleets). */
+  outOfService?: (row: LedgerInstance) => OutOfService | undefined;
   now: Date;
   daemon: NonNullable<StatusReport['daemon']>;
 }
@@ -43,7 +46,12 @@ export function buildStatus(input: StatusInput): StatusReport {
       ...(decision
         ? { capacity: { current: decision.current, target: decision.target, reason: decision.reason } }
         : {}),
-      instances: input.ledger.filter((r) => r.fleet === f.name).map(instanceStatus),
+      instances: input.ledger
+        .filter((r) => r.fleet === f.name)
+        .map((r) => {
+          const out = input.outOfService?.(r);
+          return { ...instanceStatus(r), ...(out ? { out_of_service: out } : {}) };
+        }),
       slots: input.slots.counts(f.name),
       config_errors: f.file ? input.config.errorsFor(f.file.source.file).map(formatIssue) : [],
       pending_changes: f.pendingChanges,

@@ -10,6 +10,7 @@ import type { SlotCounts } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';
 import type { Time } from '../util/time.js';
 import type { RunnerStatus } from '../runtime/fleet-runners.js';
+import type { OutOfService } from './host-recovery.js';
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -32,6 +33,8 @@ export interface InstanceStatus {
   created_at: string;
   ready_at?: string;
   last_used_at?: string;
+  /** A fixed host out of service as unhealthy: why, and its last trial (daemon only). */
+  out_of_service?: OutOfService;
 }
 
 export interface FleetStatus {

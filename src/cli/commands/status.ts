@@ -119,6 +119,12 @@ function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[]
         .split('\n')
         .map((l) => `  ${l}`),
     );
+    for (const i of f.instances) {
+      const o = i.out_of_service;
+      if (!o) continue;
+      const last = o.last_try_at ? `; last tried ${o.last_try_at}: ${o.last_error ?? 'failed'}` : '';
+      out.push(style.yellow(`  ${i.id} out of service: ${o.reason}${last}; retried at the heartbeat rhythm`));
+    }
   }
   return out;
 }
