@@ -7,7 +7,15 @@
  * process group holding everything the command starts. The wrapper prints that pid on its first
  * output line; a cancel then runs `kill -TERM -<pid>` (later `-KILL`) over a second channel. Closing
  * the channel alone would not do it: without a pty, sshd sends no SIGHUP.
+ *
+ * For the same reason a command whose connection is lost (sshd killed, network gone) keeps running
+ * on the host. Each command runs with a random `RUNFLEET_EXEC_TAG` in its environment, which every
+ * process it starts inherits (also one it `exec`s into, or one that left its process group); the
+ * connector remembers the tags of commands whose connection was lost and, when it next connects to
+ * that host, kills every process carrying one (Linux `/proc`) before anything else runs there. A
+ * process that merely reuses a pid is never touched.
  */
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { FleetError } from '../../errors.js';
@@ -61,6 +69,8 @@ export class SshConnector implements Connector {
   /** Fails the in-flight commands of the current connection when it drops. */
   private readonly inFlight = new Set<(err: FleetError) => void>();
   private closed = false;
+  /** Tags of commands whose connection was lost: their processes are killed on the next connection. */
+  private leftBehind: string[] = [];
 
   constructor(
     private readonly target: SshTarget,
@@ -100,7 +110,7 @@ export class SshConnector implements Connector {
         // Commands are small request/response exchanges: without TCP_NODELAY, Nagle plus the
         // peer's delayed ACK add ~40 ms to about half of them (measured by bench/dispatch).
         client.setNoDelay(true);
-        resolve(client);
+        void this.reapLeftBehind(client).then(() => resolve(client));
       });
       client.on('error', (err: Error) => {
         if (ready) return dropped(err.message);
@@ -129,6 +139,26 @@ export class SshConnector implements Connector {
             () => verify(false),
           );
         },
+      });
+    });
+  }
+
+  /** Kills what lost connections left running; never fails the connection it runs on. */
+  private reapLeftBehind(client: Client): Promise<void> {
+    const left = this.leftBehind.splice(0);
+    if (left.length === 0) return Promise.resolve();
+    const wanted = left.map((tag) => `RUNFLEET_EXEC_TAG=${tag}`).join('|');
+    const script =
+      `for d in /proc/[0-9]*; do ` +
+      `if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qxE '${wanted}'; then kill -KILL "\${d#/proc/}" 2>/dev/null; fi; ` +
+      `done`;
+    return new Promise((done) => {
+      client.exec(`${script}; true`, (err, ch) => {
+        if (err) return done();
+        ch.on('close', () => done());
+        ch.resume();
+        ch.stderr.resume();
+        ch.end();
       });
     });
   }
@@ -186,7 +216,8 @@ export class SshConnector implements Connector {
       .map(([k, v]) => `export ${k}=${shellQuote(v)}; `)
       .join('');
     const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
-    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; ${env}${cd}${command}`;
+    const tag = randomBytes(8).toString('hex');
+    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; export RUNFLEET_EXEC_TAG=${tag}; ${env}${cd}${command}`;
     const { ch, exit: exitRecord } = await this.channel(client, wrapped);
 
     return new Promise<ExecResult>((resolve, reject) => {
@@ -218,8 +249,10 @@ export class SshConnector implements Connector {
         this.inFlight.delete(fail);
         opts.signal?.removeEventListener('abort', onAbort);
       };
+      // Only a lost connection calls this: the command may live on, so it is killed on reconnect.
       const fail = (err: FleetError): void => {
         finish();
+        this.leftBehind.push(tag);
         reject(err);
       };
       this.inFlight.add(fail);
