@@ -1,6 +1,6 @@
 /**
- * Runs readiness checks of new instances, one at a time per instance: heartbeat, then a command
- * over a connection through the injected probe (the fleet's `instance_ready_command`, else `true`). Success makes the instance `ready` in the
+ * Runs readiness checks of new instances, one at a time per instance: heartbeat, then the fleet's
+ * `instance_ready_command` (if any) over a connection, through the injected probe. Success makes the instance `ready` in the
  * ledger and hands its slots to the scheduler. Failure drains it as unhealthy (the planner removes
  * it) and starts the fleet's backoff, so a broken image does not become a create/delete loop.
  *
@@ -95,14 +95,16 @@ export class ReadinessRunner {
           await this.fail(spec, id, 'heartbeat failed until the ready timeout');
         return;
       }
-      // Always through the connector jobs use: without a ready command the probe runs `true`, so
-      // an instance that answers its heartbeat but takes no command never gets a job.
-      const info = await provider.connectInfo(ref, id, both);
-      const result = await deps.probe(spec, id, info, both);
-      if (!result.ok) {
-        const what = spec.instance_ready_command ? 'instance_ready_command failed' : 'no command ran';
-        await this.fail(spec, id, `${what}${result.output ? `: ${result.output.trim()}` : ''}`);
-        return;
+      // Without instance_ready_command the provider's heartbeat is the whole check: no connection
+      // is made (the README says so; `instance_ready_command: "true"` asks for one).
+      if (spec.instance_ready_command) {
+        const info = await provider.connectInfo(ref, id, both);
+        const result = await deps.probe(spec, id, info, both);
+        if (!result.ok) {
+          const output = result.output ? `: ${result.output.trim()}` : '';
+          await this.fail(spec, id, `instance_ready_command failed${output}`);
+          return;
+        }
       }
       const row = await deps.store.getInstance(spec.name, id);
       if (!row || row.state !== 'creating') return;
