@@ -31,6 +31,7 @@ import { FleetConfig } from './fleet-config.js';
 import { resolveAfterRestart, type SyncDeps } from './instance-sync.js';
 import { HealthChecker } from './health-checker.js';
 import { HostRecovery } from './host-recovery.js';
+import { ProviderErrors } from './provider-errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { PassLoop } from './pass-loop.js';
@@ -59,6 +60,7 @@ export class Daemon {
   private readonly readiness: ReadinessRunner;
   private readonly health: HealthChecker;
   private readonly recovery: HostRecovery;
+  private readonly providerErrors: ProviderErrors;
   private readonly passes: PassLoop;
   private readonly lock: StateLock;
   private readonly lifecycle: DaemonLifecycle;
@@ -73,7 +75,11 @@ export class Daemon {
     this.ledger = opts.ledger;
     this.metrics = opts.metrics ?? new DaemonMetrics(opts.systemId ?? defaultSystemId());
     this.slots = opts.slots;
+    this.providerErrors = new ProviderErrors(this.metrics, this.time);
+    const onProviderError = (fleet: string, during: string, e: unknown) =>
+      this.providerErrors.record(fleet, during, e);
     this.instances = {
+      onProviderError,
       store: opts.store,
       ledger: this.ledger,
       providers: opts.providers,
@@ -124,6 +130,7 @@ export class Daemon {
       settings: this.settings,
       state: () => this.lifecycle.state,
       onFleets: opts.onFleets,
+      onProviderError,
       // A demand pass may reuse an old observation: only fresh ones make heartbeats cheap (AWS).
       afterPass: (trigger) => {
         if (trigger === 'demand') return;
@@ -241,6 +248,7 @@ export class Daemon {
       backoff: this.backoff,
       config: this.config,
       outOfService: (row) => this.recovery.why(row),
+      providerError: (fleet) => this.providerErrors.lastFor(fleet),
       now: this.time.now(),
       daemon: {
         state: this.lifecycle.state,
@@ -257,7 +265,13 @@ export class Daemon {
   }
 
   async metricsText(): Promise<string> {
-    this.metrics.refresh(metricsInputs(this.passes.view, this.passes.last, this.slots), this.lifecycle.state);
+    const last = this.passes.last;
+    const orphanGroups = (last?.observed.diagnostics ?? []).filter((d) => d.code === 'ORPHAN_GROUP').length;
+    this.metrics.refresh(
+      metricsInputs(this.passes.view, last, this.slots),
+      this.lifecycle.state,
+      orphanGroups,
+    );
     return this.metrics.text();
   }
 

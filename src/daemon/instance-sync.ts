@@ -26,6 +26,8 @@ export interface SyncDeps {
   logger: Logger;
   /** Called with each instance that left (for the life-time histogram). */
   onGone?: (fleet: string, row: LedgerInstance) => void;
+  /** Told of each provider call that failed (for status and metrics). */
+  onProviderError?: (fleet: string, during: string, error: unknown) => void;
 }
 
 export interface SyncResult {
@@ -234,6 +236,7 @@ export async function retryRemoval(spec: Fleet, ids: string[], deps: SyncDeps): 
     return removed;
   } catch (e) {
     await deps.store.closeIntent(intent, `failed: ${asError(e).message}`);
+    deps.onProviderError?.(spec.name, 'remove', e);
     deps.logger.warn('removal retry failed', { fleet: spec.name, error: asError(e).message });
     return [];
   }
