@@ -1,9 +1,9 @@
-/** Runs test/helpers/crash-child.ts and reports how it ended; reads what the crash left. */
+/** Runs test/helpers/crash-child.mjs (on the compiled dist) and reports how it ended; reads what the crash left. */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-const CHILD = resolve(import.meta.dirname, 'crash-child.ts');
+const CHILD = resolve(import.meta.dirname, 'crash-child.mjs');
 
 export interface ChildEnd {
   code: number | null;
@@ -14,8 +14,7 @@ export interface ChildEnd {
 /** `crashAt`: a step number (from 0), a step name, or -1 to record every step without dying. */
 export function runCrashChild(mode: 'apply' | 'watch', dir: string, crashAt: number | string) {
   return new Promise<ChildEnd>((done) => {
-    // execArgv carries tap's TypeScript loader, so the child runs the .ts sources as this test does.
-    const child = spawn(process.execPath, [...process.execArgv, CHILD, mode, dir, String(crashAt)], {
+    const child = spawn(process.execPath, [CHILD, mode, dir, String(crashAt)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -24,7 +23,7 @@ export function runCrashChild(mode: 'apply' | 'watch', dir: string, crashAt: num
   });
 }
 
-/** The steps a run reached, in order (see crash-child.ts). */
+/** The steps a run reached, in order (see crash-child.mjs). */
 export function recordedSteps(dir: string): string[] {
   const file = join(dir, 'steps.log');
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
