@@ -180,7 +180,7 @@ function stepsFor(
       describe: `request ${increase} instance(s)`,
       run: () =>
         withIntent(deps, fp.fleet, 'increase', { n: increase }, () =>
-          increaseInstances(deps, provider, ref, increase, fleetSpec.instance_ready_command),
+          increaseInstances(deps, provider, ref, increase),
         ),
     });
   }
@@ -244,7 +244,6 @@ async function increaseInstances(
   provider: Provider,
   ref: GroupRef,
   n: number,
-  readyCommand: string | undefined,
 ): Promise<string> {
   const requested = await provider.increase(ref, n, deps.signal);
   // Record the instances that are already visible, so the ledger knows them from their first moment.
@@ -255,16 +254,13 @@ async function increaseInstances(
   const added: string[] = [];
   for (const inst of group?.instances ?? []) {
     if (known.has(inst.id) || inst.state === 'deleting' || inst.state === 'gone') continue;
-    // With no instance_ready_command, a running instance that answers a heartbeat is ready. A ready
-    // command needs an executor to run it; the daemon does that, so the instance stays `creating`.
-    const ready =
-      !readyCommand && inst.state === 'running' && (await provider.heartbeat(ref, inst.id, deps.signal));
+    // `creating` until the daemon's readiness check has connected to it (and run
+    // instance_ready_command): a heartbeat alone does not prove it takes commands.
     const row: LedgerInstance = {
       fleet: ref.fleet,
       id: inst.id,
       provider: ref.provider,
-      state: ready ? 'ready' : 'creating',
-      ...(ready ? { ready_at: now } : {}),
+      state: 'creating',
       created_at: inst.launched_at ?? now,
       use_count: 0,
       health_failures: 0,

@@ -12,7 +12,7 @@ import { loadFleets } from '../config/index.js';
 import { watchFleetDir } from '../daemon/config-watcher.js';
 import { Daemon } from '../daemon/daemon.js';
 import { defaultSystemId } from '../daemon/daemon-options.js';
-import { startDaemonServer } from '../daemon/http.js';
+import { bindDaemonServer, type DaemonServer } from '../daemon/http.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
 import { ErrorCode, FleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
@@ -177,6 +177,17 @@ export interface Manager {
 
 /** Builds and starts the long-running manager (`runfleet watch`, `runfleet demo`). */
 export async function startManager(opts: GlobalOptions, m: ManagerOptions): Promise<Manager> {
+  // Bound first: a taken port must fail before the lock is taken or any instance is created.
+  const server = await bindDaemonServer(m.listen);
+  try {
+    return await startBound(opts, m, server);
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+}
+
+async function startBound(opts: GlobalOptions, m: ManagerOptions, server: DaemonServer): Promise<Manager> {
   const initial = await loadFleets(opts.dir);
   const ctx = await openContext(
     opts,
@@ -237,7 +248,7 @@ export async function startManager(opts: GlobalOptions, m: ManagerOptions): Prom
     await ctx.close();
     throw e;
   }
-  const server = await startDaemonServer(daemon, m.listen, { time, logger });
+  server.attach(daemon, { time, logger });
   const watcher = await watchFleetDir(opts.dir, () => daemon.reloadConfig(), { logger });
   // Written last: once it exists, the daemon serves and sees every later edit of the fleet files.
   const watchFile = watchFilePath(opts.state);

@@ -30,6 +30,8 @@ import { DaemonLifecycle } from './daemon-state.js';
 import { FleetConfig } from './fleet-config.js';
 import { resolveAfterRestart, type SyncDeps } from './instance-sync.js';
 import { HealthChecker } from './health-checker.js';
+import { HostRecovery } from './host-recovery.js';
+import { ProviderErrors } from './provider-errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { PassLoop } from './pass-loop.js';
@@ -57,6 +59,8 @@ export class Daemon {
   private readonly backoff: ReadinessBackoff;
   private readonly readiness: ReadinessRunner;
   private readonly health: HealthChecker;
+  private readonly recovery: HostRecovery;
+  private readonly providerErrors: ProviderErrors;
   private readonly passes: PassLoop;
   private readonly lock: StateLock;
   private readonly lifecycle: DaemonLifecycle;
@@ -71,7 +75,11 @@ export class Daemon {
     this.ledger = opts.ledger;
     this.metrics = opts.metrics ?? new DaemonMetrics(opts.systemId ?? defaultSystemId());
     this.slots = opts.slots;
+    this.providerErrors = new ProviderErrors(this.metrics, this.time);
+    const onProviderError = (fleet: string, during: string, e: unknown) =>
+      this.providerErrors.record(fleet, during, e);
     this.instances = {
+      onProviderError,
       store: opts.store,
       ledger: this.ledger,
       providers: opts.providers,
@@ -104,6 +112,12 @@ export class Daemon {
       active: () => this.lifecycle.state === 'running',
       onUnhealthy: () => this.passes.request('health'),
     });
+    this.recovery = new HostRecovery({
+      ...this.instances,
+      probe: opts.probe,
+      intervalMs: this.settings.heartbeatIntervalMs,
+      active: () => this.lifecycle.state === 'running',
+    });
     this.passes = new PassLoop({
       store: opts.store,
       config: this.config,
@@ -116,9 +130,12 @@ export class Daemon {
       settings: this.settings,
       state: () => this.lifecycle.state,
       onFleets: opts.onFleets,
+      onProviderError,
       // A demand pass may reuse an old observation: only fresh ones make heartbeats cheap (AWS).
       afterPass: (trigger) => {
-        if (trigger !== 'demand') this.health.sweep();
+        if (trigger === 'demand') return;
+        this.health.sweep();
+        this.recovery.sweep(this.passes.last?.observed.groups ?? [], this.passes.specs());
       },
     });
     this.lock = new StateLock({
@@ -180,7 +197,7 @@ export class Daemon {
     this.unsubscribe?.();
     await this.passes.halt();
     this.readiness.abortAll();
-    await Promise.all([this.readiness.settled(), this.health.stop()]);
+    await Promise.all([this.readiness.settled(), this.health.stop(), this.recovery.stop()]);
     await deleteInstancesOnShutdown(this.passes.view.desired, this.instances);
     await this.ledger.flush();
     await this.lock.release();
@@ -207,12 +224,16 @@ export class Daemon {
     this.passes.request('config');
   }
 
-  /** Resolves when no pass is queued or running and no readiness probe or heartbeat is in flight. */
+  /**
+   * Resolves when no pass is queued or running and no readiness probe, heartbeat or host trial is
+   * in flight.
+   */
   async idle(): Promise<void> {
     for (;;) {
       await this.passes.idle();
-      if (!this.health.busy()) return;
-      await this.health.settled(); // a failed heartbeat may have asked for a pass: look again
+      if (!this.health.busy() && !this.recovery.busy()) return;
+      // A failed heartbeat may have asked for a pass, a recovered host brings demand: look again.
+      await Promise.all([this.health.settled(), this.recovery.settled()]);
     }
   }
 
@@ -226,6 +247,8 @@ export class Daemon {
       slots: this.slots,
       backoff: this.backoff,
       config: this.config,
+      outOfService: (row) => this.recovery.why(row),
+      providerError: (fleet) => this.providerErrors.lastFor(fleet),
       now: this.time.now(),
       daemon: {
         state: this.lifecycle.state,
@@ -242,7 +265,13 @@ export class Daemon {
   }
 
   async metricsText(): Promise<string> {
-    this.metrics.refresh(metricsInputs(this.passes.view, this.passes.last, this.slots), this.lifecycle.state);
+    const last = this.passes.last;
+    const orphanGroups = (last?.observed.diagnostics ?? []).filter((d) => d.code === 'ORPHAN_GROUP').length;
+    this.metrics.refresh(
+      metricsInputs(this.passes.view, last, this.slots),
+      this.lifecycle.state,
+      orphanGroups,
+    );
     return this.metrics.text();
   }
 

@@ -153,6 +153,7 @@ export class HealthChecker {
     } catch (e) {
       if (this.shutdown.signal.aborted) return;
       if (!timeout.signal.aborted) {
+        deps.onProviderError?.(spec.name, 'heartbeat', e);
         log.warn('heartbeat could not be sent; not counted', {
           event: 'heartbeat',
           error: asError(e).message,

@@ -6,10 +6,14 @@
  *   POST /v1/fleets/:name/demand       {"jobs":N,"duration_ms":M}: synthetic jobs through the scheduler
  *   POST /v1/fleets/:name/approve      apply a manual fleet's file definition once
  * Bodies are JSON; errors are {"error": message}.
+ *
+ * The server is bound before the daemon starts (`bindDaemonServer`, then `attach`): a port that is
+ * taken must fail `watch` before it takes the lock or creates an instance. Until attached, every
+ * route answers 503 {"state":"starting"}.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { asError, isFleetError } from '../errors.js';
+import { ErrorCode, FleetError, asError, isFleetError } from '../errors.js';
 import type { Daemon } from './daemon.js';
 import { startSyntheticJobs } from './synthetic-jobs.js';
 import type { Logger } from '../util/logger.js';
@@ -20,37 +24,65 @@ export const DEFAULT_LISTEN = '127.0.0.1:9252';
 export interface DaemonServer {
   /** `host:port` actually bound (port 0 picks a free one). */
   address: string;
+  /** Starts serving the daemon's routes (synthetic jobs run on `deps.time`). */
+  attach(daemon: Daemon, deps: { time: Time; logger: Logger }): void;
   close(): Promise<void>;
 }
 
-/** Parses `host:port` (`:9252` means 127.0.0.1). */
+/**
+ * Parses `host:port` (`:9252` means 127.0.0.1).
+ * @throws FleetError(USAGE) when it is not one.
+ */
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = i > 0 ? listen.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
   const port = Number(i >= 0 ? listen.slice(i + 1) : listen);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`invalid listen address ${listen}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || (i >= 0 && listen.slice(i + 1) === '')) {
+    throw new FleetError(ErrorCode.USAGE, `invalid --listen address ${listen}`, {
+      hint: 'use HOST:PORT (e.g. 127.0.0.1:9252), :PORT, or port 0 for any free port',
+    });
+  }
   return { host, port };
 }
 
-export async function startDaemonServer(
-  daemon: Daemon,
-  listen: string,
-  deps: { time: Time; logger: Logger },
-): Promise<DaemonServer> {
+/**
+ * Binds the HTTP server; routes answer 503 until `attach`.
+ * @throws FleetError(USAGE) when the address is taken, invalid, or not this host's.
+ */
+export async function bindDaemonServer(listen: string): Promise<DaemonServer> {
+  let attached: { daemon: Daemon; deps: { time: Time; logger: Logger } } | undefined;
   const server = createServer((req, res) => {
-    route(daemon, deps, req, res).catch((e: unknown) => send(res, 500, { error: asError(e).message }));
+    if (!attached) return send(res, 503, { state: 'starting' });
+    route(attached.daemon, attached.deps, req, res).catch((e: unknown) =>
+      send(res, 500, { error: asError(e).message }),
+    );
   });
   const { host, port } = parseListen(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(listen, e)));
     server.listen(port, host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   return {
     address: `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
+    attach: (daemon, deps) => (attached = { daemon, deps }),
     close: () => closeServer(server),
   };
+}
+
+function listenError(listen: string, e: NodeJS.ErrnoException): FleetError {
+  const why =
+    e.code === 'EADDRINUSE'
+      ? 'the address is already in use'
+      : e.code === 'EADDRNOTAVAIL'
+        ? 'no interface of this host has that address'
+        : e.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : e.message;
+  return new FleetError(ErrorCode.USAGE, `cannot listen on ${listen}: ${why}`, {
+    hint: 'another runfleet watch or program may hold it; pick another with --listen HOST:PORT (port 0: any free one)',
+    cause: e,
+  });
 }
 
 async function route(

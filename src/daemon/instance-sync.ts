@@ -8,6 +8,7 @@ import { asError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import type { LedgerInstance, ObservedGroup, ObservedState } from '../model/observed.js';
+import { UNHEALTHY_AFTER_FAILURES } from '../plan/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { LedgerWriter } from '../store/ledger-writer.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
@@ -25,6 +26,8 @@ export interface SyncDeps {
   logger: Logger;
   /** Called with each instance that left (for the life-time histogram). */
   onGone?: (fleet: string, row: LedgerInstance) => void;
+  /** Told of each provider call that failed (for status and metrics). */
+  onProviderError?: (fleet: string, during: string, error: unknown) => void;
 }
 
 export interface SyncResult {
@@ -32,6 +35,8 @@ export interface SyncResult {
   changed: boolean;
   /** Instances observed running whose ledger row is still `creating`: to be probed. */
   toProbe: { fleet: string; id: string; created_at: string }[];
+  /** Instances the ledger did not know, now recorded as `creating`. */
+  adopted: string[];
 }
 
 /**
@@ -44,7 +49,7 @@ export async function syncInstances(
   fresh: boolean,
   deps: SyncDeps,
 ): Promise<SyncResult> {
-  const result: SyncResult = { changed: false, toProbe: [] };
+  const result: SyncResult = { changed: false, toProbe: [], adopted: [] };
   const ledgerByFleet = new Map<string, Map<string, LedgerInstance>>();
   for (const row of observed.ledger) {
     const m = ledgerByFleet.get(row.fleet) ?? new Map<string, LedgerInstance>();
@@ -92,6 +97,7 @@ async function syncGroup(
       });
       log.info('instance adopted', { event: 'adopt', instance: obs.id, provider_state: obs.state });
       result.changed = true;
+      result.adopted.push(obs.id);
       if (obs.state === 'running')
         result.toProbe.push({ fleet, id: obs.id, created_at: obs.launched_at || now });
       continue;
@@ -109,8 +115,11 @@ async function syncGroup(
     if (row.state === 'creating' && obs.state === 'running') {
       result.toProbe.push({ fleet, id: obs.id, created_at: row.created_at });
     } else if ((row.state === 'ready' || row.state === 'in_use') && obs.state === 'running') {
-      if (obs.healthy === false) deps.slots.markUnavailable(fleet, obs.id, 'unhealthy');
-      else deps.slots.addReadyInstance(fleet, obs.id, row.use_count);
+      // One the heartbeats took out of service stays out after a restart (until removed, or a
+      // fixed host's trial brings it back): the ledger's failures say so, the scheduler forgot.
+      if (obs.healthy === false || row.health_failures >= UNHEALTHY_AFTER_FAILURES) {
+        deps.slots.markUnavailable(fleet, obs.id, 'unhealthy');
+      } else deps.slots.addReadyInstance(fleet, obs.id, row.use_count);
     } else if (row.state === 'draining') {
       deps.slots.markUnavailable(fleet, obs.id, (row.drain_reason ?? 'scale_in') as UnavailableReason);
     }
@@ -152,11 +161,15 @@ async function drain(deps: SyncDeps, row: LedgerInstance, reason: UnavailableRea
 export async function resolveAfterRestart(
   specs: ReadonlyMap<string, Fleet>,
   deps: SyncDeps,
+  /** `false` (`runfleet plan`, which changes no instance): open removals stay for apply or watch. */
+  opts: { retryRemovals?: boolean } = {},
 ): Promise<{ intents: number; retried: string[]; drained: string[] }> {
   const out = { intents: 0, retried: [] as string[], drained: [] as string[] };
+  const retryRemovals = opts.retryRemovals ?? true;
   const open = await deps.store.listOpenIntents();
   const removals = new Map<string, Set<string>>();
   for (const intent of open) {
+    if (intent.action === 'decrease' && !retryRemovals) continue;
     out.intents++;
     if (intent.action === 'decrease' && Array.isArray(intent.detail['ids'])) {
       const set = removals.get(intent.fleet) ?? new Set<string>();
@@ -167,7 +180,8 @@ export async function resolveAfterRestart(
     }
   }
   for (const row of await deps.store.listInstances()) {
-    if (row.state === 'deleting') removals.set(row.fleet, (removals.get(row.fleet) ?? new Set()).add(row.id));
+    if (row.state === 'deleting' && retryRemovals)
+      removals.set(row.fleet, (removals.get(row.fleet) ?? new Set()).add(row.id));
     if (row.acquired > 0 && row.state !== 'deleting') {
       await deps.ledger.update(row.fleet, row.id, (r) => ({
         ...r,
@@ -190,7 +204,7 @@ export async function resolveAfterRestart(
     if (!spec) continue;
     out.retried.push(...(await retryRemoval(spec, [...ids], deps)));
   }
-  for (const intent of open.filter((i) => i.action === 'decrease')) {
+  for (const intent of open.filter((i) => i.action === 'decrease' && retryRemovals)) {
     await deps.store.closeIntent(intent.id, 'resolved after restart: removal carried out');
   }
   return out;
@@ -222,6 +236,7 @@ export async function retryRemoval(spec: Fleet, ids: string[], deps: SyncDeps): 
     return removed;
   } catch (e) {
     await deps.store.closeIntent(intent, `failed: ${asError(e).message}`);
+    deps.onProviderError?.(spec.name, 'remove', e);
     deps.logger.warn('removal retry failed', { fleet: spec.name, error: asError(e).message });
     return [];
   }

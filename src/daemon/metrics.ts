@@ -24,6 +24,11 @@ export interface FleetMetricsInput {
   capacityPerInstance: number;
   maxUseCount: number;
   operations: ReadonlyMap<string, number>;
+  /** Orphan instances the fleet's provider reports (tagged for it, outside its group). */
+  orphanInstances: number;
+  /** Instances taking no new job, by reason. */
+  outOfService: Record<string, number>;
+  planErrors: number;
 }
 
 export class DaemonMetrics {
@@ -141,6 +146,36 @@ export class DaemonMetrics {
     labelNames: ['runner', 'system_id', 'endpoint', 'status'],
     registers: [this.registry],
   });
+  private readonly providerErrors = new Counter({
+    name: 'runfleet_provider_errors_total',
+    help: 'Provider calls that failed (observe, apply steps, removal retries, heartbeats), by error code',
+    labelNames: ['fleet', 'code'],
+    registers: [this.registry],
+  });
+  private readonly providerErrorTime = new Gauge({
+    name: 'runfleet_provider_last_error_timestamp_seconds',
+    help: "When the fleet's provider last failed a call",
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
+  private readonly orphans = new Gauge({
+    name: 'runfleet_orphans',
+    help: "Groups (fleet empty) and instances tagged as runfleet's that no fleet accounts for; never deleted",
+    labelNames: ['fleet', 'kind'],
+    registers: [this.registry],
+  });
+  private readonly outOfService = new Gauge({
+    name: 'runfleet_instances_out_of_service',
+    help: 'Instances that take no new job, by reason (unhealthy, max_use_count, spot, scale_in, ...)',
+    labelNames: ['fleet', 'reason'],
+    registers: [this.registry],
+  });
+  private readonly fleetErrors = new Gauge({
+    name: 'runfleet_fleet_plan_errors',
+    help: "Errors in the fleet's last plan (duplicate names, invalid policy, ownership conflicts): the fleet is left alone",
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
   private readonly daemonState = new Gauge({
     name: 'runfleet_daemon_state',
     help: 'The daemon state (1 for the current one)',
@@ -151,9 +186,18 @@ export class DaemonMetrics {
   constructor(private readonly systemId: string) {}
 
   /** Sets every gauge from the current state of the fleets; called before each scrape. */
-  refresh(fleets: readonly FleetMetricsInput[], daemonState: string): void {
+  refresh(
+    fleets: readonly FleetMetricsInput[],
+    daemonState: string,
+    /** Orphan groups (tagged as runfleet's, no fleet defines them). */
+    orphanGroups = 0,
+  ): void {
     this.provisionerInstances.reset();
     this.tasks.reset();
+    this.orphans.reset();
+    this.outOfService.reset();
+    this.fleetErrors.reset();
+    this.orphans.set({ fleet: '', kind: 'group' }, orphanGroups);
     for (const f of fleets) {
       const l = this.labels(f.fleet);
       for (const [state, n] of Object.entries(f.instances)) this.provisionerInstances.set({ ...l, state }, n);
@@ -162,6 +206,10 @@ export class DaemonMetrics {
       this.maxTasks.set(l, f.capacityPerInstance);
       this.maxUse.set(l, f.maxUseCount);
       for (const [state, n] of Object.entries(f.slots)) this.tasks.set({ ...l, state }, n);
+      this.orphans.set({ fleet: f.fleet, kind: 'instance' }, f.orphanInstances);
+      for (const [reason, n] of Object.entries(f.outOfService))
+        this.outOfService.set({ fleet: f.fleet, reason }, n);
+      this.fleetErrors.set({ fleet: f.fleet }, f.planErrors);
       for (const [operation, total] of f.operations) {
         const key = `${f.fleet}\u0000${operation}`;
         const delta = total - (this.seenOperations.get(key) ?? 0);
@@ -220,6 +268,11 @@ export class DaemonMetrics {
 
   heartbeatFailed(fleet: string): void {
     this.heartbeatFailures.inc({ fleet });
+  }
+
+  providerError(fleet: string, code: string, at: Date): void {
+    this.providerErrors.inc({ fleet, code });
+    this.providerErrorTime.set({ fleet }, at.getTime() / 1000);
   }
 
   heartbeatUnhealthy(fleet: string): void {

@@ -34,6 +34,8 @@ export interface PassLoopDeps {
   /** The daemon's state: passes run while running or draining; only `running` ticks and probes. */
   state: () => DaemonState;
   onFleets?: ((fleets: Fleet[]) => unknown) | undefined;
+  /** Told of a pass that failed, once per fleet it held up. */
+  onProviderError?: ((fleet: string, during: string, error: unknown) => void) | undefined;
   /** Told after each pass that completed, with its trigger (the health checks follow passes). */
   afterPass?: ((trigger: PassTrigger) => void) | undefined;
 }
@@ -142,7 +144,10 @@ export class PassLoop {
         error: asError(e).message,
         ...(isFleetError(e) && e.hint ? { hint: e.hint } : {}),
       });
-      for (const f of this.currentView.fleets) deps.metrics.missedUpdate(f.name);
+      for (const f of this.currentView.fleets) {
+        deps.metrics.missedUpdate(f.name);
+        deps.onProviderError?.(f.name, 'pass', e);
+      }
     } finally {
       deps.metrics.reconciled(trigger, (performance.now() - started) / 1000);
     }

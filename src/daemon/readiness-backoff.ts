@@ -14,10 +14,12 @@ export interface BackoffOptions {
 
 /**
  * Per-fleet exponential backoff on readiness failures: after n consecutive failures, no new
- * instance is created for `min(base × 2^(n−1), max)`. A success resets it.
+ * instance is created for `min(base × 2^(n−1), max)`. A success resets it. Instances created
+ * before the current pause began are one batch with the failure that started it: their failures
+ * do not lengthen it (six instances of one broken image failing together are one step, not six).
  */
 export class ReadinessBackoff {
-  private readonly state = new Map<string, { failures: number; until: number }>();
+  private readonly state = new Map<string, { failures: number; since: number; until: number }>();
   private readonly baseMs: number;
   private readonly maxMs: number;
 
@@ -26,11 +28,16 @@ export class ReadinessBackoff {
     this.maxMs = opts.maxMs ?? 600_000;
   }
 
-  /** Records a failure at `nowMs`; returns the pause it starts, in ms. */
-  failed(fleet: string, nowMs: number): number {
-    const failures = (this.state.get(fleet)?.failures ?? 0) + 1;
+  /**
+   * Records a failure at `nowMs` of an instance created at `createdAtMs`; returns the pause in
+   * force, in ms from now.
+   */
+  failed(fleet: string, nowMs: number, createdAtMs = nowMs): number {
+    const s = this.state.get(fleet);
+    if (s && createdAtMs < s.since) return Math.max(0, s.until - nowMs);
+    const failures = (s?.failures ?? 0) + 1;
     const pause = Math.min(this.maxMs, this.baseMs * 2 ** (failures - 1));
-    this.state.set(fleet, { failures, until: nowMs + pause });
+    this.state.set(fleet, { failures, since: nowMs, until: nowMs + pause });
     return pause;
   }
 

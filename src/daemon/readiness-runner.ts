@@ -1,8 +1,12 @@
 /**
  * Runs readiness checks of new instances, one at a time per instance: heartbeat, then the fleet's
- * `instance_ready_command` through the injected probe. Success makes the instance `ready` in the
+ * `instance_ready_command` (if any) over a connection, through the injected probe. Success makes the instance `ready` in the
  * ledger and hands its slots to the scheduler. Failure drains it as unhealthy (the planner removes
  * it) and starts the fleet's backoff, so a broken image does not become a create/delete loop.
+ *
+ * Each instance fails at most once: a pass that observed it `creating` just before its check
+ * failed asks for another check, which finds the row no longer `creating` and does nothing, and
+ * the failure itself is only counted when it is what moved the row out of `creating`.
  */
 import { asError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
@@ -40,18 +44,16 @@ export class ReadinessRunner {
     for (const r of this.running.values()) r.abort.abort(new Error('runfleet is shutting down'));
   }
 
-  /** Starts a check unless one runs for this instance already. */
-  /** Instances whose time-to-running was recorded (fleeting_provisioner_instance_is_running_time_seconds). */
+  /**
+   * Instances whose time-to-running was recorded (fleeting_provisioner_instance_is_running_time_seconds),
+   * kept until the instance leaves `creating`: a check that found it not up yet probes it again.
+   */
   private readonly seenRunning = new Set<string>();
 
+  /** Starts a check unless one runs for this instance already. */
   start(spec: Fleet, id: string, createdAt: string): void {
     const key = `${spec.name}\u0000${id}`;
     if (this.running.has(key)) return;
-    // The first probe of an instance is the moment the provider first showed it running.
-    if (!this.seenRunning.has(key)) {
-      this.seenRunning.add(key);
-      this.deps.metrics.running(spec.name, (this.deps.time.now().getTime() - Date.parse(createdAt)) / 1000);
-    }
     const abort = new AbortController();
     const promise = this.check(spec, id, createdAt, abort.signal)
       .catch((e: unknown) =>
@@ -59,8 +61,6 @@ export class ReadinessRunner {
       )
       .finally(() => {
         this.running.delete(key);
-        // A finished check leaves the instance ready or removed: it is never probed again.
-        this.seenRunning.delete(key);
         this.deps.onDone();
       });
     this.running.set(key, { promise, abort });
@@ -78,21 +78,31 @@ export class ReadinessRunner {
     );
     const both = AbortSignal.any([signal, timeout.signal]);
     try {
+      // Asked for by a pass that read the ledger before an earlier check decided: nothing to do.
+      const key = `${spec.name}\u0000${id}`;
+      if ((await deps.store.getInstance(spec.name, id))?.state !== 'creating') {
+        this.seenRunning.delete(key);
+        return;
+      }
+      // The first probe of an instance is the moment the provider first showed it running.
+      if (!this.seenRunning.has(key)) {
+        this.seenRunning.add(key);
+        deps.metrics.running(spec.name, ageMs / 1000);
+      }
       if (!(await provider.heartbeat(ref, id, both))) {
         // Not up yet: check again on a later pass, until the ready timeout.
         if (ageMs >= deps.readyTimeoutMs)
           await this.fail(spec, id, 'heartbeat failed until the ready timeout');
         return;
       }
+      // Without instance_ready_command the provider's heartbeat is the whole check: no connection
+      // is made (the README says so; `instance_ready_command: "true"` asks for one).
       if (spec.instance_ready_command) {
         const info = await provider.connectInfo(ref, id, both);
         const result = await deps.probe(spec, id, info, both);
         if (!result.ok) {
-          await this.fail(
-            spec,
-            id,
-            `instance_ready_command failed${result.output ? `: ${result.output.trim()}` : ''}`,
-          );
+          const output = result.output ? `: ${result.output.trim()}` : '';
+          await this.fail(spec, id, `instance_ready_command failed${output}`);
           return;
         }
       }
@@ -116,13 +126,15 @@ export class ReadinessRunner {
 
   private async fail(spec: Fleet, id: string, why: string): Promise<void> {
     const { deps } = this;
-    const pauseMs = deps.backoff.failed(spec.name, deps.time.now().getTime());
+    let createdAt: string | undefined;
+    await deps.ledger.update(spec.name, id, (r) => {
+      if (r.state !== 'creating') return undefined; // decided already (or being removed)
+      createdAt = r.created_at;
+      return { ...r, state: 'draining', drain_reason: 'unhealthy', health_failures: r.health_failures + 1 };
+    });
+    if (createdAt === undefined) return;
     deps.slots.markUnavailable(spec.name, id, 'unhealthy');
-    await deps.ledger.update(spec.name, id, (r) =>
-      r.state === 'deleting'
-        ? undefined
-        : { ...r, state: 'draining', drain_reason: 'unhealthy', health_failures: r.health_failures + 1 },
-    );
+    const pauseMs = deps.backoff.failed(spec.name, deps.time.now().getTime(), Date.parse(createdAt));
     deps.metrics.readinessFailed(spec.name);
     deps.logger.warn('instance failed its readiness check; removing it and pausing creation', {
       event: 'not_ready',

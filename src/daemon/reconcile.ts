@@ -45,6 +45,8 @@ export interface PassOutcome {
   applied?: ApplyOutcome;
   /** Fleet name → last capacity decision (after daemon rules), for status and metrics. */
   decisions: Map<string, CapacityPlan>;
+  /** Fleet name → the errors of its plan (the fleet is left alone while they last). */
+  planErrors: Map<string, string[]>;
   observed: ObservedState;
 }
 
@@ -89,7 +91,14 @@ export class Reconciler {
     if (!cached) await this.retryStuckRemovals(observed, everySpec);
     if (sync.changed) observed.ledger = await deps.store.listInstances();
 
-    const outcome: PassOutcome = { toProbe: sync.toProbe, expecting: false, decisions: new Map(), observed };
+    if (!cached) this.reportOrphans(observed);
+    const outcome: PassOutcome = {
+      toProbe: sync.toProbe,
+      expecting: false,
+      decisions: new Map(),
+      planErrors: new Map(),
+      observed,
+    };
     // From here to the claims nothing awaits: the busy view the plan is made with is the one the
     // claims find, so no job can take an instance between being planned out and claimed.
     const holds = new Map<string, 'backoff' | 'throttle'>();
@@ -191,6 +200,10 @@ export class Reconciler {
       const errors = fp.diagnostics.filter((d) => d.severity === 'error');
       if (errors.length > 0) {
         for (const e of errors) this.reportOnce(fp.fleet, e.message);
+        outcome.planErrors.set(
+          fp.fleet,
+          errors.map((e) => `${e.code}: ${e.message}`),
+        );
         continue;
       }
       // A fleet whose file is gone takes no new job, also while its group waits for busy instances.
@@ -268,7 +281,10 @@ export class Reconciler {
           detail: step.detail,
           error: step.error?.message,
         });
-        if (step.status === 'failed') deps.metrics.missedUpdate(step.fleet);
+        if (step.status === 'failed') {
+          deps.metrics.missedUpdate(step.fleet);
+          deps.onProviderError?.(step.fleet, step.step, step.error ?? step.detail);
+        }
         continue;
       }
       log.info(step.detail, { event: step.step });
@@ -278,18 +294,9 @@ export class Reconciler {
           this.throttle.take(step.fleet, spec.scale_throttle, fp?.capacity?.increase ?? 0, started.getTime());
         deps.metrics.scaled(step.fleet, 'up', fp?.capacity?.increase ?? 0);
         deps.metrics.created(step.fleet, seconds);
-        // New instances take jobs (or get probed) now, not on the next observe.
+        // New instances get probed now, not on the next observe.
         for (const row of await deps.store.listInstances(step.fleet)) {
-          if (row.state === 'ready') {
-            deps.slots.addReadyInstance(step.fleet, row.id, row.use_count);
-            // Made ready by the apply itself (running, heartbeat passed, no ready command).
-            const created = Date.parse(row.created_at);
-            if (row.ready_at && created >= started.getTime() - 1000) {
-              const toReady = (Date.parse(row.ready_at) - created) / 1000;
-              deps.metrics.running(step.fleet, toReady);
-              deps.metrics.ready(step.fleet, toReady);
-            }
-          } else if (row.state === 'creating') {
+          if (row.state === 'creating') {
             outcome.toProbe.push({ fleet: step.fleet, id: row.id, created_at: row.created_at });
           }
         }
@@ -313,6 +320,23 @@ export class Reconciler {
       void recordApply(deps.store, plan, result, { started, finished, via: 'watch' })
         .then((hash) => deps.metrics.appliedPlan(hash, finished))
         .catch((e: unknown) => deps.logger.error('cannot record apply', { error: String(e) }));
+    }
+  }
+
+  /** Logs each orphan once: status and metrics show them for as long as they last. */
+  private reportOrphans(observed: ObservedState): void {
+    const found = [...(observed.diagnostics ?? []), ...observed.groups.flatMap((g) => g.diagnostics)].filter(
+      (d) => d.code.startsWith('ORPHAN_'),
+    );
+    for (const d of found) {
+      const key = `\u0000orphan\u0000${d.message}`;
+      if (this.reportedErrors.has(key)) continue;
+      this.reportedErrors.add(key);
+      this.deps.logger.warn('orphan found: runfleet never deletes it', {
+        event: 'orphan',
+        code: d.code,
+        detail: d.message,
+      });
     }
   }
 

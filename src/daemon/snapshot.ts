@@ -1,9 +1,12 @@
 /** Builds the daemon's status report and metric inputs from its last pass and the slot scheduler. */
 import { formatIssue } from '../config/index.js';
 import { groupRefFor } from '../model/group.js';
+import { UNHEALTHY_AFTER_FAILURES } from '../plan/index.js';
 import type { LedgerInstance } from '../model/observed.js';
 import type { SlotScheduler } from '../runtime/slots/scheduler.js';
 import type { ConfigView, FleetConfig } from './fleet-config.js';
+import type { OutOfService } from './host-recovery.js';
+import type { ProviderErrorStatus } from './provider-errors.js';
 import type { FleetMetricsInput } from './metrics.js';
 import type { ReadinessBackoff } from './readiness-backoff.js';
 import type { PassOutcome } from './reconcile.js';
@@ -16,6 +19,9 @@ export interface StatusInput {
   slots: SlotScheduler;
   backoff: ReadinessBackoff;
   config: FleetConfig;
+  /** Why a host waits to be returned to service (fixed-capacity fleets). */
+  outOfService?: (row: LedgerInstance) => OutOfService | undefined;
+  providerError?: (fleet: string) => ProviderErrorStatus | undefined;
   now: Date;
   daemon: NonNullable<StatusReport['daemon']>;
 }
@@ -29,6 +35,9 @@ export function buildStatus(input: StatusInput): StatusReport {
     const policy = spec ? policyStatus(spec, now) : undefined;
     const source = f.file?.source ?? f.desired?.source;
     const blocked = input.backoff.blockedUntil(f.name, now.getTime());
+    const orphans = orphanInstances(input.last, f.name);
+    const providerError = input.providerError?.(f.name);
+    const fileErrors = f.file ? input.config.errorsFor(f.file.source.file).map(formatIssue) : [];
     return {
       name: f.name,
       provider: ref?.provider ?? 'unknown',
@@ -43,9 +52,16 @@ export function buildStatus(input: StatusInput): StatusReport {
       ...(decision
         ? { capacity: { current: decision.current, target: decision.target, reason: decision.reason } }
         : {}),
-      instances: input.ledger.filter((r) => r.fleet === f.name).map(instanceStatus),
+      instances: input.ledger
+        .filter((r) => r.fleet === f.name)
+        .map((r) => {
+          const out = input.outOfService?.(r);
+          return { ...instanceStatus(r), ...(out ? { out_of_service: out } : {}) };
+        }),
+      ...(orphans.length > 0 ? { orphans } : {}),
+      ...(providerError ? { provider_error: providerError } : {}),
       slots: input.slots.counts(f.name),
-      config_errors: f.file ? input.config.errorsFor(f.file.source.file).map(formatIssue) : [],
+      config_errors: [...fileErrors, ...(input.last?.planErrors.get(f.name) ?? [])],
       pending_changes: f.pendingChanges,
       ...(blocked !== undefined ? { backoff_until: new Date(blocked).toISOString() } : {}),
     };
@@ -56,7 +72,36 @@ export function buildStatus(input: StatusInput): StatusReport {
     daemon: input.daemon,
     fleets,
     config_errors: view.errors.map(formatIssue),
+    orphans: (input.last?.observed.diagnostics ?? [])
+      .filter((d) => d.code === 'ORPHAN_GROUP')
+      .map((d) => d.message),
   };
+}
+
+function orphanInstances(last: PassOutcome | undefined, fleet: string): string[] {
+  return (last?.observed.groups ?? [])
+    .filter((g) => g.ref.fleet === fleet)
+    .flatMap((g) => g.diagnostics.filter((d) => d.code === 'ORPHAN_INSTANCE').map((d) => d.message));
+}
+
+/** Instances taking no new job, by reason: the scheduler's view, or the ledger's after a restart. */
+function outOfServiceCounts(last: PassOutcome | undefined, slots: SlotScheduler, fleet: string) {
+  const counts: Record<string, number> = {};
+  const inSlots = new Map(slots.instances(fleet).map((i) => [i.id, i]));
+  for (const row of last?.observed.ledger ?? []) {
+    if (row.fleet !== fleet) continue;
+    const slot = inSlots.get(row.id);
+    const reason =
+      row.state === 'draining'
+        ? (row.drain_reason ?? 'scale_in')
+        : slot && !slot.available
+          ? (slot.reason ?? 'unhealthy')
+          : !slot && row.health_failures >= UNHEALTHY_AFTER_FAILURES
+            ? 'unhealthy'
+            : undefined;
+    if (reason) counts[reason] = (counts[reason] ?? 0) + 1;
+  }
+  return counts;
 }
 
 export function metricsInputs(
@@ -83,6 +128,9 @@ export function metricsInputs(
         capacityPerInstance: spec.capacity_per_instance,
         maxUseCount: spec.max_use_count,
         operations: slots.operations(f.name),
+        orphanInstances: orphanInstances(last, f.name).length,
+        outOfService: outOfServiceCounts(last, slots, f.name),
+        planErrors: last?.planErrors.get(f.name)?.length ?? 0,
       },
     ];
   });

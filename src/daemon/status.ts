@@ -10,6 +10,8 @@ import type { SlotCounts } from '../runtime/slots/types.js';
 import type { StateStore } from '../store/store.js';
 import type { Time } from '../util/time.js';
 import type { RunnerStatus } from '../runtime/fleet-runners.js';
+import type { OutOfService } from './host-recovery.js';
+import type { ProviderErrorStatus } from './provider-errors.js';
 
 export type DaemonState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -32,6 +34,8 @@ export interface InstanceStatus {
   created_at: string;
   ready_at?: string;
   last_used_at?: string;
+  /** A fixed host out of service as unhealthy: why, and its last trial (daemon only). */
+  out_of_service?: OutOfService;
 }
 
 export interface FleetStatus {
@@ -48,8 +52,13 @@ export interface FleetStatus {
   /** The capacity decision of the last pass. */
   capacity?: { current: number; target: number; reason: string };
   instances: InstanceStatus[];
+  /** Instances tagged for this fleet outside its group (never deleted; daemon only). */
+  orphans?: string[];
+  /** The last provider call of this fleet that failed (daemon only). */
+  provider_error?: ProviderErrorStatus;
   /** Only from the daemon: slots live in its memory. */
   slots?: SlotCounts;
+  /** Errors in the fleet's file, and in its last plan (duplicate name, invalid policy, ...). */
   config_errors: string[];
   /** Manual fleets: file changes awaiting `runfleet apply`. */
   pending_changes: number;
@@ -73,6 +82,8 @@ export interface StatusReport {
   };
   fleets: FleetStatus[];
   config_errors: string[];
+  /** Groups tagged as runfleet's that no fleet defines (never deleted; daemon only). */
+  orphans?: string[];
 }
 
 export function policyStatus(spec: Fleet, now: Date): PolicyStatus | undefined {

@@ -112,9 +112,10 @@ t.test('create records the fleet, the new instances and closed intents', async (
   t.same(
     (await store.listInstances('a')).map((i) => [i.id, i.state]),
     [
-      ['m-1', 'ready'],
-      ['m-2', 'ready'],
+      ['m-1', 'creating'],
+      ['m-2', 'creating'],
     ],
+    'creating until a readiness check connects to them (the daemon does that)',
   );
   t.same(await store.listOpenIntents(), [], 'every intent closed');
   const again = await applyPlan(await planNow(fleets), fleets, deps);

@@ -207,7 +207,8 @@ t.test('lock: acquire, contention, wrong-id release, release, force-unlock', asy
     code: 'LOCKED',
     message: `state is locked by alice@box pid 42 (apply) since ${T0}, lock id ${lock.id}`,
     hint: `wait for it to finish, or if that process is gone: runfleet force-unlock ${lock.id}`,
-    retryable: true,
+    // Retrying at once cannot help while the holder runs: the CLI must not say it may.
+    retryable: false,
   });
 
   await store.releaseLock('00000000-0000-4000-8000-000000000000');

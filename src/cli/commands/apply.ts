@@ -1,18 +1,18 @@
 import { applyPlan, type ApplyOutcome, type StepResult } from '../../apply/apply.js';
 import { recordApply } from '../../apply/record.js';
-import { StateLock } from '../../apply/state-lock.js';
 import { readPlanFile } from '../../apply/plan-file.js';
 import { observeState } from '../../apply/observe.js';
+import { describeLeftovers, resolveLeftovers } from '../../daemon/leftovers.js';
 import { ErrorCode, FleetError, isFleetError } from '../../errors.js';
 import { readFile } from 'node:fs/promises';
 import { watchFilePath, type WatchFile } from '../root.js';
 import type { DesiredFleet } from '../../model/fleet.js';
 import type { Plan } from '../../model/plan.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
-import { openContext, type Context, type GlobalOptions } from '../root.js';
+import { openContext, type Context, type ContextOptions, type GlobalOptions } from '../root.js';
 import { styler, type Io } from '../io.js';
 import { loadDesired } from './load.js';
-import { hasChanges } from './plan.js';
+import { cliStateLock, hasChanges } from './plan.js';
 
 export interface ApplyOptions {
   planFile?: string;
@@ -24,20 +24,22 @@ export interface ApplyOptions {
  * exactly that plan, refusing it if the observed state moved since it was made. Holds the state
  * lock from observing to the last step, so nothing changes underneath.
  */
-export async function apply(opts: GlobalOptions, applyOpts: ApplyOptions, io: Io): Promise<number> {
+export async function apply(
+  opts: GlobalOptions,
+  applyOpts: ApplyOptions,
+  io: Io,
+  /** Test seam (crash tests inject a provider that dies at a chosen step); the CLI passes none. */
+  load: ContextOptions = {},
+): Promise<number> {
   const saved = applyOpts.planFile ? await readPlanFile(applyOpts.planFile) : undefined;
   const desired = saved ? saved.desired : await loadDesired(opts.dir, io);
   const ctx = await openContext(
     opts,
     desired.map((d) => d.spec),
+    load,
   );
   try {
-    const lock = new StateLock({
-      store: ctx.store,
-      operation: 'apply',
-      onTakeOver: (previous) =>
-        io.err(`Taking over the state lock of ${previous.who} (${previous.operation}), which is gone.`),
-    });
+    const lock = cliStateLock(ctx, 'apply', io);
     try {
       await lock.take();
     } catch (e) {
@@ -74,6 +76,9 @@ async function applyLocked(
   io: Io,
 ): Promise<number> {
   const started = ctx.time.now();
+  // Under the lock, before observing: what a killed apply or daemon left is resolved as watch does.
+  const leftovers = describeLeftovers(await resolveLeftovers(desired, ctx, { retryRemovals: true }));
+  if (leftovers) io.err(leftovers);
   const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
   let plan: Plan;
   if (savedPlan) {

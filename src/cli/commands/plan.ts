@@ -1,8 +1,12 @@
 import { writePlanFile } from '../../apply/plan-file.js';
 import { observeState } from '../../apply/observe.js';
+import { StateLock } from '../../apply/state-lock.js';
+import { describeLeftovers, resolveLeftovers } from '../../daemon/leftovers.js';
+import { ErrorCode, isFleetError } from '../../errors.js';
+import type { DesiredFleet } from '../../model/fleet.js';
 import { planFleets, renderPlan } from '../../plan/index.js';
 import type { Plan } from '../../model/plan.js';
-import { openContext, type GlobalOptions } from '../root.js';
+import { openContext, type Context, type GlobalOptions } from '../root.js';
 import type { Io } from '../io.js';
 import { loadDesired } from './load.js';
 
@@ -28,6 +32,7 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
     desired.map((d) => d.spec),
   );
   try {
+    await resolveUnlessLocked(ctx, desired, io);
     const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
     const result = planFleets({ desired, observed, now: ctx.time.now(), basis, groupChanges });
     io.out(renderPlan(result, { format: planOpts.format, color: io.color && planOpts.format === 'text' }));
@@ -44,4 +49,35 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * A plan made beside what a killed apply or daemon left in flight would be wrong, so plan resolves
+ * it first, as apply and watch do, but changes no instance (interrupted removals stay for apply).
+ * When a live process holds the lock, that process resolves it: plan only reads.
+ */
+async function resolveUnlessLocked(ctx: Context, desired: DesiredFleet[], io: Io): Promise<void> {
+  const lock = cliStateLock(ctx, 'plan', io);
+  try {
+    await lock.take();
+  } catch (e) {
+    if (isFleetError(e) && e.code === ErrorCode.LOCKED) return;
+    throw e;
+  }
+  try {
+    const said = describeLeftovers(await resolveLeftovers(desired, ctx, { retryRemovals: false }));
+    if (said) io.err(said);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The state lock as plan and apply take it: taking over a dead holder's lock is said to the user. */
+export function cliStateLock(ctx: Context, operation: 'plan' | 'apply', io: Io): StateLock {
+  return new StateLock({
+    store: ctx.store,
+    operation,
+    onTakeOver: (previous) =>
+      io.err(`Taking over the state lock of ${previous.who} (${previous.operation}), which is gone.`),
+  });
 }

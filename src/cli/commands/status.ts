@@ -62,6 +62,7 @@ export function renderStatus(report: StatusReport, color: boolean): string {
     lines.push(style.yellow('no daemon running: showing the state store (slots unknown)'));
   }
   for (const e of report.config_errors) lines.push(style.red(`config error: ${e}`));
+  for (const o of report.orphans ?? []) lines.push(style.yellow(`orphan: ${o}`));
   if (report.fleets.length === 0) lines.push('\nno fleets');
   for (const f of report.fleets) lines.push('', ...renderFleet(f, style));
   return lines.join('\n');
@@ -103,6 +104,11 @@ function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[]
   if (f.backoff_until)
     out.push(style.yellow(`  creation paused until ${f.backoff_until} (readiness failures)`));
   for (const e of f.config_errors) out.push(style.red(`  ${e}`));
+  if (f.provider_error) {
+    const p = f.provider_error;
+    out.push(style.red(`  last provider error at ${p.at} (${p.during}, ${p.code}): ${p.message}`));
+  }
+  for (const o of f.orphans ?? []) out.push(style.yellow(`  orphan: ${o}`));
   if (f.instances.length === 0) {
     out.push('  no instances');
   } else {
@@ -119,6 +125,12 @@ function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[]
         .split('\n')
         .map((l) => `  ${l}`),
     );
+    for (const i of f.instances) {
+      const o = i.out_of_service;
+      if (!o) continue;
+      const last = o.last_try_at ? `; last tried ${o.last_try_at}: ${o.last_error ?? 'failed'}` : '';
+      out.push(style.yellow(`  ${i.id} out of service: ${o.reason}${last}; retried at the heartbeat rhythm`));
+    }
   }
   return out;
 }

@@ -14,7 +14,15 @@
  * process group holding everything the command starts. The wrapper prints that pid on its first
  * output line; a cancel then runs `kill -TERM -<pid>` (later `-KILL`) over a second channel. Closing
  * the channel alone would not do it: without a pty, sshd sends no SIGHUP.
+ *
+ * For the same reason a command whose connection is lost (sshd killed, network gone) keeps running
+ * on the host. Each command runs with a random `RUNFLEET_EXEC_TAG` in its environment, which every
+ * process it starts inherits (also one it `exec`s into, or one that left its process group); the
+ * connector remembers the tags of commands whose connection was lost and, when it next connects to
+ * that host, kills every process carrying one (Linux `/proc`) before anything else runs there. A
+ * process that merely reuses a pid is never touched.
  */
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { FleetError, isFleetError } from '../../errors.js';
@@ -92,6 +100,10 @@ interface Connection {
   lost: boolean;
   /** Fails the in-flight commands of this connection when it drops. */
   inFlight: Set<(err: FleetError) => void>;
+  /** The client from the moment it dials: `close` must reach a pending handshake too. */
+  raw?: Client;
+  /** Resolves when `raw`'s socket has closed. */
+  closed?: Promise<void>;
 }
 
 /** ssh2's error for a channel the server refused (`SSH_MSG_CHANNEL_OPEN_FAILURE`). */
@@ -108,6 +120,8 @@ export class SshConnector implements Connector {
   /** Sessions a new connection may hold (`connector.max_sessions`). */
   maxSessions: number;
   private closed = false;
+  /** Tags of commands whose connection was lost: their processes are killed on the next connection. */
+  private leftBehind: string[] = [];
 
   constructor(
     private readonly target: SshTarget,
@@ -171,6 +185,8 @@ export class SshConnector implements Connector {
   private dial(conn: Connection): Promise<Client> {
     return new Promise<Client>((resolve, reject) => {
       const client = new Client();
+      conn.raw = client;
+      conn.closed = new Promise((r) => client.once('close', () => r()));
       let verdict: HostKeyVerdict | undefined;
       let ready = false;
       const dropped = (why: string): void => {
@@ -185,7 +201,7 @@ export class SshConnector implements Connector {
         // Commands are small request/response exchanges: without TCP_NODELAY, Nagle plus the
         // peer's delayed ACK add ~40 ms to about half of them (measured by bench/dispatch).
         client.setNoDelay(true);
-        resolve(client);
+        void this.reapLeftBehind(client).then(() => resolve(client));
       });
       client.on('error', (err: Error) => {
         if (ready) return dropped(err.message);
@@ -214,6 +230,26 @@ export class SshConnector implements Connector {
             () => verify(false),
           );
         },
+      });
+    });
+  }
+
+  /** Kills what lost connections left running; never fails the connection it runs on. */
+  private reapLeftBehind(client: Client): Promise<void> {
+    const left = this.leftBehind.splice(0);
+    if (left.length === 0) return Promise.resolve();
+    const wanted = left.map((tag) => `RUNFLEET_EXEC_TAG=${tag}`).join('|');
+    const script =
+      `for d in /proc/[0-9]*; do ` +
+      `if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qxE '${wanted}'; then kill -KILL "\${d#/proc/}" 2>/dev/null; fi; ` +
+      `done`;
+    return new Promise((done) => {
+      client.exec(`${script}; true`, (err, ch) => {
+        if (err) return done();
+        ch.on('close', () => done());
+        ch.resume();
+        ch.stderr.resume();
+        ch.end();
       });
     });
   }
@@ -330,7 +366,8 @@ export class SshConnector implements Connector {
       .map(([k, v]) => `export ${k}=${shellQuote(v)}; `)
       .join('');
     const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
-    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; ${env}${cd}${command}`;
+    const tag = randomBytes(8).toString('hex');
+    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; export RUNFLEET_EXEC_TAG=${tag}; ${env}${cd}${command}`;
     const { ch, exit: exitRecord, conn } = await this.channel(wrapped);
 
     let pid: number | undefined;
@@ -359,8 +396,10 @@ export class SshConnector implements Connector {
         conn.inFlight.delete(fail);
         opts.signal?.removeEventListener('abort', onAbort);
       };
+      // Only a lost connection calls this: the command may live on, so it is killed on reconnect.
       fail = (err: FleetError): void => {
         finish();
+        this.leftBehind.push(tag);
         reject(err);
       };
       conn.inFlight.add(fail);
@@ -428,17 +467,21 @@ export class SshConnector implements Connector {
     });
   }
 
+  /**
+   * Destroys the socket at once and resolves once it is closed. `end()` would half-close it and
+   * wait for the peer, which a frozen host never answers: shutdown would wait for keepalives to
+   * give up (and ssh2 ignores a `destroy()` after `end()`). sshd treats the reset as a dropped
+   * connection. Commands still running fail with SSH_CONNECT (connection lost).
+   */
   async close(): Promise<void> {
     this.closed = true;
     const conns = this.connections.splice(0);
     for (const wake of this.waiting.splice(0)) wake();
     await Promise.all(
       conns.map(async (conn) => {
-        try {
-          (await conn.client).end();
-        } catch {
-          // Never connected: nothing to close.
-        }
+        if (!conn.raw) return;
+        conn.raw.destroy();
+        await conn.closed;
       }),
     );
   }

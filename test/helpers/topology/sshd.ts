@@ -30,6 +30,17 @@ export interface SshdInstance {
   crash(): void;
   /** Restarts sshd with a freshly generated host key (a different machine at the same address). */
   restartWithNewHostKey(): Promise<void>;
+  /**
+   * sshd dies but what it ran lives on: SIGKILL to the listener and the per-connection sshd
+   * processes only, so the commands of its sessions keep running, orphaned (as after an OOM kill).
+   */
+  killSshdOnly(): void;
+  /** Starts sshd again with the same host key (the same machine, its sshd back). */
+  restart(): Promise<void>;
+  /** The host freezes: SIGSTOP to sshd and everything it runs; TCP stays open, nothing answers. */
+  freeze(): void;
+  /** Undoes `freeze`. */
+  thaw(): void;
 }
 
 function keygen(path: string): void {
@@ -126,9 +137,8 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
       throw new Error(`sshd on ${host}:${port} did not start: ${log}`);
     }
   };
-  const killAll = (signal: NodeJS.Signals): void => {
-    if (!child?.pid) return;
-    for (const pid of [...descendants(child.pid), child.pid]) {
+  const signalEach = (pids: number[], signal: NodeJS.Signals): void => {
+    for (const pid of pids) {
       try {
         process.kill(pid, signal);
       } catch {
@@ -136,10 +146,22 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
       }
     }
   };
+  const tree = (): number[] => (child?.pid ? [...descendants(child.pid), child.pid] : []);
+  const killAll = (signal: NodeJS.Signals): void => signalEach(tree(), signal);
+  // The listener (`/usr/sbin/sshd -D ...`) and per-connection ones (`sshd: root@notty`, `sshd-session`).
+  const sshdPids = (): number[] =>
+    tree().filter((pid) => {
+      try {
+        return /^(\S*\/)?sshd\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      } catch {
+        return false;
+      }
+    });
   const stop = async (): Promise<void> => {
     const proc = child;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     killAll('SIGTERM');
+    killAll('SIGCONT'); // a frozen host must still stop
     await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 3000, 20);
   };
 
@@ -159,6 +181,13 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
     },
     stop,
     crash: () => killAll('SIGKILL'),
+    killSshdOnly: () => signalEach(sshdPids(), 'SIGKILL'),
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    freeze: () => killAll('SIGSTOP'),
+    thaw: () => killAll('SIGCONT'),
     restartWithNewHostKey: async () => {
       await stop();
       keygen(join(dir, 'hostkey'));

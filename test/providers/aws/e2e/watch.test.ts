@@ -3,13 +3,10 @@
  * it up for synthetic demand (POST /v1/fleets/NAME/demand), takes jobs only on instances that are
  * InService, scales back to zero once they are idle, and `runfleet status` shows the instances.
  */
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import t from 'tap';
 import type { StatusReport } from '../../../../src/daemon/status.js';
-import { BIN, until } from '../../../cli/helpers.js';
-import { assertCleanTraffic, awsFleetYaml, awsWorkspace } from './fixtures/workspace.js';
+import { until } from '../../../cli/helpers.js';
+import { assertCleanTraffic, awsFleetYaml, awsWorkspace, startWatch } from './fixtures/workspace.js';
 
 const BOOT_MS = 1500;
 
@@ -21,26 +18,8 @@ t.test('the daemon scales an AWS fleet up for demand and back to zero', async (t
     // idle_time leaves the status CLI (a fresh process) time to see the used instances.
     awsFleetYaml('burst', { endpoint: fake.url, maxInstances: 3, idleCount: 0, idleTime: '5s' }),
   );
-  const child = spawn(
-    process.execPath,
-    [BIN, 'watch', '--listen', '127.0.0.1:0', '--interval', '1s', '--grace', '2s'],
-    { cwd: ws.dir, env: { ...process.env, NO_COLOR: '1', ...ws.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-
-  const listen = await until(
-    'watch.json',
-    async () =>
-      (JSON.parse(await readFile(join(ws.dir, '.runfleet', 'watch.json'), 'utf8')) as { listen: string })
-        .listen,
-    15_000,
-  );
+  const watch = await startWatch(t, ws, ['--interval', '1s', '--grace', '2s']);
+  const { listen } = watch;
   const status = async () => (await (await fetch(`http://${listen}/v1/status`)).json()) as StatusReport;
   await until(
     'the daemon created the group',
@@ -104,8 +83,8 @@ t.test('the daemon scales an AWS fleet up for demand and back to zero', async (t
     (await status()).fleets[0]?.instances.length === 0 ? true : undefined,
   );
 
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, `SIGTERM exits cleanly\n${output.slice(-2000)}`);
-  t.notMatch(output, /PRIVATE KEY|e2e-secret-not-real/, 'no secret in the daemon output');
+  watch.stop();
+  t.equal(await watch.exited, 0, `SIGTERM exits cleanly\n${watch.output().slice(-2000)}`);
+  t.notMatch(watch.output(), /PRIVATE KEY|e2e-secret-not-real/, 'no secret in the daemon output');
   assertCleanTraffic(t, fake);
 });

@@ -1,0 +1,63 @@
+/**
+ * What a killed `runfleet apply` or `watch` left in flight, resolved by the next process that takes
+ * the state lock, `plan` and `apply` as well as `watch`: open intents are closed (an interrupted
+ * removal is carried out, except by `plan`), slots of the dead process are given up, and instances
+ * the provider shows that the ledger does not know (an `increase` whose outcome was never
+ * recorded) are adopted as `creating`, so they are neither created twice nor lost. The same steps
+ * as the daemon's start (`resolveAfterRestart`, then `syncInstances`), so all three agree.
+ */
+import { observeState } from '../apply/observe.js';
+import type { DesiredFleet, Fleet } from '../model/fleet.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { SlotScheduler } from '../runtime/slots/scheduler.js';
+import { LedgerWriter } from '../store/ledger-writer.js';
+import type { StateStore } from '../store/store.js';
+import type { Logger } from '../util/logger.js';
+import type { Time } from '../util/time.js';
+import { resolveAfterRestart, syncInstances } from './instance-sync.js';
+
+export interface Leftovers {
+  /** Open intents closed. */
+  intents: number;
+  adopted: string[];
+  /** Removals carried out again. */
+  retried: string[];
+  /** Instances that held jobs of the dead process, now draining. */
+  drained: string[];
+}
+
+export interface LeftoverDeps {
+  store: StateStore;
+  providers: ProviderRegistry;
+  time: Time;
+  logger: Logger;
+}
+
+/** Call with the state lock held. */
+export async function resolveLeftovers(
+  desired: DesiredFleet[],
+  deps: LeftoverDeps,
+  opts: { retryRemovals: boolean },
+): Promise<Leftovers> {
+  // Instances live in the group the fleet was applied with; a fleet not applied yet has none.
+  const specs = new Map<string, Fleet>(desired.map((d) => [d.spec.name, d.spec]));
+  for (const a of await deps.store.listFleets()) specs.set(a.name, a.spec);
+  const ledger = new LedgerWriter(deps.store);
+  // No job runs in this process: a scheduler with no fleet configured makes every slot call a no-op.
+  const slots = new SlotScheduler({ ledger, time: deps.time, logger: deps.logger });
+  const sync = { ...deps, ledger, slots };
+  const restart = await resolveAfterRestart(specs, sync, opts);
+  const { observed } = await observeState(desired, deps.store, deps.providers);
+  const { adopted } = await syncInstances(observed, specs, true, sync);
+  await ledger.flush();
+  return { intents: restart.intents, adopted, retried: restart.retried, drained: restart.drained };
+}
+
+/** One line for the CLI, or undefined when nothing was left. */
+export function describeLeftovers(l: Leftovers): string | undefined {
+  if (l.intents + l.adopted.length + l.retried.length + l.drained.length === 0) return undefined;
+  const parts = [`closed ${l.intents} open intent(s)`, `adopted ${l.adopted.length} instance(s)`];
+  if (l.retried.length > 0) parts.push(`removed ${l.retried.length} instance(s) whose removal was cut short`);
+  if (l.drained.length > 0) parts.push(`drained ${l.drained.length} instance(s) that held its jobs`);
+  return `State left by an interrupted run: ${parts.join(', ')}.`;
+}
