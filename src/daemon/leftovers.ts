@@ -6,7 +6,7 @@
  * recorded) are adopted as `creating`, so they are neither created twice nor lost. The same steps
  * as the daemon's start (`resolveAfterRestart`, then `syncInstances`), so all three agree.
  */
-import { observeState } from '../apply/observe.js';
+import { basisOf, observeState, type ObserveResult } from '../apply/observe.js';
 import type { DesiredFleet, Fleet } from '../model/fleet.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
@@ -33,12 +33,17 @@ export interface LeftoverDeps {
   logger: Logger;
 }
 
-/** Call with the state lock held. */
+/**
+ * Call with the state lock held, with an observation made under it. Returns what was resolved and
+ * the observation to plan with: the same one with the ledger re-read when only the ledger changed
+ * (no second round of provider calls), a fresh one when a removal was carried out.
+ */
 export async function resolveLeftovers(
   desired: DesiredFleet[],
+  seen: ObserveResult,
   deps: LeftoverDeps,
   opts: { retryRemovals: boolean },
-): Promise<Leftovers> {
+): Promise<{ leftovers: Leftovers; seen: ObserveResult }> {
   // Instances live in the group the fleet was applied with; a fleet not applied yet has none.
   const specs = new Map<string, Fleet>(desired.map((d) => [d.spec.name, d.spec]));
   for (const a of await deps.store.listFleets()) specs.set(a.name, a.spec);
@@ -47,10 +52,15 @@ export async function resolveLeftovers(
   const slots = new SlotScheduler({ ledger, time: deps.time, logger: deps.logger });
   const sync = { ...deps, ledger, slots };
   const restart = await resolveAfterRestart(specs, sync, opts);
-  const { observed } = await observeState(desired, deps.store, deps.providers);
-  const { adopted } = await syncInstances(observed, specs, true, sync);
+  if (restart.retried.length > 0) seen = await observeState(desired, deps.store, deps.providers);
+  else if (restart.intents + restart.drained.length > 0)
+    seen.observed.ledger = await deps.store.listInstances();
+  const { adopted, changed } = await syncInstances(seen.observed, specs, true, sync);
   await ledger.flush();
-  return { intents: restart.intents, adopted, retried: restart.retried, drained: restart.drained };
+  if (changed) seen.observed.ledger = await deps.store.listInstances();
+  seen.basis = basisOf(seen.observed, desired);
+  const leftovers = { intents: restart.intents, adopted, retried: restart.retried, drained: restart.drained };
+  return { leftovers, seen };
 }
 
 /** One line for the CLI, or undefined when nothing was left. */

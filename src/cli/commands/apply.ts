@@ -76,10 +76,16 @@ async function applyLocked(
   io: Io,
 ): Promise<number> {
   const started = ctx.time.now();
-  // Under the lock, before observing: what a killed apply or daemon left is resolved as watch does.
-  const leftovers = describeLeftovers(await resolveLeftovers(desired, ctx, { retryRemovals: true }));
-  if (leftovers) io.err(leftovers);
-  const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
+  // Under the lock, before planning: what a killed apply or daemon left is resolved as watch does.
+  const resolved = await resolveLeftovers(
+    desired,
+    await observeState(desired, ctx.store, ctx.providers),
+    ctx,
+    { retryRemovals: true },
+  );
+  const said = describeLeftovers(resolved.leftovers);
+  if (said) io.err(said);
+  const { observed, basis, groupChanges } = resolved.seen;
   let plan: Plan;
   if (savedPlan) {
     if (savedPlan.basis.observed !== basis.observed) {

@@ -1,5 +1,5 @@
 import { writePlanFile } from '../../apply/plan-file.js';
-import { observeState } from '../../apply/observe.js';
+import { observeState, type ObserveResult } from '../../apply/observe.js';
 import { StateLock } from '../../apply/state-lock.js';
 import { describeLeftovers, resolveLeftovers } from '../../daemon/leftovers.js';
 import { ErrorCode, isFleetError } from '../../errors.js';
@@ -32,8 +32,7 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
     desired.map((d) => d.spec),
   );
   try {
-    await resolveUnlessLocked(ctx, desired, io);
-    const { observed, basis, groupChanges } = await observeState(desired, ctx.store, ctx.providers);
+    const { observed, basis, groupChanges } = await observeResolved(ctx, desired, io);
     const result = planFleets({ desired, observed, now: ctx.time.now(), basis, groupChanges });
     io.out(renderPlan(result, { format: planOpts.format, color: io.color && planOpts.format === 'text' }));
     if (planOpts.out) {
@@ -54,19 +53,24 @@ export async function plan(opts: GlobalOptions, planOpts: PlanOptions, io: Io): 
 /**
  * A plan made beside what a killed apply or daemon left in flight would be wrong, so plan resolves
  * it first, as apply and watch do, but changes no instance (interrupted removals stay for apply).
- * When a live process holds the lock, that process resolves it: plan only reads.
+ * When a live process holds the lock, that process resolves it: plan only observes.
  */
-async function resolveUnlessLocked(ctx: Context, desired: DesiredFleet[], io: Io): Promise<void> {
+async function observeResolved(ctx: Context, desired: DesiredFleet[], io: Io): Promise<ObserveResult> {
   const lock = cliStateLock(ctx, 'plan', io);
   try {
     await lock.take();
   } catch (e) {
-    if (isFleetError(e) && e.code === ErrorCode.LOCKED) return;
+    if (isFleetError(e) && e.code === ErrorCode.LOCKED) {
+      return observeState(desired, ctx.store, ctx.providers);
+    }
     throw e;
   }
   try {
-    const said = describeLeftovers(await resolveLeftovers(desired, ctx, { retryRemovals: false }));
+    const seen = await observeState(desired, ctx.store, ctx.providers);
+    const resolved = await resolveLeftovers(desired, seen, ctx, { retryRemovals: false });
+    const said = describeLeftovers(resolved.leftovers);
     if (said) io.err(said);
+    return resolved.seen;
   } finally {
     await lock.release();
   }
