@@ -318,7 +318,9 @@ t.test('the first output is PATCHed shortly after it arrives, later output at th
   await settle();
   t.equal(patches(), 0, 'output is coalesced for the first-output delay');
   clock.advance(50);
-  await until(() => patches() === 1, 'the first PATCH');
+  // The coordinator sees the PATCH before the trace has its answer; the next interval is timed
+  // from the answer, so wait until the loop has scheduled it before moving the clock on.
+  await until(() => patches() === 1 && clock.pending() > 0, 'the first PATCH and the next interval');
   t.match(coordinator.job(1)?.log, 'banner\nfirst line\nsecond line\n');
   trace.write('third line\n');
   clock.advance(2000);
