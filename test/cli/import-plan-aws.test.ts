@@ -9,27 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { assertCleanTraffic, awsWorkspace } from '../providers/aws/e2e/fixtures/workspace.js';
-
-const CONFIG = `concurrent = 8
-
-[[runners]]
-  name = "ci docker"
-  url = "https://gitlab.example.com"
-  token = "glrt-E2EimportPLANtoken01"
-  executor = "docker-autoscaler"
-  [runners.docker]
-    image = "alpine:3.20"
-  [runners.autoscaler]
-    plugin = "aws"
-    capacity_per_instance = 2
-    max_instances = 4
-    [runners.autoscaler.plugin_config]
-      name = "ci-docker-asg"
-      region = "eu-west-1"
-    [[runners.autoscaler.policy]]
-      idle_count = 2
-      idle_time = "20m0s"
-`;
+import { IMPORT_AWS_CONFIG } from './fixtures/import-aws-config.js';
 
 t.test('import, then plan against the adopted group: only the ownership tags change', async (t) => {
   const ws = await awsWorkspace(t);
@@ -45,7 +25,7 @@ t.test('import, then plan against the adopted group: only the ownership tags cha
   });
   fake.settle();
   const oldInstance = fake.group('ci-docker-asg')!.instances[0]!.id;
-  await writeFile(join(ws.dir, 'config.toml'), CONFIG);
+  await writeFile(join(ws.dir, 'config.toml'), IMPORT_AWS_CONFIG);
 
   const imported = await ws.cli(['import', 'config.toml']);
   t.equal(imported.code, 0, imported.stderr);

@@ -15,9 +15,16 @@ import {
   CreateLaunchTemplateCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
+  DescribeInstancesCommand,
   EC2Client,
+  type Instance,
 } from '@aws-sdk/client-ec2';
-import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  type AutoScalingGroup,
+} from '@aws-sdk/client-auto-scaling';
 import { onProcessEnd, waitFor } from './topology/processes.js';
 import { findProgram, missingComponent } from './topology/require-or-skip.js';
 import type { Teardownable } from './topology/sshd.js';
@@ -129,7 +136,15 @@ export interface MotoNetwork {
   launchTemplateId: string;
   ec2: EC2Client;
   autoscaling: AutoScalingClient;
+  /** The group as moto describes it; undefined when it does not exist. */
+  group(name: string): Promise<AutoScalingGroup | undefined>;
+  /** EC2's view of these instances, by id. */
+  instances(ids: string[]): Promise<Map<string, Instance>>;
 }
+
+/** The ids of a group's members, in moto's order. */
+export const memberIds = (g: AutoScalingGroup | undefined): string[] =>
+  (g?.Instances ?? []).map((i) => i.InstanceId!);
 
 /**
  * What an operator sets up before runfleet runs: a VPC with two subnets (moto, like AWS, refuses
@@ -162,7 +177,21 @@ export async function motoNetwork(moto: Pick<Moto, 'url'>): Promise<MotoNetwork>
       LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 't3.small' },
     }),
   );
-  return { subnets, launchTemplateId: lt.LaunchTemplate!.LaunchTemplateId!, ec2, autoscaling };
+  return {
+    subnets,
+    launchTemplateId: lt.LaunchTemplate!.LaunchTemplateId!,
+    ec2,
+    autoscaling,
+    group: async (name) =>
+      (await autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] })))
+        .AutoScalingGroups?.[0],
+    instances: async (ids) => {
+      const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
+      return new Map(
+        (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId!, i]),
+      );
+    },
+  };
 }
 
 export interface OperatorGroupSpec {

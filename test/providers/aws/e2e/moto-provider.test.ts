@@ -18,9 +18,7 @@
  * - no throttling and no 5xx: the retry layer is covered by the fake and unit tests.
  */
 import t, { type Test } from 'tap';
-import { DescribeAutoScalingGroupsCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
-import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { PutScalingPolicyCommand } from '@aws-sdk/client-auto-scaling';
+import { PutScalingPolicyCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import type { Fleet } from '../../../../src/model/fleet.js';
 import { groupRefFor } from '../../../../src/model/group.js';
 import {
@@ -34,6 +32,7 @@ import {
   createOperatorGroup,
   MOTO_CREDENTIALS,
   MOTO_REGION,
+  memberIds,
   motoNetwork,
   motoOrSkip,
   startMoto,
@@ -104,23 +103,10 @@ function ownedFleet(net: MotoNetwork, name: string, extra: Partial<Fleet> = {}, 
   });
 }
 
-async function group(net: MotoNetwork, name: string): Promise<AutoScalingGroup | undefined> {
-  const out = await net.autoscaling.send(
-    new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }),
-  );
-  return out.AutoScalingGroups?.[0];
-}
-
-async function instances(net: MotoNetwork, ids: string[]): Promise<Map<string, Instance>> {
-  const out = await net.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
-  return new Map((out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId!, i]));
-}
-
 const tagsOf = (g: AutoScalingGroup | undefined) =>
   Object.fromEntries(
     (g?.Tags ?? []).map((tag) => [tag.Key, { value: tag.Value, propagate: tag.PropagateAtLaunch }]),
   );
-const memberIds = (g: AutoScalingGroup | undefined) => (g?.Instances ?? []).map((i) => i.InstanceId!);
 
 const server = motoOrSkip(t);
 if (server) {
@@ -136,7 +122,7 @@ if (server) {
     const fleet = ownedFleet(net, 'wire');
     const ref = groupRefFor(fleet);
     await p.applyGroup(fleet);
-    const created = await group(net, 'runfleet-wire');
+    const created = await net.group('runfleet-wire');
     t.match(created, {
       MinSize: 0,
       MaxSize: 5,
@@ -179,7 +165,7 @@ if (server) {
       ),
       `running, healthy, with an address in the fleet's subnets: ${JSON.stringify(grown?.instances)}`,
     );
-    const ec2 = await instances(net, memberIds(await group(net, 'runfleet-wire')));
+    const ec2 = await net.instances(memberIds(await net.group('runfleet-wire')));
     for (const inst of ec2.values()) {
       const tags = Object.fromEntries((inst.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
       t.match(
@@ -193,15 +179,15 @@ if (server) {
       );
     }
     t.ok(
-      (await group(net, 'runfleet-wire'))?.Instances?.every((i) => i.ProtectedFromScaleIn),
+      (await net.group('runfleet-wire'))?.Instances?.every((i) => i.ProtectedFromScaleIn),
       'instances are protected from scale-in',
     );
 
     // increase is capped at MaxSize, as AWS would refuse more.
     t.equal(await p.increase(ref, 10), 3);
-    t.equal((await group(net, 'runfleet-wire'))?.DesiredCapacity, 5);
+    t.equal((await net.group('runfleet-wire'))?.DesiredCapacity, 5);
 
-    const ids = memberIds(await group(net, 'runfleet-wire'));
+    const ids = memberIds(await net.group('runfleet-wire'));
     t.equal(ids.length, 5);
     mark = calls.length;
     const removed = await p.decrease(ref, [ids[0]!, ids[1]!, 'i-00000000000000bad']);
@@ -211,10 +197,10 @@ if (server) {
       'an unknown id counts as removed',
     );
     t.equal(countSince(mark).TerminateInstanceInAutoScalingGroup, 2, 'only the two real ids are terminated');
-    const shrunk = await group(net, 'runfleet-wire');
+    const shrunk = await net.group('runfleet-wire');
     t.equal(shrunk?.DesiredCapacity, 3, 'each terminate decremented the desired capacity once');
     t.same(memberIds(shrunk).sort(), ids.slice(2).sort(), 'no replacement was launched');
-    const gone = await instances(net, ids.slice(0, 2));
+    const gone = await net.instances(ids.slice(0, 2));
     t.ok(
       [...gone.values()].every((i) => i.State?.Name === 'terminated'),
       'the removed instances are terminated in EC2',
@@ -223,7 +209,7 @@ if (server) {
     t.ok(await p.heartbeat(ref, ids[2]!), 'an InService instance is alive');
     const info = await p.connectInfo(ref, ids[2]!);
     t.match(info, { id: ids[2], address: /^10\.20\./, port: 22, username: 'runner', protocol: 'ssh' });
-    t.equal(info.address, (await instances(net, [ids[2]!])).get(ids[2]!)?.PrivateIpAddress);
+    t.equal(info.address, (await net.instances([ids[2]!])).get(ids[2]!)?.PrivateIpAddress);
     t.match(info.privateKey, /BEGIN OPENSSH PRIVATE KEY/);
     t.ok(
       calls.includes('SendSSHPublicKey'),
@@ -231,11 +217,11 @@ if (server) {
     );
 
     await t.rejects(p.deleteGroup(ref, fleet), { code: 'PROVIDER', message: /still has 3 instance/ });
-    t.ok(await group(net, 'runfleet-wire'), 'not deleted while it has instances');
+    t.ok(await net.group('runfleet-wire'), 'not deleted while it has instances');
     await p.decrease(ref, ids.slice(2));
-    t.match(await group(net, 'runfleet-wire'), { DesiredCapacity: 0, Instances: [] });
+    t.match(await net.group('runfleet-wire'), { DesiredCapacity: 0, Instances: [] });
     await p.deleteGroup(ref, fleet);
-    t.equal(await group(net, 'runfleet-wire'), undefined, 'owned group deleted once empty');
+    t.equal(await net.group('runfleet-wire'), undefined, 'owned group deleted once empty');
     const [after] = await p.observe([ref]);
     t.match(after, { exists: false, instances: [], diagnostics: [] }, 'terminated instances are no orphans');
   });
@@ -247,19 +233,19 @@ if (server) {
       const ref = groupRefFor(ownedFleet(net, 'shrink'));
       await p.applyGroup(ownedFleet(net, 'shrink', { max_instances: 3 }));
       await p.increase(ref, 3);
-      const ids = memberIds(await group(net, 'runfleet-shrink'));
+      const ids = memberIds(await net.group('runfleet-shrink'));
       t.equal(ids.length, 3);
       // Like AWS: a MaxSize under the desired capacity lowers it; protected instances stay.
       await p.applyGroup(ownedFleet(net, 'shrink', { max_instances: 1 }));
-      const lowered = await group(net, 'runfleet-shrink');
+      const lowered = await net.group('runfleet-shrink');
       t.match(lowered, { MaxSize: 1, DesiredCapacity: 1 });
       t.same(memberIds(lowered).sort(), [...ids].sort(), 'protected instances are not terminated');
 
       t.same(await p.decrease(ref, ids.slice(0, 2)), ids.slice(0, 2));
-      t.match(await group(net, 'runfleet-shrink'), { DesiredCapacity: 1 }, 'not decremented a second time');
-      t.same(memberIds(await group(net, 'runfleet-shrink')), [ids[2]]);
+      t.match(await net.group('runfleet-shrink'), { DesiredCapacity: 1 }, 'not decremented a second time');
+      t.same(memberIds(await net.group('runfleet-shrink')), [ids[2]]);
       t.same(await p.decrease(ref, [ids[2]!]), [ids[2]], 'the last one can still be removed');
-      t.match(await group(net, 'runfleet-shrink'), { DesiredCapacity: 0, Instances: [] });
+      t.match(await net.group('runfleet-shrink'), { DesiredCapacity: 0, Instances: [] });
       t.same(
         calls.filter((c) => c === 'TerminateInstanceInAutoScalingGroup').length,
         3,
@@ -275,7 +261,7 @@ if (server) {
       const fleet = ownedFleet(net, 'edit', {}, ['m7i.large', 'm6i.large']);
       const ref = groupRefFor(fleet);
       await p.applyGroup(fleet);
-      t.match((await group(net, 'runfleet-edit'))?.MixedInstancesPolicy, {
+      t.match((await net.group('runfleet-edit'))?.MixedInstancesPolicy, {
         LaunchTemplate: {
           LaunchTemplateSpecification: { LaunchTemplateName: 'runner-lt' },
           Overrides: [{ InstanceType: 'm7i.large' }, { InstanceType: 'm6i.large' }],
@@ -334,7 +320,7 @@ if (server) {
       mark = calls.length;
       await p.applyGroup(edited);
       t.same(countSince(mark), { DescribeAutoScalingGroups: 1, UpdateAutoScalingGroup: 1 });
-      const updated = await group(net, 'runfleet-edit');
+      const updated = await net.group('runfleet-edit');
       t.match(updated, {
         VPCZoneIdentifier: net.subnets[0],
         MixedInstancesPolicy: {
@@ -364,7 +350,7 @@ if (server) {
         },
       }),
     );
-    const operatorInstance = memberIds(await group(net, 'ci-pool'))[0]!;
+    const operatorInstance = memberIds(await net.group('ci-pool'))[0]!;
     const { p, calls } = provider(moto);
     const fleet = fleetSpec({
       name: 'adopted',
@@ -390,7 +376,7 @@ if (server) {
       ],
     );
     await p.applyGroup(fleet);
-    const adopted = await group(net, 'ci-pool');
+    const adopted = await net.group('ci-pool');
     t.match(adopted, { MaxSize: 4, NewInstancesProtectedFromScaleIn: true });
     t.same(
       adopted?.SuspendedProcesses?.map((s) => s.ProcessName),
@@ -406,7 +392,7 @@ if (server) {
     t.same(await p.discover(), [ref], 'discover finds the group by its runfleet tag');
 
     await p.deleteGroup(ref, fleet);
-    const released = await group(net, 'ci-pool');
+    const released = await net.group('ci-pool');
     t.ok(released, 'an adopted group is never deleted');
     t.same(Object.keys(tagsOf(released)), ['team'], "only runfleet's tags were removed");
     t.notOk(calls.includes('DeleteAutoScalingGroup'));
@@ -419,7 +405,7 @@ if (server) {
     const fleet = ownedFleet(net, 'mgr');
     const ref = groupRefFor(fleet);
     await m1.applyGroup(fleet);
-    t.match(tagsOf(await group(net, 'runfleet-mgr')), {
+    t.match(tagsOf(await net.group('runfleet-mgr')), {
       'runfleet:manager': { value: 'm1', propagate: true },
     });
     t.same(await m1.discover(), [ref]);
@@ -430,7 +416,7 @@ if (server) {
     await t.rejects(m2.p.applyGroup(fleet), { code: 'PROVIDER', message: /managed by runfleet manager m1/ });
     await t.rejects(m2.p.increase(ref, 1), { code: 'PROVIDER', message: /managed by runfleet manager m1/ });
     t.equal(m2.calls.filter((c) => !c.startsWith('Describe')).length, writesBefore, 'm2 wrote nothing');
-    t.equal((await group(net, 'runfleet-mgr'))?.DesiredCapacity, 0);
+    t.equal((await net.group('runfleet-mgr'))?.DesiredCapacity, 0);
   });
 
   scenario("refusals: missing groups, another group's instance, a terminated instance", async (t, net) => {
@@ -453,7 +439,7 @@ if (server) {
     await p.applyGroup(b);
     await p.increase(groupRefFor(a), 1);
     await p.increase(groupRefFor(b), 1);
-    const idA = memberIds(await group(net, 'runfleet-a'))[0]!;
+    const idA = memberIds(await net.group('runfleet-a'))[0]!;
     await t.rejects(p.connectInfo(groupRefFor(b), idA), {
       code: 'PROVIDER',
       message: /is not in Auto Scaling group runfleet-b/,
@@ -462,7 +448,7 @@ if (server) {
       code: 'PROVIDER',
       message: /belongs to runfleet-a, not runfleet-b/,
     });
-    t.same(memberIds(await group(net, 'runfleet-a')), [idA], 'the other fleet kept its instance');
+    t.same(memberIds(await net.group('runfleet-a')), [idA], 'the other fleet kept its instance');
     t.notOk(await p.heartbeat(groupRefFor(b), idA), "another group's instance is not alive for this one");
 
     await p.decrease(groupRefFor(a), [idA]);
