@@ -15,7 +15,16 @@
  *   on-demand/spot distribution), so spot interruption is covered by the fake only.
  * - TerminateInstanceInAutoScalingGroup detaches the instance first, which removes its
  *   aws:autoscaling:groupName tag (AWS keeps a terminated instance's tags while it is listed).
- * - no throttling and no 5xx: the retry layer is covered by the fake and unit tests.
+ * - error paths (checked by hand against moto 5.2.5; the fake answers as the API reference
+ *   documents, so these stay covered by provider-wire.test.ts): a second CreateAutoScalingGroup of
+ *   the same name succeeds (AWS: AlreadyExists); DeleteAutoScalingGroup with ForceDelete false
+ *   deletes a group that has instances (AWS: ResourceInUse); SetDesiredCapacity above MaxSize,
+ *   SetDesiredCapacity / SuspendProcesses / CreateOrUpdateTags / DeleteTags on a missing group and
+ *   TerminateInstanceInAutoScalingGroup of an unknown id answer an HTML 500 page (AWS:
+ *   ValidationError); SendSSHPublicKey accepts any instance id (AWS:
+ *   EC2InstanceNotFoundException). runfleet reads before it writes, so none of these is reached
+ *   below.
+ * - no throttling: the retry layer is covered by the fake and unit tests.
  */
 import t, { type Test } from 'tap';
 import { PutScalingPolicyCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
