@@ -428,6 +428,39 @@ if (server) {
     t.equal((await net.group('runfleet-mgr'))?.DesiredCapacity, 0);
   });
 
+  scenario('paging: 101 groups come back complete from moto', async (t, net) => {
+    const refs = [];
+    for (let i = 0; i < 101; i++) {
+      const name = `pool-${i}`;
+      await createOperatorGroup(net, {
+        name,
+        maxSize: 2,
+        desired: i < 2 ? 1 : 0,
+        tags: { 'runfleet:fleet': `f${i}`, 'runfleet:lifecycle': 'adopted' },
+      });
+      refs.push({ fleet: `f${i}`, provider: 'aws' as const, name });
+    }
+    const { p, calls } = provider(moto);
+    const groups = await p.observe(refs);
+    t.equal(groups.length, 101);
+    t.ok(
+      groups.every((g, i) => g.exists && g.ref.name === `pool-${i}`),
+      'every group found, in the order asked',
+    );
+    t.same(
+      groups.map((g) => g.instances.length).filter((n) => n > 0),
+      [1, 1],
+    );
+    t.ok(groups[0]?.instances[0]?.internal_addr, "an instance's address joined from EC2");
+    t.equal(
+      calls.filter((c) => c === 'DescribeAutoScalingGroups').length,
+      2,
+      '101 names: one call of 100 names and one of 1',
+    );
+    const discovered = await p.discover();
+    t.equal(discovered.length, 101, 'discover pages through every tagged group');
+  });
+
   scenario("refusals: missing groups, another group's instance, a terminated instance", async (t, net) => {
     const { p } = provider(moto);
     const missing = { fleet: 'x', provider: 'aws' as const, name: 'runfleet-x' };
