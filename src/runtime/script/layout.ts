@@ -52,7 +52,7 @@ export function jobLayout(job: JobPayload, buildsDir: string, concurrentId: numb
 }
 
 /** Value of the last variable named `key` among the job's own variables. */
-export function jobVariable(job: JobPayload, key: string): string | undefined {
+export function jobVariable(job: Pick<JobPayload, 'variables'>, key: string): string | undefined {
   for (let i = job.variables.length - 1; i >= 0; i--) {
     const v = job.variables[i];
     if (v?.key === key) return v.value;
