@@ -28,6 +28,16 @@ import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
 import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
+import type { JobResult } from './executors/stage-runner.js';
+import { jobTimeoutSeconds } from './script/layout.js';
+
+function failedBeforeRun(
+  status: 'canceled' | 'timedout',
+  failureReason: 'unknown_failure' | 'job_execution_timeout',
+  message: string,
+): JobResult {
+  return { state: 'failed', status, failureReason, message };
+}
 
 /** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
 export const CHECK_INTERVAL_MS = 3000;
@@ -48,6 +58,8 @@ export interface JobIntakeDeps {
   checkIntervalMs?: number;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
+  /** GitLab's CA chain (PEM) for `CI_SERVER_TLS_CA_FILE`, when the manager has one. */
+  tlsCaChain?: string;
   /** Called when a job ends, for metrics and the jobs table. */
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
 }
@@ -194,6 +206,7 @@ export class JobIntake {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
     log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
+    const deadlineAt = this.deps.time.now().getTime() + jobTimeoutSeconds(job) * 1000;
     // The `running` PUT goes out before any work (§3 step 1), also before waiting for an instance:
     // the trace loop then keeps the job alive and sees a cancel while the fleet scales up.
     this.starting++;
@@ -215,21 +228,47 @@ export class JobIntake {
       }
       return;
     }
+    // A `canceling` answer to the first PUT: the job is canceled before anything ran.
+    if (started.graceful.aborted || started.hard.aborted) {
+      if (reservation) this.deps.scheduler.unreserve(reservation);
+      log.info('job canceled before it started');
+      const outcome = failedBeforeRun('canceled', 'unknown_failure', 'canceled');
+      started.trace.jobResult({ state: 'failed', message: outcome.message });
+      await started.trace.finish({ state: 'failed', failureReason: 'unknown_failure' });
+      this.deps.onJobDone?.(fleet.name, job, outcome);
+      return;
+    }
     let acquisition;
+    // The job deadline runs from the job's arrival (GitLab Runner's covers acquiring an instance).
+    const deadline = new AbortController();
+    const timer = this.deps.time.after(Math.max(0, deadlineAt - this.deps.time.now().getTime()), () =>
+      deadline.abort(),
+    );
     try {
-      const signal = AbortSignal.any([this.hard.signal, started.hard]);
+      const signal = AbortSignal.any([this.hard.signal, started.hard, started.graceful, deadline.signal]);
       acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
     } catch (e) {
-      const message = started.hard.aborted
-        ? 'canceled while waiting for an instance'
-        : `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
-      log.warn('job refused', { reason: message });
-      if (started.hard.aborted) {
-        await started.trace.finish({ state: 'failed', failureReason: 'unknown_failure' });
+      const canceled = started.hard.aborted || started.graceful.aborted || this.hard.signal.aborted;
+      if (canceled || deadline.signal.aborted) {
+        const outcome = canceled
+          ? failedBeforeRun('canceled', 'unknown_failure', 'canceled while waiting for an instance')
+          : failedBeforeRun(
+              'timedout',
+              'job_execution_timeout',
+              `execution took longer than ${jobTimeoutSeconds(job)} seconds`,
+            );
+        log.warn('job ended while waiting for an instance', { reason: outcome.message });
+        started.trace.jobResult({ state: 'failed', message: outcome.message });
+        await started.trace.finish({ state: 'failed', failureReason: outcome.failureReason });
+        this.deps.onJobDone?.(fleet.name, job, outcome);
       } else {
+        const message = `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
+        log.warn('job refused', { reason: message });
         await failRefusedJob(started.trace, message);
       }
       return;
+    } finally {
+      timer.cancel();
     }
     const ref = groupRefFor(fleet);
     const provider = this.deps.providers.forFleet(fleet);
@@ -243,6 +282,8 @@ export class JobIntake {
           slot: acquisition.slot,
           instanceId: acquisition.instanceId,
           signal: this.hard.signal,
+          deadlineAt,
+          ...(this.deps.tlsCaChain ? { tlsCaChain: this.deps.tlsCaChain } : {}),
         },
         {
           client: this.deps.client,
