@@ -206,7 +206,9 @@ export class JobIntake {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
     log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
-    const deadlineAt = this.deps.time.now().getTime() + jobTimeoutSeconds(job) * 1000;
+    // Job deadlines run on the executors' clock (always real time; see root.ts), not the trace's.
+    const clock = this.deps.ssh.time;
+    const deadlineAt = clock.now().getTime() + jobTimeoutSeconds(job) * 1000;
     // The `running` PUT goes out before any work (§3 step 1), also before waiting for an instance:
     // the trace loop then keeps the job alive and sees a cancel while the fleet scales up.
     this.starting++;
@@ -241,9 +243,7 @@ export class JobIntake {
     let acquisition;
     // The job deadline runs from the job's arrival (GitLab Runner's covers acquiring an instance).
     const deadline = new AbortController();
-    const timer = this.deps.time.after(Math.max(0, deadlineAt - this.deps.time.now().getTime()), () =>
-      deadline.abort(),
-    );
+    const timer = clock.after(Math.max(0, deadlineAt - clock.now().getTime()), () => deadline.abort());
     try {
       const signal = AbortSignal.any([this.hard.signal, started.hard, started.graceful, deadline.signal]);
       acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
