@@ -23,7 +23,14 @@ const TOKEN = 'glrt-fleetrunnertest0000';
 
 async function setup(
   t: Test,
-  opts: { preemptive: boolean; concurrency?: number; capacity?: number; requestDelayMs?: number },
+  opts: {
+    preemptive: boolean;
+    concurrency?: number;
+    capacity?: number;
+    requestDelayMs?: number;
+    /** Jobs GitLab cancels (graceful) the moment it hands them out: the first PUT meets `canceling`. */
+    cancelOnAssign?: number[];
+  },
 ) {
   const capacity = opts.capacity ?? 2;
   const dir = t.testdir({});
@@ -70,6 +77,11 @@ async function setup(
   const coordinator = await startCoordinator({
     runnerTokens: [TOKEN],
     ...(opts.requestDelayMs ? { requestDelayMs: opts.requestDelayMs } : {}),
+    onEvent: (e) => {
+      if (e.type === 'assigned' && opts.cancelOnAssign?.includes(e.jobId)) {
+        queueMicrotask(() => coordinator.cancel(e.jobId, 'graceful'));
+      }
+    },
   });
   t.teardown(() => coordinator.close());
   const client = new GitlabClient({
@@ -212,3 +224,44 @@ t.test(
     await runner.stop(1000);
   },
 );
+
+t.test('a canceling answer to the first PUT: the job ends canceled and nothing of it runs', async (t) => {
+  const { coordinator, runner, done } = await setup(t, { preemptive: true, cancelOnAssign: [401] });
+  coordinator.enqueue(exampleJob(401, { script: ['echo "must-not-run:$CI_JOB_ID"'] }));
+  await runner.start();
+  const job = await coordinator.waitFor(401, (j) => j.state === 'canceled' && j.updates.length > 1, 20_000);
+  await runner.stop(1000);
+  t.equal(job.updates[0]?.state, 'running', 'the first PUT went out');
+  t.equal(job.updates.at(-1)?.state, 'failed', 'then the final update, as canceled');
+  t.notMatch(job.log, 'must-not-run');
+  t.match(job.log, 'ERROR: Job failed: canceled');
+  t.same(done, ['401:failed']);
+});
+
+t.test('while a job waits for an instance: a graceful cancel and the job deadline end it', async (t) => {
+  const { coordinator, runner, done } = await setup(t, { preemptive: false, capacity: 1 });
+  coordinator.enqueue(exampleJob(501, { script: ['echo "busy:$CI_JOB_ID"', 'sleep 30'] }));
+  await runner.start();
+  await coordinator.waitFor(501, (j) => j.log.includes('busy:501'), 20_000);
+  // The only slot is taken: these two wait for an instance.
+  coordinator.enqueue(exampleJob(502, { script: ['echo "ran:$CI_JOB_ID"'] }));
+  await coordinator.waitFor(502, (j) => j.state === 'running', 20_000);
+  coordinator.cancel(502, 'graceful');
+  const canceled = await coordinator.waitFor(
+    502,
+    (j) => j.state === 'canceled' && j.updates.length > 1,
+    20_000,
+  );
+  t.notMatch(canceled.log, 'ran:502', 'nothing of the canceled job ran');
+  t.match(canceled.log, 'ERROR: Job failed: canceled');
+
+  coordinator.enqueue(exampleJob(503, { timeout: 1, script: ['echo "ran:$CI_JOB_ID"'] }));
+  const timedOut = await coordinator.waitFor(503, (j) => j.state === 'failed', 20_000);
+  t.equal(timedOut.failure_reason, 'job_execution_timeout', 'the deadline counts the wait for an instance');
+  t.match(timedOut.log, 'execution took longer than 1 seconds');
+  t.notMatch(timedOut.log, 'ran:503');
+
+  coordinator.cancel(501, 'hard');
+  await runner.stop(1000);
+  t.same(done.sort(), ['501:failed', '502:failed', '503:failed']);
+});
