@@ -337,3 +337,28 @@ t.test('feature flags runfleet honours are exported resolved; others pass throug
 t.test('git-lfs present on CI', async (t) => {
   if (process.env.CI === 'true') t.ok(findProgram('git-lfs'), '.ci/run installs git-lfs');
 });
+
+t.test('GIT_CLONE_PATH: within the builds dir, only where custom_build_dir allows it', async (t) => {
+  const job = makeJob({
+    variables: [{ key: 'GIT_CLONE_PATH', value: '$CI_BUILDS_DIR/$CI_CONCURRENT_ID/mine' }],
+  });
+  const layout = jobLayout(job, '/builds', 3);
+  t.equal(layout.projectDir, '/builds/3/mine');
+  t.equal(layout.tmpDir, '/builds/3/mine.tmp');
+  t.throws(() => jobLayout(job, '/builds', 3, { customBuildDir: false }), {
+    failureReason: 'runner_configuration_error',
+    message: /GIT_CLONE_PATH is not allowed, enable `custom_build_dir`/,
+  });
+  for (const outside of ['/etc/x', '$CI_BUILDS_DIR/../escape', '$CI_BUILDS_DIR', 'relative/path']) {
+    const bad = makeJob({ variables: [{ key: 'GIT_CLONE_PATH', value: outside }] });
+    t.throws(() => jobLayout(bad, '/builds', 0), { message: /has to be within "\/builds"/ }, outside);
+  }
+  if (!findProgram('git')) return;
+  const repo = makeBareRepo(t);
+  const cloned = repoJob(repo, [{ key: 'GIT_CLONE_PATH', value: '$CI_BUILDS_DIR/custom/place' }], ['pwd']);
+  const l = jobLayout(cloned, join(dir, 'builds-custom'), 0);
+  const r = runStages(cloned, ['get_sources', 'step_script'], l);
+  t.equal(r.status, 0, r.out);
+  t.match(r.out, `${join(dir, 'builds-custom')}/custom/place\n`);
+  t.equal(read(l, 'README.md'), 'hello\n');
+});
