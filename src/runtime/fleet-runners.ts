@@ -17,6 +17,7 @@ import type { GitlabClient, GitlabClientOptions } from './gitlab/client.js';
 import type { ApiEndpoint } from './gitlab/transport.js';
 import { loadSystemId } from './gitlab/runner-info.js';
 import { resolveSecret } from './secrets.js';
+import { loadRotatedToken, saveRotatedToken } from './rotated-tokens.js';
 import type { SlotScheduler } from './slots/index.js';
 import type { JobOutcome } from './assigned-job.js';
 import type { JobPayload } from './gitlab/job.js';
@@ -138,7 +139,9 @@ export class FleetRunners {
     const gitlab = fleet.gitlab!;
     const log = this.opts.logger.child({ fleet: fleet.name });
     try {
-      const token = await resolveSecret(gitlab.token, `fleet ${fleet.name} gitlab.token`, this.opts.env);
+      const configured = await resolveSecret(gitlab.token, `fleet ${fleet.name} gitlab.token`, this.opts.env);
+      // A token rotated by an earlier run replaces the configured one it revoked.
+      const token = (await loadRotatedToken(this.opts.stateDir, fleet.name, configured)) ?? configured;
       this.systemId ??= await loadSystemId({ path: join(this.opts.stateDir, 'system_id') });
       const clientOpts: GitlabClientOptions = {
         url: gitlab.url,
@@ -165,6 +168,8 @@ export class FleetRunners {
         logger: log,
         checkIntervalMs: this.opts.checkIntervalMs,
         onJobDone: this.opts.onJobDone,
+        onTokenRotated: (next, expiresAt) =>
+          saveRotatedToken(this.opts.stateDir, fleet.name, gitlab.token, configured, next, expiresAt),
       });
       await runner.start();
       this.runners.set(fleet.name, { key: keyOf(fleet), runner });

@@ -39,6 +39,9 @@ function failedBeforeRun(
   return { state: 'failed', status, failureReason, message };
 }
 
+/** Rotate a runner token this far into its remaining lifetime (GitLab Runner's 0.75). */
+const TOKEN_RESET_INTERVAL_FACTOR = 0.75;
+
 /** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
 export const CHECK_INTERVAL_MS = 3000;
 /** After this many unhealthy requests in a row the fleet's runner pauses (GitLab: 3, 60 min). */
@@ -58,6 +61,11 @@ export interface JobIntakeDeps {
   checkIntervalMs?: number;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
+  /**
+   * Keeps a rotated runner token (fleet-runners.ts persists it). Called with the new token, a
+   * secret: never log it. Rejections are logged and leave the token in memory only.
+   */
+  onTokenRotated?: (token: string, expiresAt: string | undefined) => Promise<void>;
   /** GitLab's CA chain (PEM) for `CI_SERVER_TLS_CA_FILE`, when the manager has one. */
   tlsCaChain?: string;
   /** Called when a job ends, for metrics and the jobs table. */
@@ -77,6 +85,8 @@ export class JobIntake {
   private active = 1;
   /** Loops parked until `active` grows past their index. */
   private readonly parked = new Set<() => void>();
+  /** The next runner token rotation, while the token has an expiry. */
+  private rotation: TimerHandle | undefined;
 
   constructor(
     fleet: Fleet,
@@ -89,7 +99,8 @@ export class JobIntake {
 
   /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
   async start(): Promise<void> {
-    await this.deps.client.verify(this.polling.signal);
+    const verified = await this.deps.client.verify(this.polling.signal);
+    this.scheduleRotation(verified.tokenExpiresAt ?? undefined);
     this.deps.logger.info('runner verified; requesting jobs', { gitlab: this.deps.client.baseUrl });
     // request_concurrency loops, each with at most one open request (GitLab Runner's model).
     const loops = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
@@ -121,12 +132,52 @@ export class JobIntake {
   /** Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. */
   async stop(graceMs: number): Promise<void> {
     this.polling.abort();
+    this.rotation?.cancel();
     for (const wake of [...this.parked]) wake();
     await this.loop;
     if (this.jobs.size > 0) {
       const timer = this.deps.time.after(graceMs, () => this.hard.abort());
       await Promise.allSettled([...this.jobs]);
       timer.cancel();
+    }
+  }
+
+  /**
+   * Runner token rotation (GitLab Runner's `resetRunnerTokens`): at 3/4 of the way from now to the
+   * token's expiry, `POST /runners/reset_authentication_token`; the client uses the new token from
+   * then on. A failed attempt is retried after a quarter of the time left (at least a minute).
+   */
+  private scheduleRotation(expiresAt: string | undefined, attempt = 0): void {
+    this.rotation?.cancel();
+    this.rotation = undefined;
+    if (!expiresAt || this.polling.signal.aborted) return;
+    const expiry = Date.parse(expiresAt);
+    if (!Number.isFinite(expiry)) return;
+    const now = this.deps.time.now().getTime();
+    const left = Math.max(0, expiry - now);
+    const delay = attempt === 0 ? left * TOKEN_RESET_INTERVAL_FACTOR : Math.max(60_000, left / 4);
+    this.rotation = this.deps.time.after(Math.min(delay, left), () => void this.rotate(expiresAt, attempt));
+  }
+
+  private async rotate(expiresAt: string, attempt: number): Promise<void> {
+    try {
+      const next = await this.deps.client.resetToken(this.polling.signal);
+      const expires = next.tokenExpiresAt ?? undefined;
+      this.deps.logger.info('runner authentication token rotated', { expires_at: expires ?? 'never' });
+      await this.deps.onTokenRotated?.(next.token, expires).catch((e: unknown) => {
+        this.deps.logger.warn('the rotated runner token is kept in memory only', {
+          error: (e as Error).message,
+          hint: 'a restart will need the new token: see docs/gitlab-job-api.md §1 "Token rotation"',
+        });
+      });
+      this.scheduleRotation(expires);
+    } catch (e) {
+      if (this.polling.signal.aborted) return;
+      this.deps.logger.error('runner authentication token rotation failed; retrying', {
+        error: (e as Error).message,
+        expires_at: expiresAt,
+      });
+      this.scheduleRotation(expiresAt, attempt + 1);
     }
   }
 

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { memoryLogger, silentLogger, type LogLine } from '../../src/util/logger.js';
 import { systemTime, scaledTime } from '../../src/util/time.js';
 import { groupRefFor } from '../../src/model/group.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
@@ -30,6 +30,9 @@ async function setup(
     requestDelayMs?: number;
     /** Jobs GitLab cancels (graceful) the moment it hands them out: the first PUT meets `canceling`. */
     cancelOnAssign?: number[];
+    tokenTtlSeconds?: number;
+    logs?: LogLine[];
+    rotated?: string[];
   },
 ) {
   const capacity = opts.capacity ?? 2;
@@ -77,6 +80,7 @@ async function setup(
   const coordinator = await startCoordinator({
     runnerTokens: [TOKEN],
     ...(opts.requestDelayMs ? { requestDelayMs: opts.requestDelayMs } : {}),
+    ...(opts.tokenTtlSeconds ? { tokenTtlSeconds: opts.tokenTtlSeconds } : {}),
     onEvent: (e) => {
       if (e.type === 'assigned' && opts.cancelOnAssign?.includes(e.jobId)) {
         queueMicrotask(() => coordinator.cancel(e.jobId, 'graceful'));
@@ -102,11 +106,12 @@ async function setup(
     version: 'test',
     // The trace's 3 s rhythm in 30 ms.
     time: scaledTime(0.01),
-    logger: silentLogger,
+    logger: opts.logs ? memoryLogger(opts.logs) : silentLogger,
     checkIntervalMs: 20,
     onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
+    onTokenRotated: async (token) => void opts.rotated?.push(token),
   });
-  return { coordinator, runner, scheduler, store, instanceId, done };
+  return { coordinator, runner, scheduler, store, instanceId, done, client };
 }
 
 for (const [preemptive, concurrency] of [
@@ -264,4 +269,31 @@ t.test('while a job waits for an instance: a graceful cancel and the job deadlin
   coordinator.cancel(501, 'hard');
   await runner.stop(1000);
   t.same(done.sort(), ['501:failed', '502:failed', '503:failed']);
+});
+
+t.test('an expiring runner token is rotated before it expires; later calls use the new one', async (t) => {
+  const logs: LogLine[] = [];
+  const rotated: string[] = [];
+  // 60 s tokens; the runner's clock runs 100× fast, so the rotation (at 3/4) comes after ~0.45 s.
+  const { coordinator, runner, done, client } = await setup(t, {
+    preemptive: true,
+    tokenTtlSeconds: 60,
+    logs,
+    rotated,
+  });
+  await runner.start();
+  const deadline = Date.now() + 15_000;
+  while (rotated.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.ok(rotated.length >= 2, `rotated again after each new expiry (${rotated.length})`);
+  t.same(coordinator.runnerTokens(), [rotated.at(-1)], 'GitLab holds only the newest token');
+  t.notOk(coordinator.runnerTokens().includes(TOKEN), 'the configured token is revoked');
+  coordinator.enqueue(exampleJob(601, { script: ['echo "with the new token"'] }));
+  const job = await coordinator.waitFor(601, (j) => j.state === 'success' || j.state === 'failed', 20_000);
+  t.equal(job.state, 'success', 'job requests and updates go out with the rotated token');
+  await runner.stop(1000);
+  t.same(done, ['601:success']);
+  const text = JSON.stringify(logs);
+  t.match(text, 'runner authentication token rotated');
+  for (const tok of [TOKEN, ...rotated]) t.notMatch(text, tok, 'no token in the log');
+  t.equal(client.scrub(`x ${TOKEN} ${rotated[0]} y`), 'x [MASKED] [MASKED] y', 'old tokens stay scrubbed');
 });
