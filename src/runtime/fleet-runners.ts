@@ -5,6 +5,7 @@
  * the next job. A fleet whose token is missing or refused is retried with a growing pause, and its
  * error is kept for `runfleet status`; it never stops the daemon.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
@@ -156,6 +157,7 @@ export class FleetRunners {
           : {}),
       };
       const client = this.opts.client(clientOpts);
+      const tlsCaChain = await gitlabCaChain(gitlab.url, this.opts.env ?? process.env, log);
       const runner = new JobIntake(fleet, {
         scheduler: this.opts.scheduler,
         providers: this.opts.providers,
@@ -168,6 +170,7 @@ export class FleetRunners {
         logger: log,
         checkIntervalMs: this.opts.checkIntervalMs,
         onJobDone: this.opts.onJobDone,
+        ...(tlsCaChain ? { tlsCaChain } : {}),
         onTokenRotated: (next, expiresAt) =>
           saveRotatedToken(this.opts.stateDir, fleet.name, gitlab.token, configured, next, expiresAt),
       });
@@ -186,6 +189,26 @@ export class FleetRunners {
         retryAt: now + pause,
       });
     }
+  }
+}
+
+/**
+ * GitLab's CA chain for jobs (`CI_SERVER_TLS_CA_FILE`, docs/gitlab-job-api.md §5 "Git"): the
+ * manager trusts a GitLab with a private CA through `NODE_EXTRA_CA_CERTS`, and its jobs' git
+ * gets the same file, as GitLab Runner hands on the chain it verified GitLab with.
+ */
+async function gitlabCaChain(url: string, env: NodeJS.ProcessEnv, log: Logger): Promise<string | undefined> {
+  const path = env['NODE_EXTRA_CA_CERTS'];
+  if (!path || !url.startsWith('https:')) return undefined;
+  try {
+    const pem = await readFile(path, 'utf8');
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? pem : undefined;
+  } catch (e) {
+    log.warn('cannot read NODE_EXTRA_CA_CERTS for CI_SERVER_TLS_CA_FILE', {
+      path,
+      error: (e as NodeJS.ErrnoException).code ?? 'error',
+    });
+    return undefined;
   }
 }
 

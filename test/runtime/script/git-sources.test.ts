@@ -362,3 +362,33 @@ t.test('GIT_CLONE_PATH: within the builds dir, only where custom_build_dir allow
   t.match(r.out, `${join(dir, 'builds-custom')}/custom/place\n`);
   t.equal(read(l, 'README.md'), 'hello\n');
 });
+
+t.test('CI_SERVER_TLS_CA_FILE: the CA chain becomes a file variable git uses for GitLab', async (t) => {
+  if (!findProgram('git')) return;
+  const repo = makeBareRepo(t);
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+  const job = repoJob(
+    repo,
+    [{ key: 'CI_SERVER_URL', value: 'https://gitlab.example:8443' }],
+    ['cat "$CI_SERVER_TLS_CA_FILE"', 'git config --get http.https://gitlab.example:8443.sslCAInfo'],
+  );
+  const l = jobLayout(job, join(dir, 'builds-tls'), 0);
+  let out = '';
+  for (const stage of ['get_sources', 'step_script'] as StageName[]) {
+    const r = spawnSync('/bin/sh', ['-s'], {
+      input: buildStageScript(job, stage, {
+        layout: l,
+        concurrentId: 0,
+        extra: [],
+        jobStatus: 'running',
+        tlsCaChain: pem,
+      }),
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: dir },
+    });
+    out += r.stdout + r.stderr;
+    t.equal(r.status, 0, out);
+  }
+  t.match(out, pem);
+  t.match(out, `${l.tmpDir}/CI_SERVER_TLS_CA_FILE\n`, 'git verifies GitLab with that file');
+});
