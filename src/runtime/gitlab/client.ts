@@ -5,6 +5,7 @@
  *
  * Tokens travel only in bodies and headers, never in URLs, and are scrubbed from every message.
  */
+import { parseGoBool } from '../script/build-settings.js';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Time } from '../../util/time.js';
@@ -418,14 +419,15 @@ function resultBase(res: ApiResponse | undefined): ResultBase {
 }
 
 /**
- * Whether the job runs with `CI_DEBUG_TRACE=true` (its last definition, the same test that turns on
+ * Whether the job runs with `CI_DEBUG_TRACE` on (its last definition, the same test that turns on
  * `set -o xtrace` in the stage scripts). GitLab must be told (`debug_trace=true`): it marks the log
  * as a debug trace, which only users allowed to see one may read (§5).
  */
 function isDebugTrace(job: JobRef): boolean {
   const vars = job.variables ?? [];
   for (let i = vars.length - 1; i >= 0; i--) {
-    if (vars[i]?.key === 'CI_DEBUG_TRACE') return vars[i]?.value === 'true';
+    // strconv.ParseBool, as GitLab Runner reads it (`1`, `t`, `True` … also turn it on).
+    if (vars[i]?.key === 'CI_DEBUG_TRACE') return parseGoBool(vars[i]?.value ?? '') ?? false;
   }
   return false;
 }

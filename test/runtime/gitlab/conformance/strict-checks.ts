@@ -2,6 +2,7 @@
  * Body checks of the strict fake GitLab: the `info` object (§1) and `PUT /jobs/:id` (§3). Each
  * check reports through `report` and never throws, so one request can show several faults.
  */
+import { parseGoBool } from '../../../../src/runtime/script/build-settings.js';
 import { crc32 } from 'node:zlib';
 import type { FakeJob, SeenRequest } from './strict-gitlab.js';
 
@@ -226,7 +227,7 @@ export function checkTracePatch(
 ): { start: number } | undefined {
   if (job) {
     if (job.puts.length === 0) v(r.seq, 'trace: PATCH before the start PUT');
-    const debug = jobVar(job, 'CI_DEBUG_TRACE') === 'true' ? 'true' : 'false';
+    const debug = parseGoBool(jobVar(job, 'CI_DEBUG_TRACE') ?? '') ? 'true' : 'false';
     if ([...r.query.keys()].join() !== 'debug_trace' || r.query.get('debug_trace') !== debug)
       v(r.seq, `trace: query ${r.query.toString()} (want debug_trace=${debug})`);
   }
