@@ -6,7 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { Test } from 'tap';
 
-export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'busybox' | 'ssh-keygen';
+export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'git-lfs' | 'busybox' | 'ssh-keygen';
 
 const SEARCH = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin', '/sbin'];
 
@@ -36,7 +36,7 @@ export function requireOrSkip(t: SkippableTest, ...what: TopologyProgram[]): boo
   missingComponent(
     t,
     `MISSING ${missing.join(', ')}: integration test not run. ` +
-      `Install with: apt-get install -y openssh-server docker.io busybox-static git`,
+      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs`,
   );
   return false;
 }
