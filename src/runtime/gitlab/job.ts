@@ -30,6 +30,18 @@ export interface JobImage {
   pull_policy?: string[];
 }
 
+/** One `cache[]` entry (gitlabhq `lib/api/entities/ci/job_request/cache.rb`). */
+export interface JobCache {
+  key?: string;
+  untracked?: boolean;
+  /** `pull`, `push`, `pull-push` (also when empty); may hold `$VAR`s. */
+  policy?: string;
+  paths?: string[];
+  /** `on_success` (also when empty), `on_failure`, `always`. */
+  when?: string;
+  fallback_keys?: string[];
+}
+
 export interface GitInfo {
   repo_url: string;
   ref: string;
@@ -56,8 +68,8 @@ export interface JobPayload {
   services?: unknown[];
   /** Artifacts to upload; runfleet does not upload them yet (it says so in the job log). */
   artifacts?: { name?: string; paths?: string[]; artifact_type?: string }[] | null;
-  /** Caches; not restored or saved by runfleet yet (said in the job log). */
-  cache?: { key?: string; paths?: string[] }[] | null;
+  /** Caches, restored before the steps and saved after them (runtime/cache). */
+  cache?: JobCache[] | null;
   /** Jobs whose artifacts this one downloads. */
   dependencies?: { id: number; name: string; artifacts_file?: { filename: string; size: number } }[] | null;
   hooks?: { name: string; script: string[] }[];
