@@ -26,6 +26,7 @@ import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
+import type { CacheStores } from './cache/cache-stores.js';
 import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 
@@ -46,6 +47,8 @@ export interface JobIntakeDeps {
   time: Time;
   logger: Logger;
   checkIntervalMs?: number;
+  /** Where jobs' caches are kept (runtime/cache). */
+  caches?: CacheStores;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
   /** Called when a job ends, for metrics and the jobs table. */
@@ -249,6 +252,7 @@ export class JobIntake {
           ssh: this.deps.ssh,
           version: this.deps.version,
           shortToken: shortToken(this.deps.token),
+          ...(this.deps.caches ? { caches: this.deps.caches } : {}),
           systemId: this.deps.systemId,
           time: this.deps.time,
           onOutput: this.deps.onOutput

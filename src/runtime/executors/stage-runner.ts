@@ -19,6 +19,7 @@ import {
 import type { JobStatus } from '../script/variables.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
+import type { CacheStages } from '../cache/job-caches.js';
 
 export interface RunStagesOptions {
   /**
@@ -39,6 +40,8 @@ export interface RunStagesOptions {
   cleanupTimeoutMs?: number;
   /** Runs the job deadline. @default systemTime */
   time?: Time;
+  /** The job's cache stages, run by the manager (runtime/cache); without it caches are not touched. */
+  caches?: CacheStages;
 }
 
 export interface JobResult {
@@ -108,10 +111,17 @@ export async function runStages(
   let result: JobResult | undefined;
   let prepared = false;
   let reachedSteps = false;
+  let scriptsPrepared = false;
   try {
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
+      if (stage.startsWith('step_') && !reachedSteps && !result && opts.caches?.hasCaches) {
+        // restore_cache: after the sources, before the first step (GitLab Runner's stage order).
+        const fatal = await output.section('restore_cache', () => opts.caches!.restore(output, main));
+        result = interruption() ?? (fatal ? failed('failed', 'script_failure', fatal) : undefined);
+        if (result) break;
+      }
       if (stage.startsWith('step_')) reachedSteps = true;
       // A step's `when` decides whether it runs after an earlier step failed (GitLab Runner's rule):
       // on_success (the default) only without a failure, on_failure only after one, always both.
@@ -128,6 +138,7 @@ export async function runStages(
         // Sources or preparation failed: no step runs (after_script neither, as it was not reached).
         if (!stage.startsWith('step_')) break;
       }
+      if (stage === 'prepare_script' && r.exitCode === 0) scriptsPrepared = true;
     }
   } catch (e) {
     result = interruption() ?? fromError(e);
@@ -150,6 +161,19 @@ export async function runStages(
       } else if (r?.aborted) {
         output.write(`${RED}WARNING: after_script timed out or was stopped${RESET}\n`, 'stdout');
       }
+    }
+    // archive_cache / archive_cache_on_failure: after after_script, unless the job was stopped.
+    if (
+      scriptsPrepared &&
+      opts.caches?.hasCaches &&
+      !hard.aborted &&
+      !['canceled', 'timedout'].includes(result.status)
+    ) {
+      const success = result.state === 'success';
+      const fatal = await output.section(success ? 'archive_cache' : 'archive_cache_on_failure', () =>
+        opts.caches!.archive(success, output, hard),
+      );
+      if (fatal && success) result = failed('failed', 'script_failure', fatal);
     }
     if (prepared) {
       const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);

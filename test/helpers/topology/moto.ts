@@ -1,8 +1,8 @@
 /**
- * A real S3-compatible server for tests: moto's `moto_server` (pinned in .ci/run, installed in its
- * own venv at /opt/runfleet-tools/moto-<version>), on a free loopback port, owned by the test.
- * Found through `RUNFLEET_MOTO_SERVER`, then the venv, then PATH. Missing: a loud skip, or a
- * failure with CI=true (as requireOrSkip).
+ * A real S3-compatible server for the cache tests: moto's `moto_server` 5.2.5 (installed by
+ * .ci/run through scripts/ci/install-moto.sh), on a free loopback port, owned by the test. Found
+ * the way test/helpers/moto.ts finds it: `RUNFLEET_MOTO_SERVER`, then /opt/runfleet-moto/5.2.5,
+ * then PATH. Missing: a loud skip, or a failure with CI=true (as requireOrSkip).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -13,7 +13,7 @@ import type { Test } from 'tap';
 import type { Teardownable } from './sshd.js';
 
 export const MOTO_VERSION = '5.2.5';
-const VENV_BIN = `/opt/runfleet-tools/moto-${MOTO_VERSION}/bin/moto_server`;
+const VENV_BIN = `/opt/runfleet-moto/${MOTO_VERSION}/bin/moto_server`;
 
 export function findMotoServer(): string | undefined {
   for (const candidate of [process.env.RUNFLEET_MOTO_SERVER, VENV_BIN]) {
@@ -32,9 +32,8 @@ export function findMotoServer(): string | undefined {
 export function requireMotoOrSkip(t: Pick<Test, 'skip' | 'fail'>): boolean {
   if (findMotoServer()) return true;
   const message =
-    `MISSING moto_server: S3 integration test not run. Install with: python3 -m venv ` +
-    `/opt/runfleet-tools/moto-${MOTO_VERSION} && /opt/runfleet-tools/moto-${MOTO_VERSION}/bin/pip install ` +
-    `'moto[server]==${MOTO_VERSION}' (or set RUNFLEET_MOTO_SERVER)`;
+    `MISSING moto_server: S3 cache test not run. Install with: scripts/ci/install-moto.sh ` +
+    `(moto[server]==${MOTO_VERSION}), or set RUNFLEET_MOTO_SERVER`;
   if (process.env.CI === 'true') t.fail(message);
   else {
     console.error(`\n!!!!!!!! ${message} !!!!!!!!\n`);
