@@ -266,7 +266,8 @@ export class JobCaches implements CacheStages {
       try {
         await store.put(entry.key, file, size, { cachekey: entry.key }, AbortSignal.any([signal, timeout]));
       } catch (e) {
-        if (timeout.aborted) throw new Error('the cache upload timed out (CACHE_REQUEST_TIMEOUT)');
+        if (timeout.aborted)
+          throw new Error('the cache upload timed out (CACHE_REQUEST_TIMEOUT)', { cause: e });
         throw e;
       }
     } finally {

@@ -35,6 +35,8 @@ export interface HarnessOptions {
   providers?: ProviderBuilder;
   /** Daemon tick while nothing moves. @default 1000 */
   intervalMs?: number;
+  /** More environment for the manager (secrets fleet files reference). */
+  env?: Record<string, string>;
 }
 
 export interface Harness {
@@ -99,7 +101,7 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
       graceMs: 5000,
       intervalMs: opts.intervalMs ?? 1000,
       logger: memoryLogger(logs),
-      env: { [TOKEN_ENV]: token },
+      env: { ...opts.env, [TOKEN_ENV]: token },
       // Both run on the scaled timers below: 5000 → 50 ms between empty job requests.
       checkIntervalMs: 5000,
       runtimeTime: scaledTime(0.01),
