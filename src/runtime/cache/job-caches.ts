@@ -157,7 +157,12 @@ export class JobCaches implements CacheStages {
           );
           return 'missed';
         }
-        output.write(`Downloading cache.zip from ${this.opts.store.where(key)}\n`, 'stdout');
+        output.write(
+          this.opts.store.onInstance
+            ? 'No URL provided, cache will not be downloaded from shared cache server. Instead a local version of cache will be extracted.\n'
+            : `Downloading cache.zip from ${this.opts.store.where(key)}\n`,
+          'stdout',
+        );
         const spooled = await spoolToFile(archive.body, {
           signal: sig,
           name: 'cache.zip',
@@ -261,7 +266,12 @@ export class JobCaches implements CacheStages {
         );
         return;
       }
-      output.write(`Uploading cache.zip to ${store.where(entry.key)}\n`, 'stdout');
+      output.write(
+        store.onInstance
+          ? `No URL provided, cache will not be uploaded to shared cache server. Cache will be stored only locally: ${store.where(entry.key)}\n`
+          : `Uploading cache.zip to ${store.where(entry.key)}\n`,
+        'stdout',
+      );
       const timeout = AbortSignal.timeout(cacheRequestTimeoutMs(this.site.variables));
       try {
         await store.put(entry.key, file, size, { cachekey: entry.key }, AbortSignal.any([signal, timeout]));

@@ -1,0 +1,111 @@
+/**
+ * Caches without a cache block, through the real manager:
+ * - the embedded local provider keeps them in one directory under the state directory, which
+ *   every sandbox shares: a job in a fresh sandbox restores what a job in another one saved;
+ * - instances reached over SSH keep them on the instance, where GitLab Runner's non-distributed
+ *   cache lives (`/tmp/runfleet-cache/<project path>/<key>/cache.zip`, the builds dir's sibling).
+ * Also: RESTORE_CACHE_ATTEMPTS retries a broken archive, and the job still runs when it stays broken.
+ */
+import t from 'tap';
+import { existsSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { exampleJob } from '../../../src/devtools/coordinator/example-job.js';
+import type { JobCache } from '../../../src/runtime/gitlab/job.js';
+import { createSshdProvider } from '../../helpers/sshd-provider.js';
+import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
+import { startHarness, type Harness } from './harness.js';
+
+const fleetYaml = (name: string) =>
+  [
+    `name: ${name}`,
+    'provider: { type: local }',
+    'executor: instance',
+    'capacity_per_instance: 1',
+    'max_instances: 2',
+    'max_use_count: 1',
+    'policy:',
+    '  - idle_count: 1',
+    '    idle_time: 10m',
+  ].join('\n');
+
+const run = async (
+  h: Harness,
+  id: number,
+  project: string,
+  script: string[],
+  cache: JobCache[],
+  variables = {},
+) => {
+  h.coordinator.enqueue({
+    ...exampleJob(id, { projectName: project, serverUrl: h.coordinator.url, script, variables }),
+    cache,
+  });
+  return h.finished(id, 60_000);
+};
+const instanceOf = (log: string) => /executor on instance (\S+)/.exec(log)?.[1];
+
+t.test('local provider: one cache directory under the state dir, shared by every sandbox', async (t) => {
+  const h = await startHarness(t, { fleetName: 'it-local-cache', fleetYaml: fleetYaml('it-local-cache') });
+  const cache = [{ key: 'deps', paths: ['vendor/'] }];
+  const first = await run(h, 1, 'local', ['mkdir -p vendor', 'echo "from-sandbox-one" > vendor/x'], cache);
+  t.equal(first.state, 'success', first.log);
+  const file = join(h.dir, 'cache', 'acme', 'local', 'deps', 'cache.zip');
+  t.match(first.log, `Uploading cache.zip to ${file}`);
+  t.ok(existsSync(file), 'cache.zip is under <state dir>/cache/<project path>/<key>/');
+
+  const second = await run(h, 2, 'local', ['cat vendor/x'], cache);
+  t.equal(second.state, 'success', second.log);
+  t.not(instanceOf(second.log), instanceOf(first.log), 'another sandbox');
+  t.match(second.log, 'Successfully extracted cache');
+  t.match(second.log, 'from-sandbox-one');
+  t.match(second.log, 'Archive is up to date!');
+
+  // A broken archive: each attempt fails, the job goes on without its cache.
+  const broken = join(h.dir, 'cache', 'acme', 'local', 'broken', 'cache.zip');
+  mkdirSync(join(broken, '..'), { recursive: true });
+  writeFileSync(broken, 'this is not a zip file');
+  const third = await run(
+    h,
+    3,
+    'local',
+    ['echo "ran anyway"'],
+    [{ key: 'broken', paths: ['vendor/'], policy: 'pull' }],
+    {
+      RESTORE_CACHE_ATTEMPTS: '3',
+    },
+  );
+  t.equal(third.state, 'success', third.log);
+  t.match(third.log, 'Retrying cache restore (attempt 2 of 3)');
+  t.match(third.log, 'Retrying cache restore (attempt 3 of 3)');
+  t.notMatch(third.log, 'attempt 4');
+  t.match(third.log, 'Failed to extract cache');
+  t.match(third.log, 'ran anyway');
+});
+
+if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
+  t.test('SSH instances without a cache block: the cache stays on the instance', async (t) => {
+    const provider = createSshdProvider(t);
+    const h = await startHarness(t, {
+      fleetName: 'it-instance-cache',
+      providers: () => provider,
+      fleetYaml: fleetYaml('it-instance-cache'),
+    });
+    const project = `ic-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const dir = `/tmp/runfleet-cache/acme/${project}`;
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const cache = [{ key: 'deps', paths: ['out/'] }];
+    const first = await run(h, 1, project, ['mkdir -p out', 'echo "kept on the instance" > out/y'], cache);
+    t.equal(first.state, 'success', first.log);
+    t.match(
+      first.log,
+      `No URL provided, cache will not be uploaded to shared cache server. Cache will be stored only locally: ${dir}/deps/cache.zip`,
+    );
+    // Every test instance is an sshd on this machine, so "the instance's disk" is this one.
+    t.ok(existsSync(`${dir}/deps/cache.zip`), "GitLab's non-distributed cache path");
+    const second = await run(h, 2, project, ['cat out/y'], cache);
+    t.equal(second.state, 'success', second.log);
+    t.match(second.log, 'No URL provided, cache will not be downloaded from shared cache server');
+    t.match(second.log, 'kept on the instance');
+  });
+}
