@@ -12,8 +12,8 @@ import type { FailureReason } from './job.js';
  * Feature flags runfleet implements, and only those: GitLab routes jobs by them (§1 "Job matching"),
  * so advertising one we lack would hand us jobs we cannot run correctly.
  *
- * Left out on purpose: `artifacts`, `upload_multiple_artifacts`, `upload_raw_artifacts`, `cache`,
- * `fallback_cache_keys`, `artifacts_exclude` (not implemented), `vault_secrets`, `session`,
+ * Left out on purpose: `artifacts`, `upload_multiple_artifacts`, `upload_raw_artifacts`,
+ * `artifacts_exclude` (not implemented), `vault_secrets`, `session`,
  * `terminal`, `services`, `two_phase_job_commit`, `job_inputs`, `multi_build_steps` (a `release`
  * step needs release-cli support we do not ship), `shared`.
  */
@@ -29,6 +29,10 @@ export const RUNFLEET_FEATURES = {
   cancelable: true,
   // JobTrace turns `Job-Status: canceling` into onCancel('graceful'), which runs after_script (§3).
   cancel_gracefully: true,
+  // restore_cache / archive_cache with fallback_keys (runtime/cache/job-caches.ts); GitLab drops a
+  // job with fallback_keys as runner_unsupported for a runner without fallback_cache_keys.
+  cache: true,
+  fallback_cache_keys: true,
 } as const satisfies Record<string, boolean>;
 
 export type FeaturesInfo = Record<string, boolean>;

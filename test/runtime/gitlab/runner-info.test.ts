@@ -42,7 +42,6 @@ t.test('info advertises only what runfleet implements', async (t) => {
   t.same(info.features, RUNFLEET_FEATURES);
   for (const missing of [
     'artifacts',
-    'cache',
     'upload_multiple_artifacts',
     'two_phase_job_commit',
     'session',
@@ -51,6 +50,8 @@ t.test('info advertises only what runfleet implements', async (t) => {
     t.notOk(missing in info.features, `no ${missing}`);
   }
   t.equal(info.features['cancel_gracefully'], true);
+  t.equal(info.features['cache'], true, 'caches are restored and saved (runtime/cache)');
+  t.equal(info.features['fallback_cache_keys'], true, 'fallback_keys are tried in order');
   t.equal(runnerInfo({ version: '1', executor: 'docker-autoscaler' }).features['image'], true);
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });
