@@ -7,6 +7,7 @@ import type { Fleet } from '../model/fleet.js';
 import type { ConnectInfo } from '../providers/provider.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { executorFor, connectorFor } from './executor-factory.js';
+import { ArtifactStages } from './executors/artifact-stages.js';
 import type { JobOutput } from './executors/executor.js';
 import { runStages, type JobResult } from './executors/stage-runner.js';
 import type { GitlabClient } from './gitlab/client.js';
@@ -147,20 +148,25 @@ async function runOnInstance(
   cancel: AbortSignal,
   signal: AbortSignal,
 ): Promise<JobResult> {
-  let executor;
+  let executor: ReturnType<typeof executorFor>;
+  let artifacts: ArtifactStages;
   try {
     const info: ConnectInfo = await req.connect();
-    executor = executorFor(
-      req.fleet,
-      info,
-      connectorFor(info, deps.ssh, req.fleet.connector.max_sessions),
-      req.slot,
-      deps.ssh.time,
-    );
+    const connector = connectorFor(info, deps.ssh, req.fleet.connector.max_sessions);
+    const built = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time);
+    executor = built;
+    // The project directory is on the instance host for both executors (docker mounts it).
+    artifacts = new ArtifactStages({
+      job: req.job,
+      api: deps.client.artifacts,
+      connector,
+      projectDir: () => built.stageEnvironment('get_sources').layout.projectDir,
+      time: deps.ssh.time,
+    });
   } catch (e) {
     const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
     return { state: 'failed', status: 'failed', failureReason: 'runner_system_failure', message };
   }
-  return runStages(req.job, executor, output, { cancel, signal, time: deps.ssh.time });
+  return runStages(req.job, executor, output, { cancel, signal, time: deps.ssh.time, artifacts });
 }

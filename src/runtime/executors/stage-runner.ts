@@ -17,6 +17,7 @@ import {
   type StageName,
 } from '../script/stage-script.js';
 import type { JobStatus } from '../script/variables.js';
+import type { ArtifactStages } from './artifact-stages.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
 
@@ -39,6 +40,8 @@ export interface RunStagesOptions {
   cleanupTimeoutMs?: number;
   /** Runs the job deadline. @default systemTime */
   time?: Time;
+  /** download_artifacts before the first step, upload_artifacts_* after after_script (§6). */
+  artifacts?: ArtifactStages;
 }
 
 export interface JobResult {
@@ -112,6 +115,11 @@ export async function runStages(
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
+      if (stage.startsWith('step_') && !reachedSteps && !result && opts.artifacts?.downloads) {
+        // A download that fails skips the steps and after_script; uploads and cleanup still run.
+        const artifacts = opts.artifacts;
+        await output.section('download_artifacts', () => artifacts.download(output, main));
+      }
       if (stage.startsWith('step_')) reachedSteps = true;
       // A step's `when` decides whether it runs after an earlier step failed (GitLab Runner's rule):
       // on_success (the default) only without a failure, on_failure only after one, always both.
@@ -151,6 +159,8 @@ export async function runStages(
         output.write(`${RED}WARNING: after_script timed out or was stopped${RESET}\n`, 'stdout');
       }
     }
+    if (prepared && opts.artifacts && !hard.aborted)
+      result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
       const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
@@ -166,6 +176,22 @@ export async function runStages(
     'stdout',
   );
   return result;
+}
+
+/** The upload stage for how the job ended; a failed upload fails a job that had succeeded. */
+async function uploadArtifacts(
+  artifacts: ArtifactStages,
+  result: JobResult,
+  output: JobOutput,
+  signal: AbortSignal,
+): Promise<JobResult> {
+  const succeeded = result.state === 'success';
+  const stage = artifacts.uploadStage(succeeded);
+  if (!stage) return result;
+  const failure = await output
+    .section(stage, () => artifacts.upload(succeeded, output, signal))
+    .catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+  return failure && succeeded ? failed('failed', 'script_failure', failure, 1) : result;
 }
 
 function failed(
