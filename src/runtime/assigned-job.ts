@@ -7,6 +7,7 @@ import type { Fleet } from '../model/fleet.js';
 import type { ConnectInfo } from '../providers/provider.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { executorFor, connectorFor } from './executor-factory.js';
+import { ArtifactStages } from './executors/artifact-stages.js';
 import type { Executor, JobOutput } from './executors/executor.js';
 import type { Connector } from './connectors/connector.js';
 import { cachesSomething } from './cache/cache-key.js';
@@ -154,13 +155,23 @@ async function runOnInstance(
   cancel: AbortSignal,
   signal: AbortSignal,
 ): Promise<JobResult> {
-  let executor;
+  let executor: ReturnType<typeof executorFor>;
+  let artifacts: ArtifactStages;
   let caches: JobCaches | undefined;
   try {
     const info: ConnectInfo = await req.connect();
     const connector = connectorFor(info, deps.ssh, req.fleet.connector.max_sessions);
-    executor = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time);
-    caches = await jobCaches(req, deps, info, connector, executor, output);
+    const built = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time);
+    executor = built;
+    // The project directory is on the instance host for both executors (docker mounts it).
+    artifacts = new ArtifactStages({
+      job: req.job,
+      api: deps.client.artifacts,
+      connector,
+      projectDir: () => built.stageEnvironment('get_sources').layout.projectDir,
+      time: deps.ssh.time,
+    });
+    caches = await jobCaches(req, deps, info, connector, built, output);
   } catch (e) {
     const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
@@ -170,6 +181,7 @@ async function runOnInstance(
     cancel,
     signal,
     time: deps.ssh.time,
+    artifacts,
     ...(caches ? { caches } : {}),
   });
 }

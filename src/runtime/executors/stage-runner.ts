@@ -17,6 +17,7 @@ import {
   type StageName,
 } from '../script/stage-script.js';
 import type { JobStatus } from '../script/variables.js';
+import type { ArtifactStages } from './artifact-stages.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
 import type { CacheStages } from '../cache/job-caches.js';
@@ -42,6 +43,8 @@ export interface RunStagesOptions {
   time?: Time;
   /** The job's cache stages, run by the manager (runtime/cache); without it caches are not touched. */
   caches?: CacheStages;
+  /** download_artifacts before the first step, upload_artifacts_* after after_script (§6). */
+  artifacts?: ArtifactStages;
 }
 
 export interface JobResult {
@@ -122,6 +125,11 @@ export async function runStages(
         result = interruption() ?? (fatal ? failed('failed', 'script_failure', fatal) : undefined);
         if (result) break;
       }
+      if (stage.startsWith('step_') && !reachedSteps && !result && opts.artifacts?.downloads) {
+        // A download that fails skips the steps and after_script; uploads and cleanup still run.
+        const artifacts = opts.artifacts;
+        await output.section('download_artifacts', () => artifacts.download(output, main));
+      }
       if (stage.startsWith('step_')) reachedSteps = true;
       // A step's `when` decides whether it runs after an earlier step failed (GitLab Runner's rule):
       // on_success (the default) only without a failure, on_failure only after one, always both.
@@ -175,6 +183,8 @@ export async function runStages(
       );
       if (fatal && success) result = failed('failed', 'script_failure', fatal);
     }
+    if (prepared && opts.artifacts && !hard.aborted)
+      result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
       const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
@@ -190,6 +200,22 @@ export async function runStages(
     'stdout',
   );
   return result;
+}
+
+/** The upload stage for how the job ended; a failed upload fails a job that had succeeded. */
+async function uploadArtifacts(
+  artifacts: ArtifactStages,
+  result: JobResult,
+  output: JobOutput,
+  signal: AbortSignal,
+): Promise<JobResult> {
+  const succeeded = result.state === 'success';
+  const stage = artifacts.uploadStage(succeeded);
+  if (!stage) return result;
+  const failure = await output
+    .section(stage, () => artifacts.upload(succeeded, output, signal))
+    .catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+  return failure && succeeded ? failed('failed', 'script_failure', failure, 1) : result;
 }
 
 function failed(

@@ -17,6 +17,7 @@ import {
   type RunnerInfoOptions,
 } from './runner-info.js';
 import { apiBaseUrl, Transport, type ApiEndpoint, type ApiResponse } from './transport.js';
+import { ArtifactsApi } from './artifacts-api.js';
 
 export interface GitlabClientOptions {
   /** The GitLab URL as configured (`https://gitlab.example.com`, `/ci` suffix allowed). */
@@ -117,6 +118,8 @@ export class GitlabClient {
   private readonly jobTokens = new Set<string>();
   private lastUpdateValue: string | undefined;
   private unhealthy = 0;
+  /** The artifact endpoints (§6), streamed; same base URL, fetch, time and secrets as the rest. */
+  readonly artifacts: ArtifactsApi;
 
   constructor(private readonly opts: GitlabClientOptions) {
     this.baseUrl = apiBaseUrl(opts.url);
@@ -130,6 +133,14 @@ export class GitlabClient {
       time: opts.time,
       log: opts.log,
       onApiRequest: opts.onApiRequest,
+    });
+    this.artifacts = new ArtifactsApi({
+      baseUrl: this.baseUrl,
+      userAgent: runnerUserAgent(opts.version),
+      fetch: opts.fetch,
+      time: opts.time,
+      random: opts.random,
+      scrub: (text) => this.transport.scrub(text),
     });
   }
 

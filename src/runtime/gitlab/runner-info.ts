@@ -12,8 +12,7 @@ import type { FailureReason } from './job.js';
  * Feature flags runfleet implements, and only those: GitLab routes jobs by them (§1 "Job matching"),
  * so advertising one we lack would hand us jobs we cannot run correctly.
  *
- * Left out on purpose: `artifacts`, `upload_multiple_artifacts`, `upload_raw_artifacts`,
- * `artifacts_exclude` (not implemented), `vault_secrets`, `session`,
+ * Left out on purpose: `vault_secrets`, `session`,
  * `terminal`, `services`, `two_phase_job_commit`, `job_inputs`, `multi_build_steps` (a `release`
  * step needs release-cli support we do not ship), `shared`.
  */
@@ -33,6 +32,12 @@ export const RUNFLEET_FEATURES = {
   // job with fallback_keys as runner_unsupported for a runner without fallback_cache_keys.
   cache: true,
   fallback_cache_keys: true,
+  // §6: upload_artifacts_* (archive zip), reports as gzip, raw files, artifacts:exclude
+  // (executors/artifact-stages.ts over runtime/transfer).
+  artifacts: true,
+  upload_multiple_artifacts: true,
+  upload_raw_artifacts: true,
+  artifacts_exclude: true,
 } as const satisfies Record<string, boolean>;
 
 export type FeaturesInfo = Record<string, boolean>;

@@ -40,18 +40,22 @@ t.test('info advertises only what runfleet implements', async (t) => {
     config: { gpus: '' },
   });
   t.same(info.features, RUNFLEET_FEATURES);
-  for (const missing of [
-    'artifacts',
-    'upload_multiple_artifacts',
-    'two_phase_job_commit',
-    'session',
-    'terminal',
-  ]) {
+  for (const missing of ['two_phase_job_commit', 'session', 'terminal']) {
     t.notOk(missing in info.features, `no ${missing}`);
   }
   t.equal(info.features['cancel_gracefully'], true);
   t.equal(info.features['cache'], true, 'caches are restored and saved (runtime/cache)');
   t.equal(info.features['fallback_cache_keys'], true, 'fallback_keys are tried in order');
+  // The artifact features, each implemented by executors/artifact-stages.ts and proven by
+  // test/runtime/integration/artifact-jobs.test.ts against a coordinator that drops jobs as
+  // runner_unsupported when one is missing.
+  t.same(
+    Object.keys(info.features)
+      .filter((k) => k.includes('artifacts'))
+      .sort(),
+    ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
+    'exactly the artifact features implemented',
+  );
   t.equal(runnerInfo({ version: '1', executor: 'docker-autoscaler' }).features['image'], true);
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });
