@@ -8,7 +8,9 @@
  */
 import t from 'tap';
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { rmSync } from 'node:fs';
 import { exampleJob } from '../../../src/devtools/coordinator/example-job.js';
+import { REMOTE_BUILDS_DIR } from '../../../src/runtime/executor-factory.js';
 import type { JobCache } from '../../../src/runtime/gitlab/job.js';
 import { createSshdProvider } from '../../helpers/sshd-provider.js';
 import { requireMotoOrSkip, startMoto } from '../../helpers/topology/moto.js';
@@ -72,9 +74,15 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen') && requireMotoOrSkip(t)) {
   const puts = () => moto.requests().filter((r) => r.startsWith('PUT ') || r.startsWith('POST ')).length;
   const instanceOf = (log: string) => /executor on instance (\S+)/.exec(log)?.[1];
 
+  // Every test instance is an sshd on this machine, so all share one builds dir: it is emptied
+  // before each job, as on a new instance, so what a job finds came from the cache.
+  const project = `cached-${process.pid}`;
+  const buildsDir = `${REMOTE_BUILDS_DIR}/0/acme/${project}`;
+  t.teardown(() => rmSync(buildsDir, { recursive: true, force: true }));
   const run = async (id: number, script: string[], cache: JobCache[]) => {
+    rmSync(buildsDir, { recursive: true, force: true });
     h.coordinator.enqueue({
-      ...exampleJob(id, { projectName: 'cached', projectId: PROJECT, serverUrl: h.coordinator.url, script }),
+      ...exampleJob(id, { projectName: project, projectId: PROJECT, serverUrl: h.coordinator.url, script }),
       cache,
     });
     return h.finished(id, 60_000);

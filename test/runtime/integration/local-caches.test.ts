@@ -11,6 +11,7 @@ import { existsSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { exampleJob } from '../../../src/devtools/coordinator/example-job.js';
+import { REMOTE_BUILDS_DIR } from '../../../src/runtime/executor-factory.js';
 import type { JobCache } from '../../../src/runtime/gitlab/job.js';
 import { createSshdProvider } from '../../helpers/sshd-provider.js';
 import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
@@ -83,6 +84,34 @@ t.test('local provider: one cache directory under the state dir, shared by every
   t.match(third.log, 'ran anyway');
 });
 
+t.test('type local: object names under <state dir>/cache; max_uploaded_archive_size holds', async (t) => {
+  const h = await startHarness(t, {
+    fleetName: 'it-typed-cache',
+    fleetYaml: `${fleetYaml('it-typed-cache')}\ncache: { type: local, path: ci, shared: true, max_uploaded_archive_size: 2000 }`,
+  });
+  const small = await run(
+    h,
+    1,
+    'typed',
+    ['mkdir -p s', 'echo small > s/x'],
+    [{ key: 'small', paths: ['s/'] }],
+  );
+  t.equal(small.state, 'success', small.log);
+  const file = join(h.dir, 'cache', 'ci', 'project', '7', 'small');
+  t.match(small.log, `Uploading cache.zip to ${file}`);
+  t.ok(existsSync(file), "GitLab Runner's object name, shared: no runner segment");
+  const big = await run(
+    h,
+    2,
+    'typed',
+    ['mkdir -p b', 'head -c 100000 /dev/urandom > b/random'],
+    [{ key: 'big', paths: ['b/'] }],
+  );
+  t.equal(big.state, 'success', big.log);
+  t.match(big.log, /Cache archive size \(\d+\) is too big \(Limit is set to 2000\)/);
+  t.notOk(existsSync(join(h.dir, 'cache', 'ci', 'project', '7', 'big')), 'not stored');
+});
+
 if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
   t.test('SSH instances without a cache block: the cache stays on the instance', async (t) => {
     const provider = createSshdProvider(t);
@@ -95,7 +124,11 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
     const dir = `/tmp/runfleet-cache/acme/${project}`;
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const cache = [{ key: 'deps', paths: ['out/'] }];
+    // The sshd instances share this machine's builds dir: emptied between jobs, as on a new instance.
+    const builds = `${REMOTE_BUILDS_DIR}/0/acme/${project}`;
+    t.teardown(() => rmSync(builds, { recursive: true, force: true }));
     const first = await run(h, 1, project, ['mkdir -p out', 'echo "kept on the instance" > out/y'], cache);
+    rmSync(builds, { recursive: true, force: true });
     t.equal(first.state, 'success', first.log);
     t.match(
       first.log,
