@@ -82,6 +82,28 @@ t.test('local provider: one cache directory under the state dir, shared by every
   t.notMatch(third.log, 'attempt 4');
   t.match(third.log, 'Failed to extract cache');
   t.match(third.log, 'ran anyway');
+
+  // untracked: what `git ls-files -o` lists (ignored files too), without naming paths.
+  const untracked = [{ key: 'untracked', untracked: true }];
+  const fourth = await run(
+    h,
+    4,
+    'local-git',
+    ['git init -q .', 'echo tracked > kept.txt', 'git add kept.txt', 'echo "not in git" > loose.txt'],
+    untracked,
+  );
+  t.equal(fourth.state, 'success', fourth.log);
+  t.match(fourth.log, 'untracked: found 1 files');
+  const fifth = await run(
+    h,
+    5,
+    'local-git',
+    ['cat loose.txt', 'test ! -e kept.txt && echo "tracked file not cached"'],
+    untracked,
+  );
+  t.equal(fifth.state, 'success', fifth.log);
+  t.match(fifth.log, 'not in git');
+  t.match(fifth.log, 'tracked file not cached');
 });
 
 t.test('type local: object names under <state dir>/cache; max_uploaded_archive_size holds', async (t) => {
