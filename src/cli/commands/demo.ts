@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { exampleJob } from '../../devtools/coordinator/example-job.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
@@ -27,14 +27,27 @@ interface DemoJob {
   payload: JobPayload;
   expect: 'success' | 'failed';
   what: string;
+  /** Queued only once this job finished (a second pipeline run). */
+  after?: number;
+  /** The log must show a cache hit (`Successfully extracted cache`). */
+  cacheHit?: boolean;
 }
+
+/** The demo's cache: the dependencies a build "downloads" once, then restores. */
+const DEMO_CACHE = [{ key: 'demo-deps-$CI_COMMIT_REF_NAME', paths: ['deps/'], policy: 'pull-push' }];
+const DEPS_SCRIPT = [
+  'if [ -f deps/lib.txt ]; then echo "deps from the cache: $(cat deps/lib.txt)"; else echo "no cache: fetching deps"; sleep 1; mkdir -p deps; echo "lib 1.0 (fetched by job $CI_JOB_ID)" > deps/lib.txt; fi',
+];
 
 const TOKEN_ENV = 'RUNFLEET_DEMO_TOKEN';
 
 export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise<number> {
   const style = styler(io.color);
   const root = resolve(join(opts.state, '..', 'demo'));
-  await rm(root, { recursive: true, force: true });
+  // A fresh start every time, but for the cache: the next demo run finds this one's.
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    if (entry !== 'cache') await rm(join(root, entry), { recursive: true, force: true });
+  }
   const dir = join(root, 'fleets');
   await mkdir(dir, { recursive: true });
   const demoOpts: GlobalOptions = { ...opts, dir, state: join(root, 'state.db') };
@@ -56,8 +69,13 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
     await plan(demoOpts, { format: 'text', detailedExitcode: false }, io);
 
     const jobs = demoJobs(coordinator.url);
-    for (const j of jobs) coordinator.enqueue(j.payload);
-    io.out(style.bold(`\nQueued ${jobs.length} jobs. Starting the manager (daemon + job runtime)...\n`));
+    const first = jobs.filter((j) => j.after === undefined);
+    for (const j of first) coordinator.enqueue(j.payload);
+    io.out(
+      style.bold(
+        `\nQueued ${first.length} jobs (${jobs.length - first.length} more once the first cached build is done). Starting the manager (daemon + job runtime)...\n`,
+      ),
+    );
 
     const manager = await startManager(demoOpts, {
       listen: '127.0.0.1:0',
@@ -125,6 +143,20 @@ function demoJobs(serverUrl: string): DemoJob[] {
       script: ['echo "building on $(hostname)"', 'sleep 2', 'echo done'],
     });
   }
+  // The same cached build twice: the first run fetches its deps and saves them as its cache, the
+  // second (queued once the first is done, so it may land in another sandbox) restores them.
+  const cached = (what: string) => {
+    const payload = exampleJob(id++, { serverUrl, name: 'cached-build', script: DEPS_SCRIPT });
+    payload.cache = DEMO_CACHE;
+    return { payload, expect: 'success' as const, what };
+  };
+  const firstRun = cached('fetches its deps and saves them as its cache');
+  jobs.push(firstRun);
+  jobs.push({
+    ...cached('second run: restores the deps from the cache'),
+    after: firstRun.payload.id,
+    cacheHit: true,
+  });
   add('success', 'prints a masked variable', {
     name: 'masked',
     script: ['echo "the secret is $API_KEY"'],
@@ -152,7 +184,7 @@ function gitRepo(): { sha: string; branch: string } | undefined {
 
 async function followLoop(
   daemon: { status(): Promise<{ fleets: { name: string; instances: { state: string }[] }[] }> },
-  coordinator: { jobs(): { id: number; state: string }[] },
+  coordinator: { jobs(): { id: number; state: string }[]; enqueue(job: JobPayload): void },
   jobs: DemoJob[],
   events: CoordinatorEvent[],
   timeoutMs: number,
@@ -172,6 +204,10 @@ async function followLoop(
       if (e.type === 'assigned')
         io.out(`${stamp()} job #${e.jobId} ${names.get(e.jobId)}: picked up by the runner`);
       if (e.type === 'finished') {
+        for (const later of jobs.filter((j) => j.after === e.jobId)) {
+          coordinator.enqueue(later.payload);
+          io.out(`${stamp()} job #${later.payload.id} ${names.get(later.payload.id)}: queued (second run)`);
+        }
         const detail =
           e.state === 'success'
             ? style.green('success')
@@ -198,6 +234,17 @@ async function followLoop(
   }
 }
 
+/** What the job's log says its cache did: `hit`, `miss, saved`, `unchanged`, or empty without a cache. */
+function cacheOutcome(j: DemoJob, log: string | undefined): string {
+  if (!j.payload.cache?.length || !log) return '';
+  const restored = log.includes('Successfully extracted cache');
+  const saved = /Uploading cache\.zip to |Cache will be stored only locally/.test(log);
+  const unchanged = log.includes('Archive is up to date!');
+  return [restored ? 'hit' : 'miss', saved ? 'saved' : unchanged ? 'unchanged' : '']
+    .filter(Boolean)
+    .join(', ');
+}
+
 function summarize(states: string[]): string {
   const by = new Map<string, number>();
   for (const s of states) by.set(s, (by.get(s) ?? 0) + 1);
@@ -219,26 +266,35 @@ function report(
   let all = true;
   const rows = jobs.map((j) => {
     const v = coordinator.job(j.payload.id);
-    const expected = v?.state === j.expect && v.checksumOk === true;
+    const cache = cacheOutcome(j, v?.log);
+    const expected =
+      v?.state === j.expect && v.checksumOk === true && (!j.cacheHit || cache.startsWith('hit'));
     all &&= expected;
-    const as = expected ? style.green('as expected') : style.red(`expected ${j.expect}`);
+    const as = expected
+      ? style.green('as expected')
+      : style.red(`expected ${j.expect}${j.cacheHit ? ' and a cache hit' : ''}`);
     return [
       `#${j.payload.id}`,
       j.payload.job_info.name,
       v?.state ?? 'missing',
       v?.failure_reason ?? '',
       v?.checksumOk ? 'ok' : 'MISMATCH',
+      cache,
       as,
       j.what,
     ];
   });
   io.out(
-    `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'RESULT', 'WHAT IT DOES'], rows)}`,
+    `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'CACHE', 'RESULT', 'WHAT IT DOES'], rows)}`,
   );
   const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
   const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
   const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));
   if (line) io.out(`\nThe masked job's log, as GitLab stored it: ${JSON.stringify(line.trim())}`);
+  const second = jobs.find((j) => j.cacheHit);
+  const hit = second ? coordinator.job(second.payload.id)?.log : undefined;
+  const from = hit?.split('\n').find((l) => l.includes('deps from the cache:') && !l.includes('echo'));
+  if (from) io.out(`The second cached build's log: ${JSON.stringify(from.trim())}`);
   for (const j of jobs) {
     const v = coordinator.job(j.payload.id);
     if (v && v.state !== j.expect)
