@@ -109,7 +109,7 @@ export function resolveCache(
   } else if (global.key !== undefined) {
     fallbackKeys.push(global.key);
   }
-  const when = entry.when === 'on_failure' || entry.when === 'always' ? entry.when : 'on_success';
+  const when = cacheWhen(entry.when);
   return {
     key: main.key,
     fallbackKeys,
@@ -123,6 +123,11 @@ export function resolveCache(
 
 export function isSkipped(c: ResolvedCache | SkippedCache): c is SkippedCache {
   return 'skipped' in c;
+}
+
+/** `when` as GitLab reads it: `on_failure`, `always`, else (also empty) `on_success`. */
+export function cacheWhen(when: string | undefined): ResolvedCache['when'] {
+  return when === 'on_failure' || when === 'always' ? when : 'on_success';
 }
 
 /** Whether an entry with `when` is archived after a job that succeeded (`success`) or not. */

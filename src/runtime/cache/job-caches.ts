@@ -21,10 +21,18 @@ import yauzl from 'yauzl';
 import type { Connector } from '../connectors/connector.js';
 import type { JobOutput } from '../executors/executor.js';
 import type { JobPayload } from '../gitlab/job.js';
-import { archiveStream, extractZip, selectFiles, selectionLog, spoolToFile } from '../transfer/index.js';
+import {
+  archiveStream,
+  compressionLevel,
+  extractZip,
+  selectFiles,
+  selectionLog,
+  spoolToFile,
+} from '../transfer/index.js';
 import type { CacheStore } from './cache-store.js';
 import {
   cacheRequestTimeoutMs,
+  cacheWhen,
   cachesSomething,
   isSkipped,
   resolveCache,
@@ -43,6 +51,8 @@ export interface CacheStages {
   readonly hasCaches: boolean;
   /** restore_cache; resolves with a message when the job must fail. */
   restore(output: JobOutput, signal: AbortSignal): Promise<string | undefined>;
+  /** Whether the archive stage for how the job ended has an entry (else it is skipped, as GitLab does). */
+  archives(success: boolean): boolean;
   /** archive_cache (`success`) or archive_cache_on_failure; a message when the job must fail. */
   archive(success: boolean, output: JobOutput, signal: AbortSignal): Promise<string | undefined>;
 }
@@ -82,6 +92,12 @@ export class JobCaches implements CacheStages {
   /** Whether the job has a cache entry at all (else both stages are skipped, as GitLab does). */
   get hasCaches(): boolean {
     return (this.job.cache ?? []).some(cachesSomething);
+  }
+
+  archives(success: boolean): boolean {
+    return (this.job.cache ?? []).some(
+      (c) => cachesSomething(c) && shouldArchive(cacheWhen(c.when), success),
+    );
   }
 
   private get site(): CacheSite {
@@ -249,6 +265,8 @@ export class JobCaches implements CacheStages {
         root: projectDir,
         paths: selection.paths,
         format: 'zip',
+        // GitLab Runner's CACHE_COMPRESSION_LEVEL names (fastest … slowest).
+        level: compressionLevel(this.site.variables.get('CACHE_COMPRESSION_LEVEL')),
         signal,
       });
       await Promise.all([pipeline(archive.stream, createWriteStream(file, { mode: 0o600 })), archive.done]);

@@ -173,7 +173,7 @@ export async function runStages(
     // archive_cache / archive_cache_on_failure: after after_script, unless the job was stopped.
     if (
       scriptsPrepared &&
-      opts.caches?.hasCaches &&
+      opts.caches?.archives(result.state === 'success') &&
       !hard.aborted &&
       !['canceled', 'timedout'].includes(result.status)
     ) {
