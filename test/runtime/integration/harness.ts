@@ -13,6 +13,7 @@ import {
   startCoordinator,
   type Coordinator,
   type CoordinatorJobView,
+  type CoordinatorOptions,
 } from '../../../src/devtools/coordinator/server.js';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
 import { startManager, type Manager } from '../../../src/cli/root.js';
@@ -35,6 +36,8 @@ export interface HarnessOptions {
   providers?: ProviderBuilder;
   /** Daemon tick while nothing moves. @default 1000 */
   intervalMs?: number;
+  /** Coordinator options besides the runner token (artifact limits, object storage). */
+  coordinator?: Omit<CoordinatorOptions, 'runnerTokens'>;
 }
 
 export interface Harness {
@@ -84,7 +87,11 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
   const dir = mkdtempSync(join(tmpdir(), 'rf-it-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const token = `glrt-it${randomBytes(12).toString('hex')}`;
-  const coordinator = await startCoordinator({ runnerTokens: [token], longPollMs: 1000 });
+  const coordinator = await startCoordinator({
+    runnerTokens: [token],
+    longPollMs: 1000,
+    ...opts.coordinator,
+  });
   t.teardown(() => coordinator.close());
 
   writeFileSync(
