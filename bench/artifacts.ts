@@ -12,11 +12,10 @@
  *
  * Run: npm run bench:artifacts [-- --size-mb 256 --files 250 --jobs 50 --each-mb 20]
  */
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExampleJobOptions } from '../src/devtools/coordinator/example-job.js';
 import { KnownHostsFile } from '../src/runtime/connectors/known-hosts.js';
@@ -267,5 +266,4 @@ let id = 1;
 child.send({ op: 'close' });
 await next('closed').catch(() => undefined);
 for (const fn of teardowns.reverse()) await fn();
-void spawn;
 process.exit(0);
