@@ -27,6 +27,8 @@ interface DemoJob {
   payload: JobPayload;
   expect: 'success' | 'failed';
   what: string;
+  /** A later pipeline stage: queued once this job id has succeeded, as GitLab queues it. */
+  after?: number;
 }
 
 const TOKEN_ENV = 'RUNFLEET_DEMO_TOKEN';
@@ -41,11 +43,19 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
 
   const token = `glrt-demo${randomBytes(12).toString('hex')}`;
   const events: CoordinatorEvent[] = [];
+  const jobs = demoJobs();
   const coordinator = await startCoordinator({
     runnerTokens: [token],
     longPollMs: 2000,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      events.push(e);
+      // The next stage of the pipeline starts when the job it needs has succeeded.
+      if (e.type === 'finished' && e.state === 'success') {
+        for (const j of jobs) if (j.after === e.jobId) coordinator.enqueue(j.payload);
+      }
+    },
   });
+  for (const j of jobs) j.payload = { ...j.payload, variables: serverVariables(j.payload, coordinator.url) };
   try {
     await writeFile(join(dir, 'demo.yaml'), fleetFile(coordinator.url));
     io.out(style.bold(`runfleet demo: a GitLab-compatible coordinator is serving at ${coordinator.url}`));
@@ -55,9 +65,12 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
     io.out(style.bold('$ runfleet plan'));
     await plan(demoOpts, { format: 'text', detailedExitcode: false }, io);
 
-    const jobs = demoJobs(coordinator.url);
-    for (const j of jobs) coordinator.enqueue(j.payload);
-    io.out(style.bold(`\nQueued ${jobs.length} jobs. Starting the manager (daemon + job runtime)...\n`));
+    for (const j of jobs) if (j.after === undefined) coordinator.enqueue(j.payload);
+    io.out(
+      style.bold(
+        `\nQueued ${jobs.filter((j) => j.after === undefined).length} jobs (and a pipeline: compile → unit-test). Starting the manager (daemon + job runtime)...\n`,
+      ),
+    );
 
     const manager = await startManager(demoOpts, {
       listen: '127.0.0.1:0',
@@ -104,12 +117,31 @@ gitlab:
 `;
 }
 
-function demoJobs(serverUrl: string): DemoJob[] {
+/** The coordinator's URL in the CI_* variables, as GitLab would send them. */
+function serverVariables(payload: JobPayload, url: string): JobPayload['variables'] {
+  return payload.variables.map((v) =>
+    v.key === 'CI_SERVER_URL'
+      ? { ...v, value: url }
+      : v.key === 'CI_JOB_URL'
+        ? { ...v, value: v.value.replace('http://gitlab.example.com', url) }
+        : v,
+  );
+}
+
+function demoJobs(): DemoJob[] {
   const jobs: DemoJob[] = [];
   const repo = gitRepo();
   let id = 1;
-  const add = (expect: DemoJob['expect'], what: string, opts: Parameters<typeof exampleJob>[1]) =>
-    jobs.push({ payload: exampleJob(id++, { serverUrl, ...opts }), expect, what });
+  const add = (
+    expect: DemoJob['expect'],
+    what: string,
+    opts: Parameters<typeof exampleJob>[1],
+    after?: number,
+  ): number => {
+    const jobId = id++;
+    jobs.push({ payload: exampleJob(jobId, opts), expect, what, ...(after ? { after } : {}) });
+    return jobId;
+  };
   if (repo) {
     add('success', 'clones this repository and lists it', {
       name: 'checkout',
@@ -119,7 +151,40 @@ function demoJobs(serverUrl: string): DemoJob[] {
       script: ['git log -1 --format="checked out %h: %s"', 'ls | head -5'],
     });
   }
-  for (const n of [1, 2, 3]) {
+  // A two-stage pipeline: compile uploads its output as artifacts (an archive and a dotenv
+  // report), unit-test runs in another sandbox and gets them back from the coordinator.
+  const compile = add('success', 'builds dist/ and uploads it as artifacts', {
+    name: 'compile',
+    stage: 'build',
+    script: [
+      'mkdir -p dist',
+      'echo "app built by job $CI_JOB_ID" > dist/app.txt',
+      'echo "VERSION=1.0.$CI_JOB_ID" > build.env',
+    ],
+    artifacts: [
+      {
+        name: 'dist',
+        paths: ['dist/'],
+        when: 'on_success',
+        artifact_type: 'archive',
+        artifact_format: 'zip',
+      },
+      { paths: ['build.env'], when: 'on_success', artifact_type: 'dotenv', artifact_format: 'gzip' },
+    ],
+  });
+  add(
+    'success',
+    "tests compile's artifacts in another sandbox",
+    {
+      name: 'unit-test',
+      stage: 'test',
+      dependencies: [{ id: compile, name: 'compile' }],
+      script: ['cat dist/app.txt', 'echo "testing version $VERSION"'],
+    },
+    compile,
+  );
+  // (A second run of the pipeline that hits the cache goes here, once caches exist.)
+  for (const n of [1, 2]) {
     add('success', 'runs a short build', {
       name: `build-${n}`,
       script: ['echo "building on $(hostname)"', 'sleep 2', 'echo done'],
@@ -198,6 +263,42 @@ async function followLoop(
   }
 }
 
+/**
+ * What the pipeline passed from one job to the next, as GitLab stored it: the artifacts compile
+ * uploaded and what unit-test printed from them. (The cache lines of a second run belong here.)
+ */
+function pipelineSummary(
+  coordinator: { job(id: number): DemoJobView | undefined },
+  jobs: DemoJob[],
+): string[] {
+  const byName = (name: string) => jobs.find((j) => j.payload.job_info.name === name);
+  const compile = byName('compile');
+  const test = byName('unit-test');
+  const built = compile ? coordinator.job(compile.payload.id) : undefined;
+  const tested = test ? coordinator.job(test.payload.id) : undefined;
+  if (!built || !tested) return [];
+  const uploads = built.artifacts.map(
+    (a) => `${a.filename} (${a.query['artifact_type'] ?? 'archive'}, ${a.size} bytes)`,
+  );
+  const seen = tested.log
+    .split('\n')
+    .filter((l) => /^(app built by job|testing version)/.test(l.trim()))
+    .map((l) => l.trim());
+  return [
+    `\nPipeline: compile uploaded ${uploads.join(' and ') || 'nothing'};`,
+    `  unit-test downloaded the archive into its own sandbox and printed: ${seen.map((l) => JSON.stringify(l)).join(', ') || 'nothing'}`,
+  ];
+}
+
+interface DemoJobView {
+  state: string;
+  failure_reason?: string;
+  exit_code?: number;
+  checksumOk?: boolean;
+  log: string;
+  artifacts: { filename: string; size: number; query: Record<string, string> }[];
+}
+
 function summarize(states: string[]): string {
   const by = new Map<string, number>();
   for (const s of states) by.set(s, (by.get(s) ?? 0) + 1);
@@ -205,13 +306,7 @@ function summarize(states: string[]): string {
 }
 
 function report(
-  coordinator: {
-    job(
-      id: number,
-    ):
-      | { state: string; failure_reason?: string; exit_code?: number; checksumOk?: boolean; log: string }
-      | undefined;
-  },
+  coordinator: { job(id: number): DemoJobView | undefined },
   jobs: DemoJob[],
   io: Io,
   style: ReturnType<typeof styler>,
@@ -235,6 +330,7 @@ function report(
   io.out(
     `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'RESULT', 'WHAT IT DOES'], rows)}`,
   );
+  for (const line of pipelineSummary(coordinator, jobs)) io.out(line);
   const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
   const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
   const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));
