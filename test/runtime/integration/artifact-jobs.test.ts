@@ -182,12 +182,18 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
       h.enqueue(123, {
         dependencies: [{ id: 122, name: 'ghost', artifacts_file: { filename: 'artifacts.zip', size: 10 } }],
         script: ['echo "should not run"'],
+        afterScript: ['echo "after_script ran"'],
       });
       const missing = await h.finished(123, 30_000);
       t.equal(missing.state, 'failed');
       t.equal(missing.failure_reason, 'script_failure');
       t.match(missing.log, 'cannot download the artifacts of ghost (job 122): 404 Not Found');
       t.notMatch(missing.log, /\$ echo "should not run"/, 'no step ran');
+      t.notMatch(
+        missing.log,
+        /\$ echo "after_script ran"/,
+        'nor after_script (the steps were never reached)',
+      );
     },
   );
 
