@@ -17,6 +17,17 @@ t.test('runfleet demo runs the whole loop on the embedded defaults', async (t) =
   t.match(r.stdout, /#1\s+checkout\s+success/);
   t.match(r.stdout, /failing\s+failed\s+script_failure\s+ok\s+as expected/);
   t.match(r.stdout, /the secret is \[MASKED\]/);
+  t.match(r.stdout, /compile\s+success/);
+  t.match(r.stdout, /unit-test\s+success/);
+  t.match(
+    r.stdout,
+    /Pipeline: compile uploaded dist\.zip \(archive, \d+ bytes\) and default\.gz \(dotenv, \d+ bytes\)/,
+  );
+  t.match(
+    r.stdout,
+    /printed: "app built by job \d+", "testing version 1\.0\.\d+"/,
+    'artifacts and dotenv arrived',
+  );
   t.notMatch(r.stdout + r.stderr, /demo-Secret-1234/, 'the masked value never shows');
   t.notMatch(r.stdout + r.stderr, /glrt-demo[0-9a-f]{24}/, 'the runner token never shows');
   t.match(r.stdout, /The whole loop ran/);

@@ -27,7 +27,7 @@ interface DemoJob {
   payload: JobPayload;
   expect: 'success' | 'failed';
   what: string;
-  /** Queued only once this job finished (a second pipeline run). */
+  /** A later pipeline stage: queued once this job id has finished, as GitLab queues it. */
   after?: number;
   /** The log must show a cache hit (`Successfully extracted cache`). */
   cacheHit?: boolean;
@@ -54,11 +54,19 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
 
   const token = `glrt-demo${randomBytes(12).toString('hex')}`;
   const events: CoordinatorEvent[] = [];
+  const jobs = demoJobs();
   const coordinator = await startCoordinator({
     runnerTokens: [token],
     longPollMs: 2000,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      events.push(e);
+      // The next stage of the pipeline starts when the job it needs has succeeded.
+      if (e.type === 'finished' && e.state === 'success') {
+        for (const j of jobs) if (j.after === e.jobId) coordinator.enqueue(j.payload);
+      }
+    },
   });
+  for (const j of jobs) j.payload = { ...j.payload, variables: serverVariables(j.payload, coordinator.url) };
   try {
     await writeFile(join(dir, 'demo.yaml'), fleetFile(coordinator.url));
     io.out(style.bold(`runfleet demo: a GitLab-compatible coordinator is serving at ${coordinator.url}`));
@@ -68,12 +76,10 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
     io.out(style.bold('$ runfleet plan'));
     await plan(demoOpts, { format: 'text', detailedExitcode: false }, io);
 
-    const jobs = demoJobs(coordinator.url);
-    const first = jobs.filter((j) => j.after === undefined);
-    for (const j of first) coordinator.enqueue(j.payload);
+    for (const j of jobs) if (j.after === undefined) coordinator.enqueue(j.payload);
     io.out(
       style.bold(
-        `\nQueued ${first.length} jobs (${jobs.length - first.length} more once the first cached build is done). Starting the manager (daemon + job runtime)...\n`,
+        `\nQueued ${jobs.filter((j) => j.after === undefined).length} jobs (and a pipeline: compile → unit-test; a cached build's second run). Starting the manager (daemon + job runtime)...\n`,
       ),
     );
 
@@ -122,12 +128,31 @@ gitlab:
 `;
 }
 
-function demoJobs(serverUrl: string): DemoJob[] {
+/** The coordinator's URL in the CI_* variables, as GitLab would send them. */
+function serverVariables(payload: JobPayload, url: string): JobPayload['variables'] {
+  return payload.variables.map((v) =>
+    v.key === 'CI_SERVER_URL'
+      ? { ...v, value: url }
+      : v.key === 'CI_JOB_URL'
+        ? { ...v, value: v.value.replace('http://gitlab.example.com', url) }
+        : v,
+  );
+}
+
+function demoJobs(): DemoJob[] {
   const jobs: DemoJob[] = [];
   const repo = gitRepo();
   let id = 1;
-  const add = (expect: DemoJob['expect'], what: string, opts: Parameters<typeof exampleJob>[1]) =>
-    jobs.push({ payload: exampleJob(id++, { serverUrl, ...opts }), expect, what });
+  const add = (
+    expect: DemoJob['expect'],
+    what: string,
+    opts: Parameters<typeof exampleJob>[1],
+    after?: number,
+  ): number => {
+    const jobId = id++;
+    jobs.push({ payload: exampleJob(jobId, opts), expect, what, ...(after ? { after } : {}) });
+    return jobId;
+  };
   if (repo) {
     add('success', 'clones this repository and lists it', {
       name: 'checkout',
@@ -137,7 +162,39 @@ function demoJobs(serverUrl: string): DemoJob[] {
       script: ['git log -1 --format="checked out %h: %s"', 'ls | head -5'],
     });
   }
-  for (const n of [1, 2, 3]) {
+  // A two-stage pipeline: compile uploads its output as artifacts (an archive and a dotenv
+  // report), unit-test runs in another sandbox and gets them back from the coordinator.
+  const compile = add('success', 'builds dist/ and uploads it as artifacts', {
+    name: 'compile',
+    stage: 'build',
+    script: [
+      'mkdir -p dist',
+      'echo "app built by job $CI_JOB_ID" > dist/app.txt',
+      'echo "VERSION=1.0.$CI_JOB_ID" > build.env',
+    ],
+    artifacts: [
+      {
+        name: 'dist',
+        paths: ['dist/'],
+        when: 'on_success',
+        artifact_type: 'archive',
+        artifact_format: 'zip',
+      },
+      { paths: ['build.env'], when: 'on_success', artifact_type: 'dotenv', artifact_format: 'gzip' },
+    ],
+  });
+  add(
+    'success',
+    "tests compile's artifacts in another sandbox",
+    {
+      name: 'unit-test',
+      stage: 'test',
+      dependencies: [{ id: compile, name: 'compile' }],
+      script: ['cat dist/app.txt', 'echo "testing version $VERSION"'],
+    },
+    compile,
+  );
+  for (const n of [1, 2]) {
     add('success', 'runs a short build', {
       name: `build-${n}`,
       script: ['echo "building on $(hostname)"', 'sleep 2', 'echo done'],
@@ -145,18 +202,11 @@ function demoJobs(serverUrl: string): DemoJob[] {
   }
   // The same cached build twice: the first run fetches its deps and saves them as its cache, the
   // second (queued once the first is done, so it may land in another sandbox) restores them.
-  const cached = (what: string) => {
-    const payload = exampleJob(id++, { serverUrl, name: 'cached-build', script: DEPS_SCRIPT });
-    payload.cache = DEMO_CACHE;
-    return { payload, expect: 'success' as const, what };
-  };
-  const firstRun = cached('fetches its deps and saves them as its cache');
-  jobs.push(firstRun);
-  jobs.push({
-    ...cached('second run: restores the deps from the cache'),
-    after: firstRun.payload.id,
-    cacheHit: true,
-  });
+  const cached = { name: 'cached-build', script: DEPS_SCRIPT };
+  const firstRun = add('success', 'fetches its deps and saves them as its cache', cached);
+  add('success', 'second run: restores the deps from the cache', cached, firstRun);
+  for (const j of jobs) if (j.payload.job_info.name === 'cached-build') j.payload.cache = DEMO_CACHE;
+  jobs.at(-1)!.cacheHit = true;
   add('success', 'prints a masked variable', {
     name: 'masked',
     script: ['echo "the secret is $API_KEY"'],
@@ -184,7 +234,7 @@ function gitRepo(): { sha: string; branch: string } | undefined {
 
 async function followLoop(
   daemon: { status(): Promise<{ fleets: { name: string; instances: { state: string }[] }[] }> },
-  coordinator: { jobs(): { id: number; state: string }[]; enqueue(job: JobPayload): void },
+  coordinator: { jobs(): { id: number; state: string }[] },
   jobs: DemoJob[],
   events: CoordinatorEvent[],
   timeoutMs: number,
@@ -204,10 +254,6 @@ async function followLoop(
       if (e.type === 'assigned')
         io.out(`${stamp()} job #${e.jobId} ${names.get(e.jobId)}: picked up by the runner`);
       if (e.type === 'finished') {
-        for (const later of jobs.filter((j) => j.after === e.jobId)) {
-          coordinator.enqueue(later.payload);
-          io.out(`${stamp()} job #${later.payload.id} ${names.get(later.payload.id)}: queued (second run)`);
-        }
         const detail =
           e.state === 'success'
             ? style.green('success')
@@ -245,6 +291,42 @@ function cacheOutcome(j: DemoJob, log: string | undefined): string {
     .join(', ');
 }
 
+/**
+ * What the pipeline passed from one job to the next, as GitLab stored it: the artifacts compile
+ * uploaded and what unit-test printed from them.
+ */
+function pipelineSummary(
+  coordinator: { job(id: number): DemoJobView | undefined },
+  jobs: DemoJob[],
+): string[] {
+  const byName = (name: string) => jobs.find((j) => j.payload.job_info.name === name);
+  const compile = byName('compile');
+  const test = byName('unit-test');
+  const built = compile ? coordinator.job(compile.payload.id) : undefined;
+  const tested = test ? coordinator.job(test.payload.id) : undefined;
+  if (!built || !tested) return [];
+  const uploads = built.artifacts.map(
+    (a) => `${a.filename} (${a.query['artifact_type'] ?? 'archive'}, ${a.size} bytes)`,
+  );
+  const seen = tested.log
+    .split('\n')
+    .filter((l) => /^(app built by job|testing version)/.test(l.trim()))
+    .map((l) => l.trim());
+  return [
+    `\nPipeline: compile uploaded ${uploads.join(' and ') || 'nothing'};`,
+    `  unit-test downloaded the archive into its own sandbox and printed: ${seen.map((l) => JSON.stringify(l)).join(', ') || 'nothing'}`,
+  ];
+}
+
+interface DemoJobView {
+  state: string;
+  failure_reason?: string;
+  exit_code?: number;
+  checksumOk?: boolean;
+  log: string;
+  artifacts: { filename: string; size: number; query: Record<string, string> }[];
+}
+
 function summarize(states: string[]): string {
   const by = new Map<string, number>();
   for (const s of states) by.set(s, (by.get(s) ?? 0) + 1);
@@ -252,13 +334,7 @@ function summarize(states: string[]): string {
 }
 
 function report(
-  coordinator: {
-    job(
-      id: number,
-    ):
-      | { state: string; failure_reason?: string; exit_code?: number; checksumOk?: boolean; log: string }
-      | undefined;
-  },
+  coordinator: { job(id: number): DemoJobView | undefined },
   jobs: DemoJob[],
   io: Io,
   style: ReturnType<typeof styler>,
@@ -287,6 +363,7 @@ function report(
   io.out(
     `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'CACHE', 'RESULT', 'WHAT IT DOES'], rows)}`,
   );
+  for (const line of pipelineSummary(coordinator, jobs)) io.out(line);
   const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
   const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
   const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));

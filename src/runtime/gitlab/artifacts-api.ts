@@ -9,6 +9,8 @@
  * is followed without it (the signed URL carries its own credentials).
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { ErrorCode, FleetError } from '../../errors.js';
 import { systemTime, type Time } from '../../util/time.js';
@@ -95,20 +97,20 @@ export class ArtifactsApi {
       };
       const boundary = `runfleet${randomBytes(12).toString('hex')}`;
       const url = `${base}jobs/${p.jobId}/artifacts?${query.toString()}`;
-      let res: Response;
+      let res: PostResult;
       try {
-        res = await this.fetch(url, {
-          method: 'POST',
-          headers: {
+        // node:http rather than fetch: a request body that waits for the socket to drain, so a
+        // slow GitLab slows the archive down instead of piling it up in memory.
+        res = await postStream(
+          url,
+          {
             'User-Agent': this.opts.userAgent,
             'JOB-TOKEN': p.token,
             'Content-Type': `multipart/form-data; boundary=${boundary}`,
           },
-          body: multipart(boundary, p.filename, body.stream) as unknown as BodyInit,
-          duplex: 'half',
-          redirect: 'manual',
-          signal: p.signal,
-        } as RequestInit);
+          multipart(boundary, p.filename, body.stream),
+          p.signal,
+        );
       } catch (e) {
         // The archive failed on the instance: that is the answer, not a network problem.
         if (bodyError !== undefined) throw bodyError;
@@ -120,14 +122,13 @@ export class ArtifactsApi {
         await this.time.sleep(this.backoff(attempt), p.signal);
         continue;
       }
-      await res.text().catch(() => '');
       if (res.status === 201) await body.done;
       // Any other reply may come before the body was read whole (413 from a proxy): stop producing it.
       else await giveUp();
       const statusText = `${res.status} ${res.statusText || reasonPhrase(res.status)}`;
       if (res.status === 201) return { status: 201, statusText, attempts: attempt };
       if (res.status === 307) {
-        const location = res.headers.get('location');
+        const location = header(res.headers, 'location');
         if (location && attempt < DEFAULT_TRIES) {
           const to = new URL(location, url);
           base = `${to.origin}${new URL(this.opts.baseUrl).pathname}`;
@@ -195,6 +196,71 @@ export class ArtifactsApi {
     const base = Math.min(60_000, 1000 * 2 ** (attempt - 1));
     return Math.round(base / 2 + (base / 2) * this.random());
   }
+}
+
+interface PostResult {
+  status: number;
+  statusText: string;
+  headers: IncomingHttpHeaders;
+}
+
+/** POSTs `body` chunk by chunk, each written once the socket took the one before. */
+function postStream(
+  url: string,
+  headers: Record<string, string>,
+  body: AsyncIterable<Uint8Array>,
+  signal?: AbortSignal,
+): Promise<PostResult> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, {
+      method: 'POST',
+      headers: { ...headers, 'Transfer-Encoding': 'chunked' },
+      signal,
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      res.resume();
+      res.on('error', () => undefined);
+      res.on('end', () => {
+        // An answer before the whole body was sent (413): stop sending it.
+        if (!req.writableFinished) req.destroy();
+        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: res.headers });
+      });
+    });
+    req.on('error', (e) => {
+      if (!answered) reject(e);
+    });
+    void (async () => {
+      try {
+        for await (const chunk of body) {
+          if (answered || req.destroyed) return;
+          if (!req.write(chunk)) await drainedOrClosed(req);
+        }
+        req.end();
+      } catch (e) {
+        req.destroy(e as Error);
+      }
+    })();
+  });
+}
+
+function drainedOrClosed(req: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.once('drain', done);
+    req.once('close', done);
+  });
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /** The multipart body: one `file` part around the archive stream, produced as it is sent. */

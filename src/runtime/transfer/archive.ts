@@ -11,7 +11,7 @@
  * aborts its request and the server never stores a truncated archive that looks complete.
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { constants as zconst, createDeflateRaw, crc32 } from 'node:zlib';
+import { constants as zconst, createDeflateRaw, crc32, deflateRawSync } from 'node:zlib';
 import { posix } from 'node:path';
 import tar from 'tar-stream';
 import yazl from 'yazl';
@@ -225,15 +225,19 @@ class Output {
       body.once('error', reject);
     });
     if (this.zip) {
-      const through = new PassThrough();
+      const zip = this.zip;
+      const through = new PassThrough({ highWaterMark: SAMPLE_BYTES });
       body.pipe(through);
-      this.zip.addReadStream(through, name, {
-        mtime: meta.mtime,
-        mode: meta.mode | 0o100000,
-        ...(meta.size !== undefined ? { size: meta.size } : {}),
-        compress: this.level > 0,
-        ...(this.level > 0 ? { compressionLevel: this.level } : {}),
-      });
+      const add = (compress: boolean) =>
+        zip.addReadStream(through, name, {
+          mtime: meta.mtime,
+          mode: meta.mode | 0o100000,
+          ...(meta.size !== undefined ? { size: meta.size } : {}),
+          compress,
+          ...(compress ? { compressionLevel: this.level } : {}),
+        });
+      if (this.level === 0 || (meta.size !== undefined && meta.size < SAMPLE_BYTES)) add(this.level > 0);
+      else void firstChunk(through).then((sample) => add(!sample || compressible(sample)));
       return ended;
     }
     if (this.format === 'raw') {
@@ -325,6 +329,32 @@ class Output {
     await piped;
     await write(out, Buffer.concat([u32(crc >>> 0), u32(size >>> 0)]));
   }
+}
+
+/** How much of a file decides whether deflating it is worth it. */
+const SAMPLE_BYTES = 64 * 1024;
+
+/**
+ * Whether deflate gains anything on data like `sample`: already compressed or random content
+ * (images, tarballs, binaries with compressed sections) is stored instead, which costs the
+ * manager no CPU for nothing; the zip stays a valid zip either way.
+ */
+function compressible(sample: Buffer): boolean {
+  return deflateRawSync(sample, { level: 1 }).length < sample.length * 0.95;
+}
+
+/** The first chunk `stream` buffers, put back so the reader still gets every byte. */
+function firstChunk(stream: PassThrough): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const take = (): void => {
+      const chunk = stream.read() as Buffer | null;
+      if (chunk === null) return void stream.once('readable', take);
+      stream.unshift(chunk);
+      resolve(chunk);
+    };
+    stream.once('end', () => resolve(undefined));
+    take();
+  });
 }
 
 function u32(n: number): Buffer {

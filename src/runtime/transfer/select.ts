@@ -64,7 +64,7 @@ export function listingCommand(root: string, bases: string[], untracked: boolean
   return `cd ${shellQuote(root)} || exit 3\n${finds}${git}\n`;
 }
 
-/** Lists and matches; rejects with TransferError when the instance cannot list `root`. */
+/** Lists and matches. A missing `root` matches nothing (with a warning); rejects (SSH_CONNECT) only when the instance fails. */
 export async function selectFiles(connector: Connector, opts: SelectOptions): Promise<Selection> {
   const warnings: string[] = [];
   const patterns: PathPattern[] = [];
@@ -104,7 +104,9 @@ export async function selectFiles(connector: Connector, opts: SelectOptions): Pr
     const path = stripDot(record.slice(1));
     if (kind === 'd' || kind === 'f') entries.set(path, kind === 'd');
   }
-  if (listing?.stderr.includes('untracked: git ls-files failed')) {
+  if (listing?.missingRoot)
+    warnings.push(`${opts.root}: the project directory does not exist on the instance`);
+  else if (listing?.stderr.includes('untracked: git ls-files failed')) {
     warnings.push('untracked: git ls-files -o failed (is git installed on the instance?)');
   }
 
@@ -223,7 +225,7 @@ async function list(
   connector: Connector,
   opts: SelectOptions,
   bases: string[],
-): Promise<{ records: string[]; stderr: string }> {
+): Promise<{ records: string[]; stderr: string; missingRoot?: boolean }> {
   const chunks: Buffer[] = [];
   let stderr = '';
   const res = await connector.exec(listingCommand(opts.root, bases, opts.untracked ?? false), {
@@ -234,9 +236,8 @@ async function list(
     signal: opts.signal,
   });
   if (res.aborted) throw new TransferError('listing the files was stopped');
-  if (res.exitCode === 3) {
-    throw new TransferError(`cannot enter ${opts.root} on the instance: ${stderr.trim().slice(0, 300)}`);
-  }
+  // No project directory (sources never fetched): nothing matches, as gitlab-runner would find.
+  if (res.exitCode === 3) return { records: [], stderr, missingRoot: true };
   const text = Buffer.concat(chunks).toString('utf8');
   const records = text.split('\0');
   if (records.at(-1) === '') records.pop();

@@ -13,6 +13,7 @@ import {
   startCoordinator,
   type Coordinator,
   type CoordinatorJobView,
+  type CoordinatorOptions,
 } from '../../../src/devtools/coordinator/server.js';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
 import { startManager, type Manager } from '../../../src/cli/root.js';
@@ -37,6 +38,8 @@ export interface HarnessOptions {
   intervalMs?: number;
   /** More environment for the manager (secrets fleet files reference). */
   env?: Record<string, string>;
+  /** Coordinator options besides the runner token (artifact limits, object storage). */
+  coordinator?: Omit<CoordinatorOptions, 'runnerTokens'>;
 }
 
 export interface Harness {
@@ -86,7 +89,11 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
   const dir = mkdtempSync(join(tmpdir(), 'rf-it-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const token = `glrt-it${randomBytes(12).toString('hex')}`;
-  const coordinator = await startCoordinator({ runnerTokens: [token], longPollMs: 1000 });
+  const coordinator = await startCoordinator({
+    runnerTokens: [token],
+    longPollMs: 1000,
+    ...opts.coordinator,
+  });
   t.teardown(() => coordinator.close());
 
   writeFileSync(

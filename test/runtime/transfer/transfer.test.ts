@@ -140,6 +140,10 @@ function suite(name: string, connector: () => Connector, dir: string) {
       'each time a path was left out (4 under dist/, 2 untracked)',
     );
 
+    const none = await selectFiles(c, { root: join(dir, 'no-such-project'), paths: ['dist/'] });
+    t.same(none.paths, [], 'a missing project directory matches nothing');
+    t.match(none.warnings, [/the project directory does not exist/]);
+
     // zip, read back with an independent reader
     const zip = archiveStream(c, { root, paths: sel.paths, format: 'zip' });
     const spooled = await spoolToFile(zip.stream);
