@@ -59,6 +59,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
         'echo notes > notes.txt',
         `echo '<testsuites><testsuite name="unit" tests="1"/></testsuites>' > junit.xml`,
         'echo BUILD_VERSION=4.5.6 > build.env',
+        `printf '[]' > gl-code-quality-report.json`,
       ],
       variables: { ARTIFACT_NAME: 'build-output' },
       artifacts: [
@@ -80,6 +81,12 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
           artifact_format: 'gzip',
         },
         { paths: ['build.env'], artifact_type: 'dotenv', artifact_format: 'gzip', when: 'on_success' },
+        {
+          name: 'gl-code-quality-report.json',
+          paths: ['gl-code-quality-report.json'],
+          artifact_type: 'codequality',
+          artifact_format: 'raw',
+        },
       ],
     });
     h.enqueue(102, { name: 'holder-a', script: holder('a') });
@@ -97,8 +104,10 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
         ['build-output.zip', { artifact_format: 'zip', artifact_type: 'archive', expire_in: '1 week' }],
         ['junit.xml.gz', { artifact_format: 'gzip', artifact_type: 'junit' }],
         ['default.gz', { artifact_format: 'gzip', artifact_type: 'dotenv' }],
+        ['gl-code-quality-report.json', { artifact_format: 'raw', artifact_type: 'codequality' }],
       ],
     );
+    t.equal(build.artifacts.at(-1)?.size, 2, 'a raw report is the file as it is');
     t.same(build.dotenv, { BUILD_VERSION: '4.5.6' });
     const buildOn = instanceOf(build.log);
 
