@@ -5,11 +5,16 @@
 // `engines` stops admitting the older one.
 import semver from 'semver';
 
-/** The AWS SDK clients runfleet depends on, pinned to exact versions in package.json. */
+/**
+ * The AWS SDK clients runfleet depends on (and lib-storage, the S3 cache's multipart uploads),
+ * pinned to exact versions in package.json.
+ */
 export const AWS_SDK_CLIENTS = [
   '@aws-sdk/client-auto-scaling',
   '@aws-sdk/client-ec2',
   '@aws-sdk/client-ec2-instance-connect',
+  '@aws-sdk/client-s3',
+  '@aws-sdk/lib-storage',
 ];
 
 /** Scopes of the AWS SDK's own packages, which move together with the clients. */

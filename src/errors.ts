@@ -33,6 +33,8 @@ export const ErrorCode = {
   SSH_CONNECT: 'SSH_CONNECT',
   /** An instance presented a host key other than the one pinned on first contact. */
   SSH_HOSTKEY: 'SSH_HOSTKEY',
+  /** Moving files between an instance and the manager failed (listing, archiving, extracting). */
+  TRANSFER: 'TRANSFER',
   /** A job could not run as asked (e.g. its image cannot be pulled); carries a GitLab failure reason. */
   JOB_FAILED: 'JOB_FAILED',
   /** A bug in runfleet. */

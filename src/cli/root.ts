@@ -24,6 +24,7 @@ import { createStaticProvider } from '../providers/static/index.js';
 import { KnownHostsFile } from '../runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../runtime/connectors/ssh-connector.js';
 import { FleetRunners } from '../runtime/fleet-runners.js';
+import { CacheStores } from '../runtime/cache/cache-stores.js';
 import { GitlabClient } from '../runtime/gitlab/client.js';
 import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
@@ -215,6 +216,11 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
     env: m.env,
     checkIntervalMs: m.checkIntervalMs,
     client: (o) => new GitlabClient(o),
+    caches: new CacheStores({
+      stateDir: ctx.stateDir,
+      s3Client: async (c) => new (await import('@aws-sdk/client-s3')).S3Client(c),
+      env: m.env,
+    }),
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
   });
   const daemon = new Daemon({

@@ -15,7 +15,7 @@ export type Provider = LocalProvider | StaticProvider | AwsProvider;
  */
 export type PullPolicyValue = 'always' | 'if-not-present' | 'never';
 /**
- * The runner authentication token, named but never written inline: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file. Required.
+ * A secret (the runner authentication token, S3 keys), named but never written inline: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file.
  */
 export type SecretRef = EnvSecretRef | FileSecretRef;
 
@@ -65,6 +65,7 @@ export interface WrittenFleet {
    */
   policy?: PolicyEntry[];
   gitlab?: Gitlab;
+  cache?: Cache;
   /**
    * `auto`: the daemon applies configuration changes of this fleet by itself. `manual`: the daemon manages capacity but leaves configuration changes to `runfleet apply`.
    *
@@ -351,6 +352,65 @@ export interface FileSecretRef {
    * File holding the secret (surrounding whitespace is ignored).
    */
   file: string;
+}
+/**
+ * Where jobs' caches (`cache:` in .gitlab-ci.yml) are kept, with GitLab Runner's [runners.cache] names in snake_case. `s3` keeps them in an S3-compatible bucket, with GitLab Runner's object names and zip format, so a runfleet fleet and a GitLab Runner fleet on one bucket share caches; `local` keeps them in a directory on the manager (`<state dir>/cache`). Unset by default: caches stay on each instance (for the local provider, in one directory under the state directory that every sandbox shares).
+ */
+export interface Cache {
+  /**
+   * `s3` (an S3-compatible bucket, needs an `s3` block) or `local` (a directory on the manager).
+   */
+  type: 's3' | 'local';
+  /**
+   * Prefix of every cache object name (GitLab Runner's `Path`). Unset by default.
+   */
+  path?: string;
+  /**
+   * Share caches between runners: drops the `runner/<short token>/` segment of object names, as GitLab Runner's `Shared` does.
+   *
+   * @default false
+   */
+  shared?: boolean;
+  /**
+   * Largest cache archive uploaded, in bytes; a bigger one is not uploaded (the job goes on). 0 means no limit.
+   *
+   * @default 0
+   */
+  max_uploaded_archive_size?: number;
+  s3?: CacheS3;
+}
+/**
+ * The S3-compatible bucket of an `s3` cache (GitLab Runner's [runners.cache.s3]).
+ */
+export interface CacheS3 {
+  /**
+   * `host` or `host:port` of the S3 API. Hosts other than Amazon's are addressed path-style (`https://host/bucket/key`).
+   *
+   * @default "s3.amazonaws.com"
+   */
+  server_address?: string;
+  /**
+   * The bucket. Required.
+   */
+  bucket_name: string;
+  /**
+   * The bucket's region. Defaults to us-east-1.
+   *
+   * @default "us-east-1"
+   */
+  bucket_location?: string;
+  /**
+   * Use http instead of https.
+   *
+   * @default false
+   */
+  insecure?: boolean;
+  /**
+   * `access-key` signs with `access_key` and `secret_key`; `iam` uses the AWS SDK's credential chain (instance profile, environment, shared config). Defaults to `access-key` when both keys are set, else `iam`.
+   */
+  authentication_type?: 'access-key' | 'iam';
+  access_key?: SecretRef;
+  secret_key?: SecretRef;
 }
 /**
  * Token bucket on instance creation.

@@ -4,6 +4,7 @@
  */
 import type {
   AwsProviderSpec,
+  CacheSpec,
   ConnectorSpec,
   DockerSpec,
   Fleet,
@@ -14,6 +15,7 @@ import type {
 } from '../model/fleet.js';
 import type {
   AwsProvider,
+  Cache,
   Connector,
   DockerBlock,
   PolicyEntry,
@@ -26,6 +28,8 @@ export const DEFAULT_GITLAB_URL = 'https://gitlab.com';
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 export const DEFAULT_SCALE_THROTTLE_LIMIT = 100;
 export const DEFAULT_LAUNCH_TEMPLATE_VERSION = '$Default';
+export const DEFAULT_S3_SERVER_ADDRESS = 's3.amazonaws.com';
+export const DEFAULT_S3_BUCKET_LOCATION = 'us-east-1';
 
 /**
  * Fills every default. Expects a document that passed the schema and the rules (see
@@ -58,7 +62,32 @@ export function normalizeFleet(written: WrittenFleet): Fleet {
       request_concurrency: written.gitlab.request_concurrency ?? 1,
     };
   }
+  if (written.cache !== undefined) fleet.cache = normalizeCache(written.cache);
   return fleet;
+}
+
+function normalizeCache(c: Cache): CacheSpec {
+  const out: CacheSpec = {
+    type: c.type,
+    path: c.path ?? '',
+    shared: c.shared ?? false,
+    max_uploaded_archive_size: c.max_uploaded_archive_size ?? 0,
+  };
+  if (c.s3 !== undefined) {
+    const s3 = c.s3;
+    const keys = s3.access_key !== undefined && s3.secret_key !== undefined;
+    out.s3 = {
+      server_address: s3.server_address ?? DEFAULT_S3_SERVER_ADDRESS,
+      bucket_name: s3.bucket_name,
+      bucket_location: s3.bucket_location ?? DEFAULT_S3_BUCKET_LOCATION,
+      insecure: s3.insecure ?? false,
+      // GitLab Runner's AuthType(): access-key when both keys are given, else the IAM chain.
+      authentication_type: s3.authentication_type ?? (keys ? 'access-key' : 'iam'),
+      ...(s3.access_key !== undefined && { access_key: secretRef(s3.access_key) }),
+      ...(s3.secret_key !== undefined && { secret_key: secretRef(s3.secret_key) }),
+    };
+  }
+  return out;
 }
 
 function normalizeProvider(p: Provider): ProviderSpec {

@@ -68,6 +68,75 @@ export const noInlineToken: FleetRule = (fleet, report) => {
   });
 };
 
+/** S3 keys written inline are refused like the token, and never repeated. */
+export const noInlineCacheKeys: FleetRule = (fleet, report) => {
+  const s3 = obj(obj(fleet.cache)?.s3);
+  for (const field of ['access_key', 'secret_key'] as const) {
+    const value = s3?.[field];
+    if (typeof value !== 'string' && typeof value !== 'number') continue;
+    report({
+      ...error(
+        `/cache/s3/${field}`,
+        `cache.s3.${field} is written inline; secrets must not be stored in fleet files`,
+        `use ${field}: {env: NAME} or ${field}: {file: PATH}, and rotate the key if this file was ever committed`,
+      ),
+      replacesSchemaErrors: true,
+    });
+  }
+};
+
+/** `type: s3` needs its bucket; access-key authentication needs both keys. */
+export const cacheBlockComplete: FleetRule = (fleet, report) => {
+  const cache = obj(fleet.cache);
+  if (!cache) return;
+  const s3 = obj(cache.s3);
+  if (cache.type === 's3' && cache.s3 === undefined) {
+    report(
+      error(
+        '/cache',
+        'cache type s3 needs an s3 block',
+        'add s3: {bucket_name: <bucket>, server_address: <host>}',
+      ),
+    );
+  }
+  if (cache.type === 'local' && cache.s3 !== undefined) {
+    report(
+      error(
+        '/cache/s3',
+        'an s3 block is set but cache type is local',
+        'set type: s3, or remove the s3 block',
+      ),
+    );
+  }
+  if (!s3) return;
+  const keys = ['access_key', 'secret_key'].filter((k) => s3[k] !== undefined);
+  if (s3.authentication_type === 'access-key' && keys.length < 2) {
+    report(
+      error(
+        '/cache/s3/authentication_type',
+        'authentication_type access-key needs both access_key and secret_key',
+        'add access_key: {env: NAME} and secret_key: {env: NAME}, or use authentication_type: iam',
+      ),
+    );
+  } else if (s3.authentication_type === undefined && keys.length === 1) {
+    report(
+      error(
+        `/cache/s3/${keys[0]}`,
+        `cache.s3 sets ${keys[0]} without ${keys[0] === 'access_key' ? 'secret_key' : 'access_key'}`,
+        'set both keys, or neither to use the AWS credential chain (authentication_type: iam)',
+      ),
+    );
+  } else if (s3.authentication_type === 'iam' && keys.length > 0) {
+    report(
+      warning(
+        `/cache/s3/${keys[0]}`,
+        'authentication_type iam ignores access_key and secret_key',
+        'remove the keys, or set authentication_type: access-key',
+      ),
+    );
+  }
+};
+
 export const dockerBlockMatchesExecutor: FleetRule = (fleet, report) => {
   const executor = fleet.executor ?? 'instance';
   if (executor === 'docker' && fleet.docker === undefined) {
@@ -261,6 +330,8 @@ export const sessionsWithinMaxSessions: FleetRule = (fleet, report) => {
 
 export const FLEET_RULES: readonly FleetRule[] = [
   noInlineToken,
+  noInlineCacheKeys,
+  cacheBlockComplete,
   dockerBlockMatchesExecutor,
   awsGroupSource,
   launchTemplateReference,

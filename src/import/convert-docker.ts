@@ -13,8 +13,9 @@ const DOCKER_NOT_CARRIED: Record<string, string> = {
   allowed_images: 'runfleet does not restrict job images yet',
   allowed_pull_policies: 'runfleet does not restrict job pull policies yet',
   helper_image: 'runfleet fetches sources outside the job image; it needs no helper image',
-  disable_cache: 'runfleet has no cache yet (issue 11)',
-  cache_dir: 'runfleet has no cache yet (issue 11)',
+  disable_cache: 'runfleet mounts no cache volume into job containers: the manager restores and saves caches',
+  cache_dir:
+    "runfleet keeps caches in the cache block's store, or under /tmp/runfleet-cache on the instance without one",
 };
 
 export function convertDocker(ctx: RunnerContext, docker: Section | undefined): void {
@@ -66,7 +67,7 @@ export function convertDocker(ctx: RunnerContext, docker: Section | undefined): 
       differs(
         ctx,
         docker.setting('volumes'),
-        'a volume without a host path (such as "/cache") is a cache volume in GitLab; in runfleet it is a plain container volume (no cache yet, issue 11)',
+        'a volume without a host path (such as "/cache") is a cache volume in GitLab; in runfleet it is a plain container volume (the manager restores and saves caches; see the cache block)',
       );
     }
   }

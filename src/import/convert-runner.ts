@@ -12,6 +12,7 @@ import {
   type RunnerContext,
 } from './context.js';
 import { convertAutoscaler } from './convert-autoscaler.js';
+import { convertCache } from './convert-cache.js';
 import { convertDocker } from './convert-docker.js';
 import { convertProvider, type ProviderOptions } from './convert-provider.js';
 import type { RunnerReport } from './report.js';
@@ -29,7 +30,6 @@ const RUNNER_NOT_CARRIED: Record<string, string> = {
   id: 'registration metadata GitLab writes; runfleet needs only the token',
   token_obtained_at: 'registration metadata GitLab writes; runfleet needs only the token',
   token_expires_at: 'registration metadata GitLab writes; runfleet needs only the token',
-  cache: 'runfleet has no cache yet (issue 11); jobs that use a cache run without it (their log says so)',
   feature_flags: 'runfleet has no GitLab Runner feature flags',
   shell: 'runfleet runs job scripts with POSIX sh; not configurable',
   instance: 'runfleet has no allowed_images / use_common_build_dir for the instance executor',
@@ -91,6 +91,7 @@ export function convertRunner(runner: Section, index: number, opts: ProviderOpti
     );
   }
   convertGitlab(ctx, runner);
+  convertCache(ctx, runner.sub('cache'));
   convertLimit(ctx, runner);
   reportLeftovers(ctx, runner, (key) => RUNNER_NOT_CARRIED[key]);
 

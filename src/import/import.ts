@@ -8,7 +8,8 @@ import { loadFleetsFromText, type ConfigIssue } from '../config/index.js';
 import { fieldPath } from '../config/issues.js';
 import { convertRunner } from './convert-runner.js';
 import { fleetFileText } from './fleet-file.js';
-import { fleetNameFor, tokenEnvFor, uniqueName } from './names.js';
+import { cacheKeyEnvFor, fleetNameFor, tokenEnvFor, uniqueName } from './names.js';
+import { KEY_FROM_CONFIG } from './convert-cache.js';
 import type { ImportReport, NotCarriedOver, RunnerReport } from './report.js';
 import { Section, isTable } from './table.js';
 import { parseConfigToml } from './toml-source.js';
@@ -91,6 +92,7 @@ export function importConfig(input: ImportInput): ImportResult {
       delete converted.report.fleet;
       delete converted.report.file;
       delete converted.report.tokenEnv;
+      delete converted.report.secretEnvs;
       return;
     }
     files.push(planned);
@@ -127,12 +129,13 @@ function nameAndRender(
   }
   const tokenEnv = tokenEnvFor(name);
   const gitlab = { ...(fleet.gitlab as Record<string, unknown>), token: { env: tokenEnv } };
+  const cache = namedCacheKeys(fleet.cache, name, report);
   const path = join(input.outDir, `${name}.yaml`);
   report.fleet = name;
   report.file = path;
   report.tokenEnv = tokenEnv;
   const text = fleetFileText(
-    { ...fleet, name, gitlab },
+    { ...fleet, name, gitlab, ...(cache ? { cache } : {}) },
     {
       source: input.sourcePath,
       runner: report.runner,
@@ -142,6 +145,26 @@ function nameAndRender(
     },
   );
   return { path, fleet: name, runner: report.runner, text };
+}
+
+/** The cache block with the S3 keys config.toml had turned into `{env: ...}` references of this fleet. */
+function namedCacheKeys(
+  cache: unknown,
+  name: string,
+  report: RunnerReport,
+): Record<string, unknown> | undefined {
+  if (cache === undefined) return undefined;
+  const block = cache as Record<string, unknown>;
+  const s3 = block.s3 as Record<string, unknown> | undefined;
+  if (!s3) return block;
+  const named = { ...s3 };
+  for (const field of ['access_key', 'secret_key'] as const) {
+    if (named[field] !== KEY_FROM_CONFIG) continue;
+    const env = cacheKeyEnvFor(name, field);
+    named[field] = { env };
+    (report.secretEnvs ??= []).push({ field: `cache.s3.${field}`, env });
+  }
+  return { ...block, s3: named };
 }
 
 /** The fleet loader's errors on a generated file, pinned to the config.toml setting they came from. */

@@ -45,3 +45,8 @@ export function uniqueName(base: string, taken: Set<string>): string {
 export function tokenEnvFor(fleet: string): string {
   return `RUNFLEET_TOKEN_${fleet.toUpperCase().replace(/-/g, '_')}`;
 }
+
+/** The environment variable a fleet's cache key is read from: `RUNFLEET_CACHE_S3_ACCESS_KEY_<NAME>`. */
+export function cacheKeyEnvFor(fleet: string, field: 'access_key' | 'secret_key'): string {
+  return `RUNFLEET_CACHE_S3_${field.toUpperCase()}_${fleet.toUpperCase().replace(/-/g, '_')}`;
+}

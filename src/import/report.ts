@@ -48,6 +48,8 @@ export interface RunnerReport {
   file?: string;
   /** The environment variable the fleet reads its token from. */
   tokenEnv?: string;
+  /** Other secrets (the cache's S3 keys) and the environment variable each is read from. */
+  secretEnvs?: { field: string; env: string }[];
   /** max_instances × capacity_per_instance of the imported fleet. */
   slots?: number;
   carried: CarriedOver[];
@@ -88,6 +90,11 @@ export function renderReport(report: ImportReport): string {
     if (r.tokenEnv) {
       out.push(
         `  token: not written; the fleet reads it from $${r.tokenEnv} (set it to this runner's token before runfleet watch)`,
+      );
+    }
+    for (const s of r.secretEnvs ?? []) {
+      out.push(
+        `  ${s.field}: not written; the fleet reads it from $${s.env} (set it to the value in config.toml before runfleet watch)`,
       );
     }
     out.push('');

@@ -99,6 +99,33 @@ export interface GitlabSpec {
   request_concurrency: number;
 }
 
+/** The bucket of an `s3` cache (GitLab Runner's `[runners.cache.s3]`). */
+export interface CacheS3Spec {
+  /** `host` or `host:port`. */
+  server_address: string;
+  bucket_name: string;
+  bucket_location: string;
+  /** http instead of https. */
+  insecure: boolean;
+  /** `access-key`: `access_key` / `secret_key`; `iam`: the SDK's credential chain. */
+  authentication_type: 'access-key' | 'iam';
+  access_key?: SecretRef;
+  secret_key?: SecretRef;
+}
+
+/** Where jobs' caches live (GitLab Runner's `[runners.cache]`). */
+export interface CacheSpec {
+  /** `s3`: a bucket; `local`: a directory on the manager. */
+  type: 's3' | 'local';
+  /** Object name prefix; empty for none. */
+  path: string;
+  /** Drop the `runner/<short token>` segment of object names. */
+  shared: boolean;
+  /** Bytes; 0 means no limit. */
+  max_uploaded_archive_size: number;
+  s3?: CacheS3Spec;
+}
+
 export interface ScaleThrottleSpec {
   /** New instances per second. */
   limit: number;
@@ -119,6 +146,8 @@ export interface Fleet {
   /** At least one entry; the last whose periods match now wins. */
   policy: PolicySpec[];
   gitlab?: GitlabSpec;
+  /** Unset: caches stay on each instance (local provider: one directory under the state dir). */
+  cache?: CacheSpec;
   /** `manual`: the daemon manages capacity but leaves configuration changes to `runfleet apply`. */
   apply: 'auto' | 'manual';
   delete_instances_on_shutdown: boolean;

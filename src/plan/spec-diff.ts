@@ -14,7 +14,11 @@ export const REPLACEMENT_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 /** Leaves holding secret references: shown as `(sensitive value)`, compared whole. */
-export const SENSITIVE_PATHS: ReadonlySet<string> = new Set(['gitlab.token']);
+export const SENSITIVE_PATHS: ReadonlySet<string> = new Set([
+  'gitlab.token',
+  'cache.s3.access_key',
+  'cache.s3.secret_key',
+]);
 
 export interface SpecDiff {
   changes: AttributeChange[];

@@ -7,7 +7,13 @@ import type { Fleet } from '../model/fleet.js';
 import type { ConnectInfo } from '../providers/provider.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import { executorFor, connectorFor } from './executor-factory.js';
-import type { JobOutput } from './executors/executor.js';
+import { ArtifactStages } from './executors/artifact-stages.js';
+import type { Executor, JobOutput } from './executors/executor.js';
+import type { Connector } from './connectors/connector.js';
+import { cachesSomething } from './cache/cache-key.js';
+import type { CacheStores } from './cache/cache-stores.js';
+import { JobCaches } from './cache/job-caches.js';
+import { jobVariables } from './script/variables.js';
 import { runStages, type JobResult } from './executors/stage-runner.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
@@ -25,6 +31,8 @@ export interface AssignedJobDeps {
   systemId: string;
   /** Trace time; tests pass scaled ones. */
   time?: Time;
+  /** Where jobs' caches are kept; without it caches are not restored or saved. */
+  caches?: CacheStores;
   /** Sees every chunk of job output as it arrives, before masking (benchmarks, never logged). */
   onOutput?: (jobId: number, chunk: Buffer | string) => void;
 }
@@ -155,16 +163,23 @@ async function runOnInstance(
   cancel: AbortSignal,
   signal: AbortSignal,
 ): Promise<JobResult> {
-  let executor;
+  let executor: ReturnType<typeof executorFor>;
+  let artifacts: ArtifactStages;
+  let caches: JobCaches | undefined;
   try {
     const info: ConnectInfo = await req.connect();
-    executor = executorFor(
-      req.fleet,
-      info,
-      connectorFor(info, deps.ssh, req.fleet.connector.max_sessions),
-      req.slot,
-      deps.ssh.time,
-    );
+    const connector = connectorFor(info, deps.ssh, req.fleet.connector.max_sessions);
+    const built = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time);
+    executor = built;
+    // The project directory is on the instance host for both executors (docker mounts it).
+    artifacts = new ArtifactStages({
+      job: req.job,
+      api: deps.client.artifacts,
+      connector,
+      projectDir: () => built.stageEnvironment('get_sources').layout.projectDir,
+      time: deps.ssh.time,
+    });
+    caches = await jobCaches(req, deps, info, connector, built, output);
   } catch (e) {
     const message = `cannot reach instance ${req.instanceId}: ${(e as Error).message}`;
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
@@ -176,5 +191,46 @@ async function runOnInstance(
     time: deps.ssh.time,
     ...(req.deadlineAt !== undefined ? { deadlineAt: req.deadlineAt } : {}),
     ...(req.tlsCaChain ? { tlsCaChain: req.tlsCaChain } : {}),
+    artifacts,
+    ...(caches ? { caches } : {}),
+  });
+}
+
+/** The job's cache stages, or undefined without caches; a store that cannot be set up is a warning. */
+async function jobCaches(
+  req: RunAssignedJob,
+  deps: AssignedJobDeps,
+  info: ConnectInfo,
+  connector: Connector,
+  executor: Executor,
+  output: JobOutput,
+): Promise<JobCaches | undefined> {
+  if (!deps.caches || !(req.job.cache ?? []).some(cachesSomething)) return undefined;
+  let store;
+  try {
+    store = await deps.caches.forJob({
+      fleet: req.fleet,
+      info,
+      connector,
+      job: req.job,
+      shortToken: deps.shortToken,
+    });
+  } catch (e) {
+    output.write(
+      `\x1b[0;33mWARNING: caches are not restored or saved: ${(e as Error).message}\x1b[0;m\n`,
+      'stdout',
+    );
+    return undefined;
+  }
+  return new JobCaches(req.job, {
+    store,
+    connector,
+    maxUploadedArchiveSize: req.fleet.cache?.max_uploaded_archive_size ?? 0,
+    site: () => {
+      // Caches move on the host: the docker executor's host stages see the host's paths.
+      const env = executor.stageEnvironment('get_sources');
+      const vars = jobVariables(req.job, { ...env, jobStatus: 'running' });
+      return { projectDir: env.layout.projectDir, variables: new Map(vars.map((v) => [v.key, v.value])) };
+    },
   });
 }

@@ -22,6 +22,7 @@ import { loadRotatedToken, saveRotatedToken } from './rotated-tokens.js';
 import type { SlotScheduler } from './slots/index.js';
 import type { JobOutcome } from './assigned-job.js';
 import type { JobPayload } from './gitlab/job.js';
+import type { CacheStores } from './cache/cache-stores.js';
 
 export interface FleetRunnersOptions {
   scheduler: SlotScheduler;
@@ -40,6 +41,8 @@ export interface FleetRunnersOptions {
    * `(o) => new GitlabClient(o)`; tests may wrap it).
    */
   client: (opts: GitlabClientOptions) => GitlabClient;
+  /** Where jobs' caches are kept (the composition root builds it, with its S3 client factory). */
+  caches?: CacheStores;
   /** Every GitLab API request attempt of a fleet's runner (`gitlab_runner_api_request_statuses_total`). */
   onApiRequest?: (fleet: string, endpoint: ApiEndpoint, status: number) => void;
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
@@ -107,6 +110,7 @@ export class FleetRunners {
     await this.syncing;
     await Promise.all([...this.runners.values()].map((e) => e.runner.stop(graceMs)));
     this.runners.clear();
+    this.opts.caches?.destroy();
     await this.opts.ssh.close();
   }
 
@@ -169,6 +173,7 @@ export class FleetRunners {
         time: this.opts.time,
         logger: log,
         checkIntervalMs: this.opts.checkIntervalMs,
+        ...(this.opts.caches ? { caches: this.opts.caches } : {}),
         onJobDone: this.opts.onJobDone,
         ...(tlsCaChain ? { tlsCaChain } : {}),
         onTokenRotated: (next, expiresAt) =>

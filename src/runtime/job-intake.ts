@@ -26,6 +26,7 @@ import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
 import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
+import type { CacheStores } from './cache/cache-stores.js';
 import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 import type { JobResult } from './executors/stage-runner.js';
@@ -59,6 +60,8 @@ export interface JobIntakeDeps {
   time: Time;
   logger: Logger;
   checkIntervalMs?: number;
+  /** Where jobs' caches are kept (runtime/cache). */
+  caches?: CacheStores;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
   /**
@@ -341,6 +344,7 @@ export class JobIntake {
           ssh: this.deps.ssh,
           version: this.deps.version,
           shortToken: shortToken(this.deps.token),
+          ...(this.deps.caches ? { caches: this.deps.caches } : {}),
           systemId: this.deps.systemId,
           time: this.deps.time,
           onOutput: this.deps.onOutput

@@ -80,6 +80,21 @@ const CASES: Record<string, { errors: string[]; fleets?: number }> = {
       `@:6:10: gitlab.token is a literal value written inline; secrets must not be stored in fleet files (at /gitlab/token)\n${TOKEN_HINT}`,
     ],
   },
+  'cache-inline-s3-keys.yaml': {
+    errors: ['access_key', 'secret_key'].map(
+      (k, i) =>
+        `@:${8 + i}:17: cache.s3.${k} is written inline; secrets must not be stored in fleet files (at /cache/s3/${k})\n  hint: use ${k}: {env: NAME} or ${k}: {file: PATH}, and rotate the key if this file was ever committed`,
+    ),
+  },
+  'cache-s3-incomplete.yaml': {
+    errors: [
+      '@:4:1: cache type s3 needs an s3 block (at /cache)\n  hint: add s3: {bucket_name: <bucket>, server_address: <host>}',
+      '@:6:9: cache.path must be an object name prefix without spaces, e.g. ci-cache (at /cache/path)',
+      '@:13:3: cache.s3.bucket_name is required (at /cache/s3)',
+      '@:14:21: cache.s3.server_address must be host or host:port, without a scheme or path (set insecure: true for http) (at /cache/s3/server_address)',
+      '@:15:26: authentication_type access-key needs both access_key and secret_key (at /cache/s3/authentication_type)\n  hint: add access_key: {env: NAME} and secret_key: {env: NAME}, or use authentication_type: iam',
+    ],
+  },
   'literal-glrt-token.yaml': {
     errors: [
       `@:5:10: gitlab.token is a GitLab token written inline; secrets must not be stored in fleet files (at /gitlab/token)\n${TOKEN_HINT}`,
@@ -172,10 +187,12 @@ t.test('secrets written inline never appear in any output', async (t) => {
   const secrets: [file: string, secret: string][] = [
     ['literal-token.yaml', 'hunter2-very-secret-value'],
     ['literal-glrt-token.yaml', 'glrt-t1_AbCdEfGhIjKlMnOpQrSt'],
+    ['cache-inline-s3-keys.yaml', 'AKIAIOSFODNN7EXAMPLE'],
+    ['cache-inline-s3-keys.yaml', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'],
   ];
   for (const [file, secret] of secrets) {
     const result = await loadFleets(`${BAD}/${file}`);
-    t.equal(result.errors.length, 1, file);
+    t.equal(result.errors.length, file.startsWith('cache-') ? 2 : 1, file);
     const everything = JSON.stringify(result) + result.errors.map(formatIssue).join('\n');
     t.notOk(everything.includes(secret), `${file}: the token text is absent`);
     t.notOk(everything.includes(secret.slice(0, 12)), `${file}: no prefix of it either`);

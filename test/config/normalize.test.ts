@@ -179,3 +179,33 @@ t.test('every default the schema documents is the one normalise fills', async (t
     checkDefaults(t, fleetSchema() as SchemaNode, normalizeFleet(written), written, written.name);
   }
 });
+
+t.test("cache: GitLab Runner's defaults, access-key only when both keys are given", async (t) => {
+  const s3 = { bucket_name: 'runner-cache' };
+  t.strictSame(normalizeFleet({ ...minimal, cache: { type: 's3', s3 } }).cache, {
+    type: 's3',
+    path: '',
+    shared: false,
+    max_uploaded_archive_size: 0,
+    s3: {
+      server_address: 's3.amazonaws.com',
+      bucket_name: 'runner-cache',
+      bucket_location: 'us-east-1',
+      insecure: false,
+      authentication_type: 'iam',
+    },
+  });
+  const keyed = normalizeFleet({
+    ...minimal,
+    cache: { type: 's3', s3: { ...s3, access_key: { env: 'A' }, secret_key: { file: '/run/s' } } },
+  });
+  t.equal(keyed.cache?.s3?.authentication_type, 'access-key');
+  t.same(keyed.cache?.s3?.secret_key, { file: '/run/s' }, 'a reference stays a reference');
+  t.strictSame(normalizeFleet({ ...minimal, cache: { type: 'local' } }).cache, {
+    type: 'local',
+    path: '',
+    shared: false,
+    max_uploaded_archive_size: 0,
+  });
+  t.equal(normalizeFleet(minimal).cache, undefined, 'no cache block: none');
+});

@@ -187,12 +187,22 @@ t.test('cattle-ops terraform module: docker-autoscaler with cache, limit, global
         request_concurrency: 4,
         token: { env: 'RUNFLEET_TOKEN_PROD_GITLAB_RUNNER' },
       },
+      cache: {
+        type: 's3',
+        shared: false,
+        s3: {
+          server_address: 's3.amazonaws.com',
+          bucket_name: 'prod-runner-cache',
+          bucket_location: 'eu-central-1',
+          insecure: false,
+          authentication_type: 'iam',
+        },
+      },
     },
   ]);
   const r = runner(result, 'prod-gitlab-runner');
   const notCarried = settings(r.notCarried);
   for (const s of [
-    'runners.cache',
     'runners.limit',
     'runners.environment',
     'runners.pre_build_script',
@@ -202,7 +212,10 @@ t.test('cattle-ops terraform module: docker-autoscaler with cache, limit, global
     'runners.output_limit',
   ])
     t.ok(notCarried.includes(s), `${s} reported as not carried over`);
-  t.match(r.notCarried.find((n) => n.setting === 'runners.cache')?.why, /no cache yet \(issue 11\)/);
+  t.ok(
+    r.carried.some((c) => c.setting === 'runners.cache.s3.BucketName' && c.field === 'cache.s3.bucket_name'),
+    '[runners.cache.s3] carried over',
+  );
   t.match(
     r.notCarried.find((n) => n.setting === 'runners.limit')?.why,
     /up to .* = 16 jobs, GitLab ran at most 10/,
@@ -310,5 +323,44 @@ t.test('values of the wrong type: file:line:col and the setting, runner not impo
     'config/bad-values.toml:8:5: runners.autoscaler.capacity_per_instance must be an integer',
     'config/bad-values.toml:14:7: runners.autoscaler.policy[0].idle_time is not a duration such as "20m0s"',
   ]);
+  assertNoSecrets(t, result, text);
+});
+
+t.test('[runners.cache]: S3 carried over with its keys as environment references, GCS not', async (t) => {
+  const { result, text } = run('s3-cache.toml');
+  const [minio, gcs] = fleets(result);
+  t.same(minio?.cache, {
+    type: 's3',
+    path: 'ci-cache',
+    shared: true,
+    max_uploaded_archive_size: 104857600,
+    s3: {
+      server_address: 'minio.internal:9000',
+      bucket_name: 'runner',
+      bucket_location: 'eu-west-1',
+      insecure: true,
+      access_key: { env: 'RUNFLEET_CACHE_S3_ACCESS_KEY_MINIO_CACHED' },
+      secret_key: { env: 'RUNFLEET_CACHE_S3_SECRET_KEY_MINIO_CACHED' },
+    },
+  });
+  const r = runner(result, 'minio cached');
+  t.same(r.secretEnvs, [
+    { field: 'cache.s3.access_key', env: 'RUNFLEET_CACHE_S3_ACCESS_KEY_MINIO_CACHED' },
+    { field: 'cache.s3.secret_key', env: 'RUNFLEET_CACHE_S3_SECRET_KEY_MINIO_CACHED' },
+  ]);
+  t.match(
+    renderReport(result.report),
+    'cache.s3.secret_key: not written; the fleet reads it from $RUNFLEET_CACHE_S3_SECRET_KEY_MINIO_CACHED',
+  );
+  t.match(
+    r.notCarried.find((n) => n.setting === 'runners.cache.s3.SessionToken')?.why,
+    /access_key and secret_key/,
+  );
+  t.equal(gcs?.cache, undefined, 'a GCS cache is not carried over');
+  t.match(
+    runner(result, 'gcs cached').notCarried.find((n) => n.setting === 'runners.cache')?.why,
+    /Type "gcs"/,
+  );
+  assertValid(t, result);
   assertNoSecrets(t, result, text);
 });

@@ -52,3 +52,29 @@ t.test('an unchanged spec counts every leaf as unchanged', async (t) => {
     t.same(diffSpecs(spec, copy), { changes: [], unchanged: flattenSpec(spec).size });
   }
 });
+
+t.test('the cache keys are sensitive: one leaf each, marked, never split into env/file', async (t) => {
+  const cache = (env: string) => ({
+    type: 's3' as const,
+    path: '',
+    shared: false,
+    max_uploaded_archive_size: 0,
+    s3: {
+      server_address: 's3.amazonaws.com',
+      bucket_name: 'b',
+      bucket_location: 'us-east-1',
+      insecure: false,
+      authentication_type: 'access-key' as const,
+      access_key: { env: `${env}_ID` },
+      secret_key: { env },
+    },
+  });
+  const { changes } = diffSpecs(fleetSpec({ cache: cache('OLD') }), fleetSpec({ cache: cache('NEW') }));
+  t.same(
+    changes.map((c) => [c.path, c.sensitive]),
+    [
+      ['cache.s3.access_key', true],
+      ['cache.s3.secret_key', true],
+    ],
+  );
+});

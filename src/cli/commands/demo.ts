@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { exampleJob } from '../../devtools/coordinator/example-job.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
@@ -27,25 +27,46 @@ interface DemoJob {
   payload: JobPayload;
   expect: 'success' | 'failed';
   what: string;
+  /** A later pipeline stage: queued once this job id has finished, as GitLab queues it. */
+  after?: number;
+  /** The log must show a cache hit (`Successfully extracted cache`). */
+  cacheHit?: boolean;
 }
+
+/** The demo's cache: the dependencies a build "downloads" once, then restores. */
+const DEMO_CACHE = [{ key: 'demo-deps-$CI_COMMIT_REF_NAME', paths: ['deps/'], policy: 'pull-push' }];
+const DEPS_SCRIPT = [
+  'if [ -f deps/lib.txt ]; then echo "deps from the cache: $(cat deps/lib.txt)"; else echo "no cache: fetching deps"; sleep 1; mkdir -p deps; echo "lib 1.0 (fetched by job $CI_JOB_ID)" > deps/lib.txt; fi',
+];
 
 const TOKEN_ENV = 'RUNFLEET_DEMO_TOKEN';
 
 export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise<number> {
   const style = styler(io.color);
   const root = resolve(join(opts.state, '..', 'demo'));
-  await rm(root, { recursive: true, force: true });
+  // A fresh start every time, but for the cache: the next demo run finds this one's.
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    if (entry !== 'cache') await rm(join(root, entry), { recursive: true, force: true });
+  }
   const dir = join(root, 'fleets');
   await mkdir(dir, { recursive: true });
   const demoOpts: GlobalOptions = { ...opts, dir, state: join(root, 'state.db') };
 
   const token = `glrt-demo${randomBytes(12).toString('hex')}`;
   const events: CoordinatorEvent[] = [];
+  const jobs = demoJobs();
   const coordinator = await startCoordinator({
     runnerTokens: [token],
     longPollMs: 2000,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      events.push(e);
+      // The next stage of the pipeline starts when the job it needs has succeeded.
+      if (e.type === 'finished' && e.state === 'success') {
+        for (const j of jobs) if (j.after === e.jobId) coordinator.enqueue(j.payload);
+      }
+    },
   });
+  for (const j of jobs) j.payload = { ...j.payload, variables: serverVariables(j.payload, coordinator.url) };
   try {
     await writeFile(join(dir, 'demo.yaml'), fleetFile(coordinator.url));
     io.out(style.bold(`runfleet demo: a GitLab-compatible coordinator is serving at ${coordinator.url}`));
@@ -55,9 +76,12 @@ export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise
     io.out(style.bold('$ runfleet plan'));
     await plan(demoOpts, { format: 'text', detailedExitcode: false }, io);
 
-    const jobs = demoJobs(coordinator.url);
-    for (const j of jobs) coordinator.enqueue(j.payload);
-    io.out(style.bold(`\nQueued ${jobs.length} jobs. Starting the manager (daemon + job runtime)...\n`));
+    for (const j of jobs) if (j.after === undefined) coordinator.enqueue(j.payload);
+    io.out(
+      style.bold(
+        `\nQueued ${jobs.filter((j) => j.after === undefined).length} jobs (and a pipeline: compile → unit-test; a cached build's second run). Starting the manager (daemon + job runtime)...\n`,
+      ),
+    );
 
     const manager = await startManager(demoOpts, {
       listen: '127.0.0.1:0',
@@ -104,12 +128,31 @@ gitlab:
 `;
 }
 
-function demoJobs(serverUrl: string): DemoJob[] {
+/** The coordinator's URL in the CI_* variables, as GitLab would send them. */
+function serverVariables(payload: JobPayload, url: string): JobPayload['variables'] {
+  return payload.variables.map((v) =>
+    v.key === 'CI_SERVER_URL'
+      ? { ...v, value: url }
+      : v.key === 'CI_JOB_URL'
+        ? { ...v, value: v.value.replace('http://gitlab.example.com', url) }
+        : v,
+  );
+}
+
+function demoJobs(): DemoJob[] {
   const jobs: DemoJob[] = [];
   const repo = gitRepo();
   let id = 1;
-  const add = (expect: DemoJob['expect'], what: string, opts: Parameters<typeof exampleJob>[1]) =>
-    jobs.push({ payload: exampleJob(id++, { serverUrl, ...opts }), expect, what });
+  const add = (
+    expect: DemoJob['expect'],
+    what: string,
+    opts: Parameters<typeof exampleJob>[1],
+    after?: number,
+  ): number => {
+    const jobId = id++;
+    jobs.push({ payload: exampleJob(jobId, opts), expect, what, ...(after ? { after } : {}) });
+    return jobId;
+  };
   if (repo) {
     add('success', 'clones this repository and lists it', {
       name: 'checkout',
@@ -119,12 +162,51 @@ function demoJobs(serverUrl: string): DemoJob[] {
       script: ['git log -1 --format="checked out %h: %s"', 'ls | head -5'],
     });
   }
-  for (const n of [1, 2, 3]) {
+  // A two-stage pipeline: compile uploads its output as artifacts (an archive and a dotenv
+  // report), unit-test runs in another sandbox and gets them back from the coordinator.
+  const compile = add('success', 'builds dist/ and uploads it as artifacts', {
+    name: 'compile',
+    stage: 'build',
+    script: [
+      'mkdir -p dist',
+      'echo "app built by job $CI_JOB_ID" > dist/app.txt',
+      'echo "VERSION=1.0.$CI_JOB_ID" > build.env',
+    ],
+    artifacts: [
+      {
+        name: 'dist',
+        paths: ['dist/'],
+        when: 'on_success',
+        artifact_type: 'archive',
+        artifact_format: 'zip',
+      },
+      { paths: ['build.env'], when: 'on_success', artifact_type: 'dotenv', artifact_format: 'gzip' },
+    ],
+  });
+  add(
+    'success',
+    "tests compile's artifacts in another sandbox",
+    {
+      name: 'unit-test',
+      stage: 'test',
+      dependencies: [{ id: compile, name: 'compile' }],
+      script: ['cat dist/app.txt', 'echo "testing version $VERSION"'],
+    },
+    compile,
+  );
+  for (const n of [1, 2]) {
     add('success', 'runs a short build', {
       name: `build-${n}`,
       script: ['echo "building on $(hostname)"', 'sleep 2', 'echo done'],
     });
   }
+  // The same cached build twice: the first run fetches its deps and saves them as its cache, the
+  // second (queued once the first is done, so it may land in another sandbox) restores them.
+  const cached = { name: 'cached-build', script: DEPS_SCRIPT };
+  const firstRun = add('success', 'fetches its deps and saves them as its cache', cached);
+  add('success', 'second run: restores the deps from the cache', cached, firstRun);
+  for (const j of jobs) if (j.payload.job_info.name === 'cached-build') j.payload.cache = DEMO_CACHE;
+  jobs.at(-1)!.cacheHit = true;
   add('success', 'prints a masked variable', {
     name: 'masked',
     script: ['echo "the secret is $API_KEY"'],
@@ -198,6 +280,53 @@ async function followLoop(
   }
 }
 
+/** What the job's log says its cache did: `hit`, `miss, saved`, `unchanged`, or empty without a cache. */
+function cacheOutcome(j: DemoJob, log: string | undefined): string {
+  if (!j.payload.cache?.length || !log) return '';
+  const restored = log.includes('Successfully extracted cache');
+  const saved = /Uploading cache\.zip to |Cache will be stored only locally/.test(log);
+  const unchanged = log.includes('Archive is up to date!');
+  return [restored ? 'hit' : 'miss', saved ? 'saved' : unchanged ? 'unchanged' : '']
+    .filter(Boolean)
+    .join(', ');
+}
+
+/**
+ * What the pipeline passed from one job to the next, as GitLab stored it: the artifacts compile
+ * uploaded and what unit-test printed from them.
+ */
+function pipelineSummary(
+  coordinator: { job(id: number): DemoJobView | undefined },
+  jobs: DemoJob[],
+): string[] {
+  const byName = (name: string) => jobs.find((j) => j.payload.job_info.name === name);
+  const compile = byName('compile');
+  const test = byName('unit-test');
+  const built = compile ? coordinator.job(compile.payload.id) : undefined;
+  const tested = test ? coordinator.job(test.payload.id) : undefined;
+  if (!built || !tested) return [];
+  const uploads = built.artifacts.map(
+    (a) => `${a.filename} (${a.query['artifact_type'] ?? 'archive'}, ${a.size} bytes)`,
+  );
+  const seen = tested.log
+    .split('\n')
+    .filter((l) => /^(app built by job|testing version)/.test(l.trim()))
+    .map((l) => l.trim());
+  return [
+    `\nPipeline: compile uploaded ${uploads.join(' and ') || 'nothing'};`,
+    `  unit-test downloaded the archive into its own sandbox and printed: ${seen.map((l) => JSON.stringify(l)).join(', ') || 'nothing'}`,
+  ];
+}
+
+interface DemoJobView {
+  state: string;
+  failure_reason?: string;
+  exit_code?: number;
+  checksumOk?: boolean;
+  log: string;
+  artifacts: { filename: string; size: number; query: Record<string, string> }[];
+}
+
 function summarize(states: string[]): string {
   const by = new Map<string, number>();
   for (const s of states) by.set(s, (by.get(s) ?? 0) + 1);
@@ -205,13 +334,7 @@ function summarize(states: string[]): string {
 }
 
 function report(
-  coordinator: {
-    job(
-      id: number,
-    ):
-      | { state: string; failure_reason?: string; exit_code?: number; checksumOk?: boolean; log: string }
-      | undefined;
-  },
+  coordinator: { job(id: number): DemoJobView | undefined },
   jobs: DemoJob[],
   io: Io,
   style: ReturnType<typeof styler>,
@@ -219,26 +342,36 @@ function report(
   let all = true;
   const rows = jobs.map((j) => {
     const v = coordinator.job(j.payload.id);
-    const expected = v?.state === j.expect && v.checksumOk === true;
+    const cache = cacheOutcome(j, v?.log);
+    const expected =
+      v?.state === j.expect && v.checksumOk === true && (!j.cacheHit || cache.startsWith('hit'));
     all &&= expected;
-    const as = expected ? style.green('as expected') : style.red(`expected ${j.expect}`);
+    const as = expected
+      ? style.green('as expected')
+      : style.red(`expected ${j.expect}${j.cacheHit ? ' and a cache hit' : ''}`);
     return [
       `#${j.payload.id}`,
       j.payload.job_info.name,
       v?.state ?? 'missing',
       v?.failure_reason ?? '',
       v?.checksumOk ? 'ok' : 'MISMATCH',
+      cache,
       as,
       j.what,
     ];
   });
   io.out(
-    `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'RESULT', 'WHAT IT DOES'], rows)}`,
+    `\n${table(['JOB', 'NAME', 'STATE', 'FAILURE REASON', 'LOG CRC32', 'CACHE', 'RESULT', 'WHAT IT DOES'], rows)}`,
   );
+  for (const line of pipelineSummary(coordinator, jobs)) io.out(line);
   const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
   const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
   const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));
   if (line) io.out(`\nThe masked job's log, as GitLab stored it: ${JSON.stringify(line.trim())}`);
+  const second = jobs.find((j) => j.cacheHit);
+  const hit = second ? coordinator.job(second.payload.id)?.log : undefined;
+  const from = hit?.split('\n').find((l) => l.includes('deps from the cache:') && !l.includes('echo'));
+  if (from) io.out(`The second cached build's log: ${JSON.stringify(from.trim())}`);
   for (const j of jobs) {
     const v = coordinator.job(j.payload.id);
     if (v && v.state !== j.expect)

@@ -3,7 +3,7 @@
  * secret, git_info with refspecs, script and after_script steps, and the features block.
  */
 import { randomBytes } from 'node:crypto';
-import type { JobPayload, JobVariable } from '../../runtime/gitlab/job.js';
+import type { JobArtifact, JobDependency, JobPayload, JobVariable } from '../../runtime/gitlab/job.js';
 import { KNOWN_FAILURE_REASONS } from './job-store.js';
 
 export interface ExampleJobOptions {
@@ -42,6 +42,10 @@ export interface ExampleJobOptions {
   pipelineId?: number;
   /** features.token_mask_prefixes. */
   tokenMaskPrefixes?: string[];
+  /** `artifacts:` entries, as Rails sends them (§6). */
+  artifacts?: JobArtifact[];
+  /** Jobs whose artifacts this one needs; the coordinator adds `token` and `artifacts_file` when handing it out. */
+  dependencies?: JobDependency[];
 }
 
 /** A job payload shaped like Rails' (§2). */
@@ -129,6 +133,8 @@ export function exampleJob(id: number, opts: ExampleJobOptions = {}): JobPayload
     steps,
     image: opts.image ? { name: opts.image, entrypoint: null } : null,
     services: [],
+    ...(opts.artifacts ? { artifacts: opts.artifacts } : {}),
+    ...(opts.dependencies ? { dependencies: opts.dependencies } : {}),
     features: {
       trace_sections: true,
       token_mask_prefixes: opts.tokenMaskPrefixes ?? [],

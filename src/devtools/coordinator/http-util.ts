@@ -1,4 +1,4 @@
-/** Small node:http helpers for the test coordinator: bodies, replies, multipart. */
+/** Small node:http helpers for the test coordinator: bodies and replies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Far above a 1 MiB trace PATCH; a cap so a broken client cannot exhaust memory. */
@@ -57,38 +57,4 @@ export function sendStatus(res: ServerResponse, status: number, headers: Record<
 export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
   res.writeHead(status, headers);
   res.end();
-}
-
-export interface MultipartFile {
-  field: string;
-  filename: string;
-  data: Buffer;
-}
-
-/** Extracts the file parts of a `multipart/form-data` body; enough for artifact uploads. */
-export function parseMultipart(contentType: string | undefined, body: Buffer): MultipartFile[] {
-  const m = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(contentType ?? '');
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) return [];
-  const delimiter = Buffer.from(`--${boundary}`);
-  const files: MultipartFile[] = [];
-  let pos = body.indexOf(delimiter);
-  while (pos >= 0) {
-    const partStart = pos + delimiter.length;
-    if (body.subarray(partStart, partStart + 2).toString() === '--') break;
-    const next = body.indexOf(delimiter, partStart);
-    if (next < 0) break;
-    const part = body.subarray(partStart + 2, next - 2); // strip the CRLF after the delimiter and before the next
-    const split = part.indexOf('\r\n\r\n');
-    if (split >= 0) {
-      const head = part.subarray(0, split).toString('utf8');
-      const field = /name="([^"]*)"/i.exec(head)?.[1];
-      const filename = /filename="([^"]*)"/i.exec(head)?.[1];
-      if (field !== undefined && filename !== undefined) {
-        files.push({ field, filename, data: Buffer.from(part.subarray(split + 4)) });
-      }
-    }
-    pos = next;
-  }
-  return files;
 }

@@ -82,8 +82,39 @@ export interface CoordinatorJobView {
   updates: JobUpdateRecord[];
   patches: number;
   artifacts: { filename: string; size: number; query: Record<string, string> }[];
+  /** Variables of its dotenv report, as GitLab passes them to dependent jobs. */
+  dotenv: Record<string, string>;
   /** `system_id` of the runner manager the job went to. */
   assignedTo?: string;
+}
+
+/** An uploaded artifact, kept on disk. */
+export interface StoredArtifact {
+  filename: string;
+  /** Where the coordinator keeps its bytes. */
+  path: string;
+  size: number;
+  query: Record<string, string>;
+}
+
+/**
+ * What a job needs of a runner's `info.features`, as `Ci::Build::RUNNER_FEATURES` decides it
+ * (`G:app/models/ci/build.rb`): reports need `upload_multiple_artifacts`, `artifacts:exclude`
+ * needs `artifacts_exclude`, a `release` step `multi_build_steps`, cache fallback keys
+ * `fallback_cache_keys`, a merge request ref `refspecs`.
+ */
+export function requiredRunnerFeatures(job: JobPayload): string[] {
+  const need: string[] = [];
+  const artifacts = job.artifacts ?? [];
+  if (artifacts.some((a) => (a.artifact_type ?? 'archive') !== 'archive'))
+    need.push('upload_multiple_artifacts');
+  if (artifacts.some((a) => (a.exclude?.length ?? 0) > 0)) need.push('artifacts_exclude');
+  if (job.steps.some((s) => s.name === 'release')) need.push('multi_build_steps');
+  const cache = (job.cache ?? []) as { fallback_keys?: string[] }[];
+  if (cache.some((c) => (c.fallback_keys?.length ?? 0) > 0)) need.push('fallback_cache_keys');
+  if (job.git_info.ref_type === 'branch' && /^refs\/merge-requests\//.test(job.git_info.ref))
+    need.push('refspecs');
+  return need;
 }
 
 interface StoredJob {
@@ -97,7 +128,8 @@ interface StoredJob {
   checksumOk?: boolean;
   updates: JobUpdateRecord[];
   patches: number;
-  artifacts: { filename: string; data: Buffer; query: Record<string, string> }[];
+  artifacts: StoredArtifact[];
+  dotenv: Record<string, string>;
   assignedTo?: string;
 }
 
@@ -130,6 +162,7 @@ export class JobStore {
       updates: [],
       patches: 0,
       artifacts: [],
+      dotenv: {},
     });
     this.bumpQueue();
     this.changed(payload.id);
@@ -139,16 +172,51 @@ export class JobStore {
     return this.jobs.get(id);
   }
 
-  /** The oldest pending job, now `running` and assigned (Rails' `run!` on pick). */
-  assignNext(systemId: string): JobPayload | undefined {
+  /**
+   * The oldest pending job, now `running` and assigned (Rails' `run!` on pick). A job needing a
+   * feature the runner did not advertise is dropped as `runner_unsupported` on the way, as
+   * `Ci::RegisterJobService` does: GitLab does not keep it for another runner.
+   */
+  assignNext(systemId: string, features: Record<string, unknown> = {}): JobPayload | undefined {
     for (const job of this.jobs.values()) {
       if (job.state !== 'pending') continue;
+      if (requiredRunnerFeatures(job.payload).some((f) => features[f] !== true)) {
+        job.state = 'failed';
+        job.failureReason = 'runner_unsupported';
+        this.changed(job.payload.id);
+        continue;
+      }
       job.state = 'running';
       job.assignedTo = systemId;
       this.changed(job.payload.id);
-      return job.payload;
+      return this.withDependencies(job.payload);
     }
     return undefined;
+  }
+
+  /**
+   * What Rails adds to a payload from the jobs it depends on: `artifacts_file` when the
+   * dependency has an archive, the running job's token, and the dotenv variables of their
+   * reports (`G:lib/api/entities/ci/job_request/dependency.rb`, `Ci::Build#dependency_variables`).
+   */
+  private withDependencies(payload: JobPayload): JobPayload {
+    if (!payload.dependencies?.length) return payload;
+    const extra: JobPayload['variables'] = [];
+    const dependencies = payload.dependencies.map((d) => {
+      const dep = this.jobs.get(d.id);
+      const archive = dep?.artifacts
+        .filter((a) => (a.query['artifact_type'] ?? 'archive') === 'archive')
+        .at(-1);
+      for (const [key, value] of Object.entries(dep?.dotenv ?? {})) extra.push({ key, value, public: false });
+      return {
+        ...d,
+        token: payload.token,
+        ...(archive ? { artifacts_file: { filename: archive.filename, size: archive.size } } : {}),
+      };
+    });
+    payload.dependencies = dependencies;
+    payload.variables = [...payload.variables, ...extra];
+    return payload;
   }
 
   hasPending(): boolean {
@@ -203,9 +271,19 @@ export class JobStore {
     this.changed(id);
   }
 
-  addArtifact(id: number, filename: string, data: Buffer, query: Record<string, string>): void {
-    this.require(id).artifacts.push({ filename, data, query });
+  addArtifact(id: number, artifact: StoredArtifact, dotenv?: Record<string, string>): void {
+    const job = this.require(id);
+    job.artifacts.push(artifact);
+    if (dotenv) job.dotenv = { ...job.dotenv, ...dotenv };
     this.changed(id);
+  }
+
+  /** The job's archive (`artifact_type=archive`), which `GET /jobs/:id/artifacts` serves. */
+  archive(id: number): StoredArtifact | undefined {
+    return this.jobs
+      .get(id)
+      ?.artifacts.filter((a) => (a.query['artifact_type'] ?? 'archive') === 'archive')
+      .at(-1);
   }
 
   view(id: number): CoordinatorJobView | undefined {
@@ -260,9 +338,10 @@ function toView(job: StoredJob): CoordinatorJobView {
     patches: job.patches,
     artifacts: job.artifacts.map((a) => ({
       filename: a.filename,
-      size: a.data.length,
+      size: a.size,
       query: { ...a.query },
     })),
+    dotenv: { ...job.dotenv },
     assignedTo: job.assignedTo,
   };
 }

@@ -6,12 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { JobPayload } from '../../runtime/gitlab/job.js';
-import { parseJsonObject, parseMultipart, readBody, sendEmpty, sendJson, sendStatus } from './http-util.js';
+import { ArtifactRoutes, type ObjectStorageRequest } from './artifact-routes.js';
+import { parseJsonObject, readBody, sendEmpty, sendJson, sendStatus } from './http-util.js';
 import { isProcessing, JobStore, type CoordinatorJobView, type JobUpdateRecord } from './job-store.js';
 
 export type { CoordinatorJobView, JobUpdateRecord } from './job-store.js';
+export type { ObjectStorageRequest } from './artifact-routes.js';
 
 export interface CoordinatorOptions {
   /** @default '127.0.0.1' */
@@ -31,6 +36,15 @@ export interface CoordinatorOptions {
   traceUpdateIntervalSeconds?: number;
   /** Added to every `jobs/request` before it is answered, as a distant GitLab would (benchmarks). */
   requestDelayMs?: number;
+  /** Where uploaded artifacts are kept. @default a temporary directory, removed on close */
+  artifactsDir?: string;
+  /** GitLab's maximum artifacts size: larger uploads get 413. @default 100 MiB (GitLab's default) */
+  maxArtifactBytes?: number;
+  /**
+   * Answer `GET /jobs/:id/artifacts?direct_download=true` with a 302 to a second loopback server
+   * (object storage with signed URLs), as GitLab with direct downloads does. @default false
+   */
+  objectStorage?: boolean;
   onEvent?: (event: CoordinatorEvent) => void;
   /**
    * Runner tokens expire this long after they are issued (`token_expires_at` in verify), as with
@@ -106,6 +120,8 @@ export interface Coordinator {
   runners(): { systemId: string; info: unknown }[];
   /** Runner tokens valid now (rotation replaces them), for tests. */
   runnerTokens(): string[];
+  /** Requests the object storage server received (with `objectStorage`). */
+  objectStorageRequests(): ObjectStorageRequest[];
   close(): Promise<void>;
 }
 
@@ -132,6 +148,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const expiresAt = (t: { expires: number | null }) =>
     t.expires === null ? null : new Date(t.expires).toISOString();
   for (const job of opts.jobs ?? []) store.enqueue(job);
+  const artifacts = new ArtifactRoutes({
+    store,
+    dir: opts.artifactsDir ?? mkdtempSync(join(tmpdir(), 'runfleet-coordinator-artifacts-')),
+    maxBytes: opts.maxArtifactBytes ?? 100 * 1024 * 1024,
+    objectStorage: opts.objectStorage ?? false,
+  });
 
   const jobHeaders = (id: number): Record<string, string> => ({
     'Job-Status': store.get(id)?.state ?? 'unknown',
@@ -221,7 +243,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       await holdUntilQueueChanges(opts.longPollMs);
       if (res.destroyed) return;
     }
-    const job = store.assignNext(systemId);
+    const info = (body['info'] ?? {}) as { features?: Record<string, unknown> };
+    const job = store.assignNext(systemId, info.features ?? {});
     if (!job) return sendEmpty(res, 204, { 'X-GitLab-Last-Update': store.version });
     opts.onEvent?.({ type: 'assigned', jobId: job.id, name: job.job_info.name, systemId });
     sendJson(res, 201, job, { 'X-GitLab-Last-Update': store.version });
@@ -312,24 +335,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       sendStatus(res, 202, { ...jobHeaders(id), Range: `0-${result.length}` });
     };
 
-  const uploadArtifacts = (id: number): Handler =>
-    function upload(req, res, raw, url) {
-      if (statusFault(res, 'artifacts')) return;
-      if (!authJob(req, res, id, undefined, url)) return;
-      const file = parseMultipart(header(req, 'content-type'), raw).find((f) => f.field === 'file');
-      if (!file) return sendJson(res, 400, { message: '400 Bad request - file is missing' });
-      store.addArtifact(id, file.filename, file.data, Object.fromEntries(url.searchParams));
-      sendStatus(res, 201);
-    };
+  /** Streams the body itself (never read whole): called before the body is read. */
+  const uploadArtifacts = async (req: IncomingMessage, res: ServerResponse, id: number, url: URL) => {
+    if (statusFault(res, 'artifacts')) return void req.resume();
+    if (!authJob(req, res, id, undefined, url)) return void req.resume();
+    await artifacts.upload(req, res, id, url);
+  };
 
   const downloadArtifacts = (id: number): Handler =>
-    function download(req, res) {
-      const token = header(req, 'job-token');
-      if (!token || !store.byToken(token)) return sendJson(res, 403, { message: '403 Forbidden' });
-      const artifact = store.get(id)?.artifacts.at(-1);
-      if (!artifact) return sendJson(res, 404, { message: '404 Not Found' });
-      res.writeHead(200, { 'Content-Type': 'application/zip', 'Content-Length': artifact.data.length });
-      res.end(artifact.data);
+    function download(req, res, _raw, url) {
+      if (statusFault(res, 'artifacts')) return;
+      return artifacts.download(req, res, id, url);
     };
 
   const route = (method: string, path: string): Handler | undefined => {
@@ -344,7 +360,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     const id = Number(m[1]);
     if (method === 'PUT' && !m[2]) return updateJob(id);
     if (method === 'PATCH' && m[2] === '/trace') return patchTrace(id);
-    if (method === 'POST' && m[2] === '/artifacts') return uploadArtifacts(id);
     if (method === 'GET' && m[2] === '/artifacts') return downloadArtifacts(id);
     return undefined;
   };
@@ -362,6 +377,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       });
     });
     const path = url.pathname.startsWith('/api/v4/') ? url.pathname.slice('/api/v4/'.length) : undefined;
+    const upload = req.method === 'POST' ? /^jobs\/(\d+)\/artifacts$/.exec(path ?? '') : null;
+    if (upload) {
+      void uploadArtifacts(req, res, Number(upload[1]), url).catch(() => {
+        if (!res.headersSent) sendJson(res, 500, { message: '500 upload failed' });
+        else res.destroy();
+      });
+      return;
+    }
     const handler = path === undefined ? undefined : route(req.method ?? '', path);
     void readBody(req)
       .then((body) => {
@@ -380,6 +403,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  await artifacts.start(address.address);
 
   return {
     url: `http://${host}:${address.port}`,
@@ -392,10 +416,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     waitFor: (id, predicate, timeoutMs = 10_000) => waitForJob(store, id, predicate, timeoutMs),
     requests: () => [...recorded],
     runners: () => [...runners].map(([systemId, info]) => ({ systemId, info })),
+    objectStorageRequests: () => [...artifacts.storageRequests],
     close: async () => {
       for (const release of [...holds]) release();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await artifacts.close();
     },
   };
 }

@@ -15,8 +15,11 @@
  * - `spawn` is `exec` with a stdin that stays open: the caller writes to it as the command runs
  *   (a shell reading one job's stage scripts). The same kill and failure rules apply.
  * - `close` is idempotent and never throws.
+ * - Bulk bytes (archives, runtime/transfer) keep backpressure both ways: a `stdoutStream` that is
+ *   full pauses the command's output (SSH stops widening its window, a pipe stops being read), and
+ *   `SpawnedCommand.stdin` accepts writes only as fast as the command reads them.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 
 export interface ExecOptions {
   /** Written to the command's stdin, which is then closed. Without it stdin is closed at once. */
@@ -26,6 +29,11 @@ export interface ExecOptions {
   /** Working directory; defaults to the connector's own (local: the sandbox, SSH: the home dir). */
   cwd?: string;
   onStdout?: (chunk: Buffer) => void;
+  /**
+   * Receives stdout with backpressure: the command's output is paused while `write` returns false,
+   * until the stream drains. Never ended by the connector (`done` tells when output is complete).
+   */
+  stdoutStream?: Writable;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
 }
@@ -48,6 +56,8 @@ export interface SpawnedCommand {
   write(data: string | Buffer): void;
   /** Closes the command's stdin, after writing `data` if given. */
   end(data?: string | Buffer): void;
+  /** The command's stdin as a stream with backpressure; ending it closes stdin. */
+  readonly stdin: Writable;
   /** Kills the command's whole process tree (TERM, KILL after the grace); `done` then resolves aborted. */
   kill(): void;
   /** Resolves or rejects as `exec` would. */

@@ -96,7 +96,14 @@ export class LocalConnector implements Connector {
       this.running.add(pid);
       if (opts.signal?.aborted) onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      child.stdout.on('data', (c: Buffer) => opts.onStdout?.(c));
+      const sink = opts.stdoutStream;
+      child.stdout.on('data', (c: Buffer) => {
+        opts.onStdout?.(c);
+        if (sink && !sink.write(c)) {
+          child.stdout.pause();
+          sink.once('drain', () => child.stdout.resume());
+        }
+      });
       child.stderr.on('data', (c: Buffer) => opts.onStderr?.(c));
       // EPIPE when the command exits without reading its stdin is not a failure.
       child.stdin.on('error', () => undefined);
@@ -117,6 +124,7 @@ export class LocalConnector implements Connector {
     return {
       write: (data) => void child.stdin.write(data),
       end: (data) => void child.stdin.end(data ?? ''),
+      stdin: child.stdin,
       kill: onAbort,
       done,
     };

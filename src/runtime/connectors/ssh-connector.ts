@@ -23,7 +23,7 @@
  * process that merely reuses a pid is never touched.
  */
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { FleetError, isFleetError } from '../../errors.js';
 import { shellQuote } from '../script/shell-quote.js';
@@ -405,15 +405,23 @@ export class SshConnector implements Connector {
       conn.inFlight.add(fail);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
 
+      const deliver = (chunk: Buffer): void => {
+        opts.onStdout?.(chunk);
+        const sink = opts.stdoutStream;
+        if (sink && !sink.write(chunk)) {
+          ch.pause();
+          sink.once('drain', () => ch.resume());
+        }
+      };
       ch.on('data', (chunk: Buffer) => {
-        if (pid !== undefined) return opts.onStdout?.(chunk);
+        if (pid !== undefined) return deliver(chunk);
         head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
         const nl = head.indexOf(0x0a);
         if (nl < 0) return;
         const line = head.subarray(0, nl).toString();
         pid = line.startsWith(PID_MARKER) ? Number(line.slice(PID_MARKER.length)) : -1;
         const rest = head.subarray(nl + 1);
-        if (rest.length > 0) opts.onStdout?.(rest);
+        if (rest.length > 0) deliver(rest);
         // Aborted before we knew whom to kill.
         if (aborted) kill('TERM');
       });
@@ -442,6 +450,7 @@ export class SshConnector implements Connector {
     return {
       write: (data) => void ch.write(data),
       end: (data) => void ch.end(data ?? ''),
+      stdin: channelStdin(ch),
       kill: onAbort,
       done,
     };
@@ -485,6 +494,20 @@ export class SshConnector implements Connector {
       }),
     );
   }
+}
+
+/** The channel's writable side as a stream of its own: ending it sends EOF, nothing else. */
+function channelStdin(ch: ClientChannel): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (ch.write(chunk)) cb();
+      else ch.once('drain', () => cb());
+    },
+    final(cb) {
+      ch.end();
+      cb();
+    },
+  });
 }
 
 /** One `SshConnector` per `host:port`, shared by every job on that instance. */

@@ -20,8 +20,10 @@ import type { JobStatus } from '../script/variables.js';
 import { gitSettings, SettingsReader, stageTimeoutMs } from '../script/build-settings.js';
 import { resolveFeatureFlags } from '../script/feature-flags.js';
 import { jobVariable } from '../script/layout.js';
+import type { ArtifactStages } from './artifact-stages.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
+import type { CacheStages } from '../cache/job-caches.js';
 
 export interface RunStagesOptions {
   /**
@@ -49,6 +51,10 @@ export interface RunStagesOptions {
   tlsCaChain?: string;
   /** Runs the job deadline. @default systemTime */
   time?: Time;
+  /** The job's cache stages, run by the manager (runtime/cache); without it caches are not touched. */
+  caches?: CacheStages;
+  /** download_artifacts before the first step, upload_artifacts_* after after_script (§6). */
+  artifacts?: ArtifactStages;
 }
 
 export interface JobResult {
@@ -171,12 +177,25 @@ export async function runStages(
   let reachedSteps = false;
   const scriptTimeout = new AbortController();
   let scriptTimer: ReturnType<Time['after']> | undefined;
+  let scriptsPrepared = false;
   try {
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
     const scriptSignal = AbortSignal.any([main, scriptTimeout.signal]);
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
       const isStep = stage.startsWith('step_');
+      if (isStep && !reachedSteps && !result && opts.caches?.hasCaches) {
+        // restore_cache: after the sources, before the first step (GitLab Runner's stage order).
+        const caches = opts.caches;
+        const fatal = await output.section('restore_cache', () => caches.restore(output, main));
+        result = interruption() ?? (fatal ? failed('failed', 'script_failure', fatal) : undefined);
+        if (result) break;
+      }
+      if (isStep && !reachedSteps && !result && opts.artifacts?.downloads) {
+        // A download that fails skips the steps and after_script; uploads and cleanup still run.
+        const artifacts = opts.artifacts;
+        await output.section('download_artifacts', () => artifacts.download(output, main));
+      }
       if (isStep && !reachedSteps) {
         reachedSteps = true;
         // RUNNER_SCRIPT_TIMEOUT covers the steps together, from the first one on.
@@ -220,6 +239,7 @@ export async function runStages(
         // Sources or preparation failed: no step runs (after_script neither, as it was not reached).
         if (!isStep) break;
       }
+      if (stage === 'prepare_script' && r.exitCode === 0) scriptsPrepared = true;
     }
   } catch (e) {
     result = interruption() ?? fromError(e);
@@ -251,6 +271,22 @@ export async function runStages(
       }
     }
     result ??= { state: 'success', status: 'success', message: 'Job succeeded' };
+    // archive_cache / archive_cache_on_failure: after after_script, unless the job was stopped.
+    if (
+      scriptsPrepared &&
+      opts.caches?.archives(result.state === 'success') &&
+      !hard.aborted &&
+      !['canceled', 'timedout'].includes(result.status)
+    ) {
+      const success = result.state === 'success';
+      const caches = opts.caches;
+      const fatal = await output.section(success ? 'archive_cache' : 'archive_cache_on_failure', () =>
+        caches.archive(success, output, hard),
+      );
+      if (fatal && success) result = failed('failed', 'script_failure', fatal);
+    }
+    if (prepared && opts.artifacts && !hard.aborted)
+      result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
       const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
@@ -267,6 +303,22 @@ export async function runStages(
     'stdout',
   );
   return result;
+}
+
+/** The upload stage for how the job ended; a failed upload fails a job that had succeeded. */
+async function uploadArtifacts(
+  artifacts: ArtifactStages,
+  result: JobResult,
+  output: JobOutput,
+  signal: AbortSignal,
+): Promise<JobResult> {
+  const succeeded = result.state === 'success';
+  const stage = artifacts.uploadStage(succeeded);
+  if (!stage) return result;
+  const failure = await output
+    .section(stage, () => artifacts.upload(succeeded, output, signal))
+    .catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+  return failure && succeeded ? failed('failed', 'script_failure', failure, 1) : result;
 }
 
 const TIMEOUT_DOCS =

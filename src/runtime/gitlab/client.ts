@@ -18,6 +18,7 @@ import {
   type RunnerInfoOptions,
 } from './runner-info.js';
 import { apiBaseUrl, Transport, type ApiEndpoint, type ApiResponse } from './transport.js';
+import { ArtifactsApi } from './artifacts-api.js';
 
 export interface GitlabClientOptions {
   /** The GitLab URL as configured (`https://gitlab.example.com`, `/ci` suffix allowed). */
@@ -122,6 +123,8 @@ export class GitlabClient {
   private token: string;
   /** Tokens replaced by rotation: still scrubbed from anything logged. */
   private readonly retiredTokens: string[] = [];
+  /** The artifact endpoints (§6), streamed; same base URL, fetch, time and secrets as the rest. */
+  readonly artifacts: ArtifactsApi;
 
   constructor(private readonly opts: GitlabClientOptions) {
     this.token = opts.token;
@@ -136,6 +139,14 @@ export class GitlabClient {
       time: opts.time,
       log: opts.log,
       onApiRequest: opts.onApiRequest,
+    });
+    this.artifacts = new ArtifactsApi({
+      baseUrl: this.baseUrl,
+      userAgent: runnerUserAgent(opts.version),
+      fetch: opts.fetch,
+      time: opts.time,
+      random: opts.random,
+      scrub: (text) => this.transport.scrub(text),
     });
   }
 

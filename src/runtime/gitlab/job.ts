@@ -30,6 +30,18 @@ export interface JobImage {
   pull_policy?: string[];
 }
 
+/** One `cache[]` entry (gitlabhq `lib/api/entities/ci/job_request/cache.rb`). */
+export interface JobCache {
+  key?: string;
+  untracked?: boolean;
+  /** `pull`, `push`, `pull-push` (also when empty); may hold `$VAR`s. */
+  policy?: string;
+  paths?: string[];
+  /** `on_success` (also when empty), `on_failure`, `always`. */
+  when?: string;
+  fallback_keys?: string[];
+}
+
 export interface GitInfo {
   repo_url: string;
   ref: string;
@@ -54,16 +66,41 @@ export interface JobPayload {
   steps: JobStep[];
   image?: JobImage | null;
   services?: unknown[];
-  /** Artifacts to upload; runfleet does not upload them yet (it says so in the job log). */
-  artifacts?: { name?: string; paths?: string[]; artifact_type?: string }[] | null;
-  /** Caches; not restored or saved by runfleet yet (said in the job log). */
-  cache?: { key?: string; paths?: string[] }[] | null;
-  /** Jobs whose artifacts this one downloads. */
-  dependencies?: { id: number; name: string; artifacts_file?: { filename: string; size: number } }[] | null;
+  /** Artifacts to upload after `after_script` (§6). */
+  artifacts?: JobArtifact[] | null;
+  /** Caches, restored before the steps and saved after them (runtime/cache). */
+  cache?: JobCache[] | null;
+  /** Jobs whose artifacts this one downloads before its steps (§6). */
+  dependencies?: JobDependency[] | null;
   hooks?: { name: string; script: string[] }[];
   features?: { trace_sections?: boolean; token_mask_prefixes?: string[]; failure_reasons?: string[] };
   /** Step-runner steps as a JSON string, replacing `steps` (§2); runfleet refuses such jobs. */
   run?: string;
+}
+
+/** One `artifacts[]` entry (`G:lib/api/entities/ci/job_request/artifacts.rb`). */
+export interface JobArtifact {
+  name?: string;
+  untracked?: boolean;
+  paths?: string[];
+  exclude?: string[];
+  /** `on_success` (also when empty), `on_failure` or `always`. */
+  when?: string;
+  expire_in?: string | null;
+  /** `archive`, or a report type (`junit`, `dotenv`, …). */
+  artifact_type?: string;
+  /** `zip`, `gzip`, `raw` (and zstd formats runfleet does not write). */
+  artifact_format?: string;
+}
+
+/** One `dependencies[]` entry (`G:lib/api/entities/ci/job_request/dependency.rb`). */
+export interface JobDependency {
+  id: number;
+  name: string;
+  /** The token to download with (the running job's own). Secret. */
+  token?: string;
+  /** Present only when the dependency has an artifacts archive. */
+  artifacts_file?: { filename: string; size: number } | null;
 }
 
 /** Why a job failed, as GitLab understands it (§3). */

@@ -45,16 +45,6 @@ export function unsupportedJobReason(job: JobPayload): string | undefined {
  */
 export function unsupportedJobWarnings(job: JobPayload): string[] {
   const warnings: string[] = [];
-  const artifacts = (job.artifacts ?? []).filter((a) => (a.paths?.length ?? 0) > 0 || a.artifact_type);
-  if (artifacts.length > 0) {
-    warnings.push("runfleet does not upload artifacts yet: this job's artifacts will not be uploaded");
-  }
-  if ((job.cache ?? []).some((c) => (c.paths?.length ?? 0) > 0)) {
-    warnings.push('runfleet does not restore or save caches yet: this job runs without its cache');
-  }
-  if ((job.dependencies ?? []).some((d) => d.artifacts_file)) {
-    warnings.push('runfleet does not download artifacts yet: artifacts of earlier jobs are not available');
-  }
   if ((job.services?.length ?? 0) > 0) {
     warnings.push("runfleet does not start services yet: the job's services are not running");
   }

@@ -19,20 +19,24 @@ export const RUNFLEET_FEATURES = {
   // Set per executor below (`image: true` for docker).
   image: false,
   services: false,
-  artifacts: false,
-  cache: false,
-  fallback_cache_keys: false,
+  // §6: upload_artifacts_* (archive zip), reports as gzip, raw files, artifacts:exclude
+  // (executors/artifact-stages.ts over runtime/transfer).
+  artifacts: true,
+  // restore_cache / archive_cache with fallback_keys (runtime/cache/job-caches.ts); GitLab drops a
+  // job with fallback_keys as runner_unsupported for a runner without fallback_cache_keys.
+  cache: true,
+  fallback_cache_keys: true,
   // Set per executor below (instance: jobs share the host).
   shared: false,
-  upload_multiple_artifacts: false,
-  upload_raw_artifacts: false,
+  upload_multiple_artifacts: true,
+  upload_raw_artifacts: true,
   session: false,
   terminal: false,
   refspecs: true,
   masking: true,
   proxy: false,
   raw_variables: true,
-  artifacts_exclude: false,
+  artifacts_exclude: true,
   // A `release` step needs release-cli support runfleet does not ship.
   multi_build_steps: false,
   trace_reset: true,

@@ -227,6 +227,98 @@ t.test('artifacts: upload stores the file part and query, download returns it', 
   t.equal((await api('jobs/5/artifacts', { headers: { 'JOB-TOKEN': 'x' } })).status, 403);
 });
 
+t.test('jobs/request drops a job needing a feature the runner lacks as runner_unsupported', async (t) => {
+  const { c, json } = await start(t);
+  const reports = exampleJob(21, {
+    artifacts: [{ paths: ['r.xml'], artifact_type: 'junit', artifact_format: 'gzip' }],
+  });
+  const exclude = exampleJob(22, { artifacts: [{ paths: ['dist/'], exclude: ['dist/tmp/**'] }] });
+  const plain = exampleJob(23, { artifacts: [{ paths: ['dist/'] }] });
+  for (const j of [reports, exclude, plain]) c.enqueue(j);
+  const got = await json('POST', 'jobs/request', { token: TOKEN, info: { features: { artifacts: true } } });
+  t.equal(((await got.json()) as { id: number }).id, 23, 'the first job this runner can run');
+  t.match(
+    c.job(21),
+    { state: 'failed', failure_reason: 'runner_unsupported' },
+    'reports need upload_multiple_artifacts',
+  );
+  t.match(
+    c.job(22),
+    { state: 'failed', failure_reason: 'runner_unsupported' },
+    'exclude needs artifacts_exclude',
+  );
+  c.enqueue(exampleJob(24, { artifacts: [{ paths: ['r.xml'], artifact_type: 'junit', exclude: ['x'] }] }));
+  const features = { artifacts: true, upload_multiple_artifacts: true, artifacts_exclude: true };
+  const ok = await json('POST', 'jobs/request', { token: TOKEN, info: { features } });
+  t.equal(ok.status, 201, 'a runner with the features gets it');
+});
+
+t.test(
+  'artifacts: 413 over the limit, token checks, 302 to object storage, dotenv for dependents',
+  async (t) => {
+    const { c, api, json } = await start(t, { maxArtifactBytes: 1000, objectStorage: true });
+    c.enqueue(exampleJob(31, { name: 'build' }));
+    const build = (await (await json('POST', 'jobs/request', { token: TOKEN })).json()) as ReturnType<
+      typeof exampleJob
+    >;
+    const post = (query: string, data: Buffer, token = build.token, name = 'artifacts.zip') => {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(data)]), name);
+      return api(`jobs/31/artifacts?${query}`, {
+        method: 'POST',
+        headers: { 'JOB-TOKEN': token },
+        body: form,
+      });
+    };
+    t.equal(
+      (await post('artifact_type=archive', Buffer.alloc(10), 'glcbt-wrong')).status,
+      403,
+      'wrong job token',
+    );
+    t.equal((await post('artifact_type=archive', Buffer.alloc(5000))).status, 413, 'over max_artifacts_size');
+    t.equal((await post('artifact_type=archive&artifact_format=zip', Buffer.from('PKzip'))).status, 201);
+    const { gzipSync } = await import('node:zlib');
+    const dotenv = gzipSync('BUILD_VERSION=1.2.3\nEMPTY=\n');
+    t.equal(
+      (await post('artifact_type=dotenv&artifact_format=gzip', dotenv, build.token, 'dotenv.gz')).status,
+      201,
+    );
+    t.equal((await post('artifact_type=dotenv&artifact_format=gzip', gzipSync('not a line'))).status, 400);
+    t.same(c.job(31)?.dotenv, { BUILD_VERSION: '1.2.3', EMPTY: '' });
+
+    c.enqueue(exampleJob(32, { name: 'test', dependencies: [{ id: 31, name: 'build' }] }));
+    const test = (await (await json('POST', 'jobs/request', { token: TOKEN })).json()) as ReturnType<
+      typeof exampleJob
+    >;
+    t.same(test.dependencies, [
+      { id: 31, name: 'build', token: test.token, artifacts_file: { filename: 'artifacts.zip', size: 5 } },
+    ]);
+    t.ok(
+      test.variables.some((v) => v.key === 'BUILD_VERSION' && v.value === '1.2.3'),
+      'dotenv reaches the dependent',
+    );
+
+    t.equal((await api('jobs/31/artifacts', { headers: { 'JOB-TOKEN': 'glcbt-nobody' } })).status, 403);
+    const redirect = await api('jobs/31/artifacts?direct_download=true', {
+      headers: { 'JOB-TOKEN': test.token },
+      redirect: 'manual',
+    });
+    t.equal(redirect.status, 302);
+    const location = redirect.headers.get('location') ?? '';
+    t.not(new URL(location).origin, new URL(c.url).origin, 'a second server');
+    const fromStorage = await fetch(location);
+    t.equal(Buffer.from(await fromStorage.arrayBuffer()).toString(), 'PKzip');
+    t.equal(
+      (await fetch(location.replace(/X-Signature=\w+/, 'X-Signature=bad'))).status,
+      403,
+      'unsigned is refused',
+    );
+    t.equal(c.objectStorageRequests().length, 2);
+    const direct = await api('jobs/31/artifacts', { headers: { 'JOB-TOKEN': test.token } });
+    t.equal(await direct.text(), 'PKzip', 'without direct_download the coordinator serves it');
+  },
+);
+
 t.test('unknown routes are 404 JSON; waitFor resolves and times out', async (t) => {
   const { c, api } = await start(t);
   const r = await api('projects');

@@ -48,7 +48,7 @@ t.test('verify: 200 with id, headers, info and system_id; 403 is a token error',
   t.equal(info.version, '0.1.0');
   t.equal(info.shell, 'bash');
   t.match(info.features, { cancelable: true, cancel_gracefully: true, trace_checksum: true, masking: true });
-  t.notOk(info.features['artifacts'], 'does not claim artifacts');
+  t.equal(info.features['artifacts'], true, 'claims artifacts (§6)');
   t.notOk(info.features['cache'], 'does not claim cache');
 
   const log = recordingLog();

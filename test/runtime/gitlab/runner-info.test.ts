@@ -80,9 +80,6 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
   );
   t.same(Object.keys(RUNFLEET_FEATURES), gitlabRunnerKeys, 'in gitlab-runner order');
   for (const off of [
-    'artifacts',
-    'cache',
-    'upload_multiple_artifacts',
     'two_phase_job_commit',
     'session',
     'terminal',
@@ -98,6 +95,18 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
   t.equal(docker.executor, 'docker-autoscaler', "gitlab-runner's name for docker on autoscaled instances");
   t.equal(docker.features['image'], true);
   t.equal(docker.features['shared'], false);
+  t.equal(info.features['cache'], true, 'caches are restored and saved (runtime/cache)');
+  t.equal(info.features['fallback_cache_keys'], true, 'fallback_keys are tried in order');
+  // The artifact features, each implemented by executors/artifact-stages.ts and proven by
+  // test/runtime/integration/artifact-jobs.test.ts against a coordinator that drops jobs as
+  // runner_unsupported when one is missing.
+  t.same(
+    Object.keys(info.features)
+      .filter((k) => k.includes('artifacts') && info.features[k])
+      .sort(),
+    ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
+    'exactly the artifact features implemented',
+  );
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });
 

@@ -69,6 +69,28 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
     t.same(await nothingLeft(), { clean: true, containers: [], processes: [] }, 'containers removed');
   });
 
+  t.test('artifacts: a job in the busybox image uploads, a dependent job gets them back', async (t) => {
+    // The image has no tar or zip of GitLab's: the build dir is on the host, read from there.
+    h.enqueue(11, {
+      name: 'build',
+      script: ['mkdir -p dist/sub', 'echo built-in-busybox > dist/sub/out.txt', 'echo skip > dist/skip.log'],
+      artifacts: [{ name: 'dist', paths: ['dist/'], exclude: ['**/*.log'], artifact_format: 'zip' }],
+    });
+    const build = await h.finished(11, 30_000);
+    t.equal(build.state, 'success', build.log);
+    t.match(build.log, 'dist: found 3 matching artifact files and directories');
+    t.match(build.log, '**/*.log: excluded 1 files');
+    h.enqueue(12, {
+      dependencies: [{ id: 11, name: 'build' }],
+      script: ['cat dist/sub/out.txt', 'test ! -e dist/skip.log && echo "no-log:$CI_JOB_ID"'],
+    });
+    const test = await h.finished(12, 30_000);
+    t.equal(test.state, 'success', test.log);
+    t.match(test.log, 'built-in-busybox');
+    t.match(test.log, 'no-log:12');
+    t.same(await nothingLeft(), { clean: true, containers: [], processes: [] }, 'containers removed');
+  });
+
   t.test('a missing image fails as image_pull_failure with a message naming it', async (t) => {
     // A registry on a closed loopback port: the pull fails at once, without leaving the machine.
     const image = '127.0.0.1:9/runfleet-test/missing:1';

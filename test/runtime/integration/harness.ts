@@ -13,6 +13,7 @@ import {
   startCoordinator,
   type Coordinator,
   type CoordinatorJobView,
+  type CoordinatorOptions,
 } from '../../../src/devtools/coordinator/server.js';
 import { exampleJob, type ExampleJobOptions } from '../../../src/devtools/coordinator/example-job.js';
 import { startManager, type Manager } from '../../../src/cli/root.js';
@@ -35,6 +36,10 @@ export interface HarnessOptions {
   providers?: ProviderBuilder;
   /** Daemon tick while nothing moves. @default 1000 */
   intervalMs?: number;
+  /** More environment for the manager (secrets fleet files reference). */
+  env?: Record<string, string>;
+  /** Coordinator options besides the runner token (artifact limits, object storage). */
+  coordinator?: Omit<CoordinatorOptions, 'runnerTokens'>;
 }
 
 export interface Harness {
@@ -84,7 +89,11 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
   const dir = mkdtempSync(join(tmpdir(), 'rf-it-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const token = `glrt-it${randomBytes(12).toString('hex')}`;
-  const coordinator = await startCoordinator({ runnerTokens: [token], longPollMs: 1000 });
+  const coordinator = await startCoordinator({
+    runnerTokens: [token],
+    longPollMs: 1000,
+    ...opts.coordinator,
+  });
   t.teardown(() => coordinator.close());
 
   writeFileSync(
@@ -99,7 +108,7 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
       graceMs: 5000,
       intervalMs: opts.intervalMs ?? 1000,
       logger: memoryLogger(logs),
-      env: { [TOKEN_ENV]: token },
+      env: { ...opts.env, [TOKEN_ENV]: token },
       // Both run on the scaled timers below: 5000 → 50 ms between empty job requests.
       checkIntervalMs: 5000,
       runtimeTime: scaledTime(0.01),

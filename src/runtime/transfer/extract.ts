@@ -1,0 +1,199 @@
+/**
+ * Unpacks a zip (an artifacts archive from GitLab, a cache) into a directory on an instance
+ * (docs/gitlab-job-api.md §6a): the zip, spooled on the manager's disk (spool.ts), is read entry
+ * by entry (yauzl) and re-packed as a tar stream (tar-stream) into `tar -x` on the instance, over
+ * the job's connector. The instance needs only sh, mkdir and tar; the manager holds one chunk at
+ * a time.
+ *
+ * Entries that would land outside the directory (absolute names, `..`, or a path below a symlink
+ * the same archive made) are skipped and reported, never written.
+ */
+import type { Readable, Writable } from 'node:stream';
+import tar from 'tar-stream';
+import yauzl from 'yauzl';
+import type { Connector } from '../connectors/connector.js';
+import { shellQuote } from '../script/shell-quote.js';
+import { TransferError } from './errors.js';
+
+export interface ExtractOptions {
+  /** Absolute POSIX directory on the instance; created if missing. */
+  root: string;
+  /** The zip, on the manager's disk. */
+  zipFile: string;
+  signal?: AbortSignal;
+}
+
+export interface ExtractSummary {
+  entries: number;
+  bytes: number;
+  /** Entries not written, with why (`../x: outside the directory`). */
+  skipped: string[];
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+/** The instance side: a tar stream on stdin, unpacked without taking the archive's owners. */
+export function tarExtractCommand(root: string): string {
+  const q = shellQuote(root);
+  return `mkdir -p ${q} && cd ${q} || exit 3\nexec tar -x -o -f -`;
+}
+
+export async function extractZip(connector: Connector, opts: ExtractOptions): Promise<ExtractSummary> {
+  const zip = await openZip(opts.zipFile);
+  const summary: ExtractSummary = { entries: 0, bytes: 0, skipped: [] };
+  const pack = tar.pack();
+  const stderr: Buffer[] = [];
+  let proc;
+  try {
+    proc = await connector.spawn(tarExtractCommand(opts.root), {
+      onStderr: (c) => {
+        if (stderr.length < 16) stderr.push(c);
+      },
+      signal: opts.signal,
+    });
+  } catch (e) {
+    zip.close();
+    throw e;
+  }
+  const stdin = proc.stdin;
+  const piped = new Promise<void>((resolve, reject) => {
+    (pack as unknown as Readable).on('error', reject);
+    stdin.on('error', reject);
+    stdin.on('finish', resolve);
+    (pack as unknown as Readable).pipe(stdin);
+  });
+  piped.catch(() => undefined);
+
+  try {
+    await packEntries(zip, pack, summary);
+    pack.finalize();
+    await piped;
+  } catch (e) {
+    proc.kill();
+    zip.close();
+    await proc.done.catch(() => undefined);
+    throw e instanceof TransferError ? e : new TransferError(`extracting failed: ${(e as Error).message}`);
+  }
+  const res = await proc.done;
+  if (res.aborted || opts.signal?.aborted) throw new TransferError('extracting was stopped');
+  if (res.exitCode !== 0) {
+    const why = Buffer.concat(stderr).toString('utf8').trim().split('\n').slice(-3).join('; ');
+    throw new TransferError(
+      res.exitCode === 3
+        ? `cannot create ${opts.root} on the instance${why ? `: ${why}` : ''}`
+        : `tar -x on the instance failed (exit code ${res.exitCode})${why ? `: ${why}` : ''}`,
+    );
+  }
+  return summary;
+}
+
+function openZip(path: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(
+      path,
+      { lazyEntries: true, autoClose: false, decodeStrings: true, strictFileNames: false },
+      (err, zip) =>
+        err || !zip
+          ? reject(new TransferError(`not a valid zip archive: ${err?.message ?? 'unreadable'}`))
+          : resolve(zip),
+    );
+  });
+}
+
+/** Why `name` must not be written; undefined when it is safe. */
+export function unsafeEntryName(name: string, symlinks: ReadonlySet<string>): string | undefined {
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return 'an absolute path';
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..') || parts.length === 0) return 'outside the directory';
+  for (let i = 1; i < parts.length; i++) {
+    if (symlinks.has(parts.slice(0, i).join('/'))) return 'below a symlink of the same archive';
+  }
+  return undefined;
+}
+
+async function packEntries(zip: yauzl.ZipFile, pack: tar.Pack, summary: ExtractSummary): Promise<void> {
+  const symlinks = new Set<string>();
+  await new Promise<void>((resolve, reject) => {
+    zip.on('error', reject);
+    zip.on('end', resolve);
+    zip.on('entry', (entry: yauzl.Entry) => {
+      handle(entry).then(
+        () => zip.readEntry(),
+        (e: unknown) => reject(e),
+      );
+    });
+    const handle = async (entry: yauzl.Entry): Promise<void> => {
+      const raw = entry.fileName.replace(/\\/g, '/');
+      const name = raw
+        .split('/')
+        .filter((p) => p !== '' && p !== '.')
+        .join('/');
+      const why = unsafeEntryName(raw, symlinks);
+      if (why) {
+        summary.skipped.push(`${raw}: ${why}`);
+        return;
+      }
+      const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;
+      const isDir = raw.endsWith('/') || (unixMode & S_IFMT) === S_IFDIR;
+      const isLink = (unixMode & S_IFMT) === S_IFLNK;
+      const mtime = entry.getLastModDate();
+      summary.entries++;
+      if (isDir) {
+        await addEntry(pack, { name, type: 'directory', mode: perm(unixMode, 0o755), mtime });
+        return;
+      }
+      const body = await openEntry(zip, entry);
+      if (isLink) {
+        const target = await readSmall(body, 4096);
+        symlinks.add(name);
+        await addEntry(pack, { name, type: 'symlink', linkname: target, mode: perm(unixMode, 0o777), mtime });
+        return;
+      }
+      summary.bytes += entry.uncompressedSize;
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry(
+          { name, type: 'file', size: entry.uncompressedSize, mode: perm(unixMode, 0o644), mtime },
+          (err) => (err ? reject(err) : resolve()),
+        ) as unknown as Writable;
+        body.on('error', reject);
+        body.pipe(sink);
+      });
+    };
+    zip.readEntry();
+  });
+  zip.close();
+}
+
+function perm(unixMode: number, fallback: number): number {
+  const p = unixMode & 0o7777;
+  return p === 0 ? fallback : p;
+}
+
+function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    pack.entry(header, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) =>
+      err || !stream
+        ? reject(new TransferError(`cannot read ${entry.fileName}: ${err?.message}`))
+        : resolve(stream),
+    );
+  });
+}
+
+async function readSmall(body: Readable, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    size += (c as Buffer).length;
+    if (size > max) throw new TransferError('a symlink target longer than 4096 bytes');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
