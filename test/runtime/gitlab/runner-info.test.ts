@@ -79,13 +79,7 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
     'exactly the keys gitlab-runner sends',
   );
   t.same(Object.keys(RUNFLEET_FEATURES), gitlabRunnerKeys, 'in gitlab-runner order');
-  for (const off of [
-    'two_phase_job_commit',
-    'session',
-    'terminal',
-    'vault_secrets',
-    'image',
-  ]) {
+  for (const off of ['two_phase_job_commit', 'session', 'terminal', 'vault_secrets', 'image']) {
     t.equal(info.features[off], false, `${off}: false, and sent`);
   }
   for (const on of ['variables', 'masking', 'refspecs', 'cancel_gracefully', 'trace_checksum', 'shared']) {
