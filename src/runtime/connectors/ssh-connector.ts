@@ -23,7 +23,6 @@
  * process that merely reuses a pid is never touched.
  */
 import { randomBytes } from 'node:crypto';
-import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { FleetError, isFleetError } from '../../errors.js';
@@ -105,28 +104,6 @@ interface Connection {
   raw?: Client;
   /** Resolves when `raw`'s socket has closed. */
   closed?: Promise<void>;
-}
-
-/**
- * Corks `sock` at the first write of a tick and uncorks it on the next: the writes in between
- * leave in one system call (bench/dispatch: socket writes were the largest CPU cost per job).
- */
-function coalescedWrites(sock: Socket): Socket {
-  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
-  let corked = false;
-  const flush = (): void => {
-    corked = false;
-    sock.uncork();
-  };
-  sock.write = ((...args: unknown[]) => {
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      process.nextTick(flush);
-    }
-    return write(...args);
-  }) as Socket['write'];
-  return sock;
 }
 
 /** ssh2's error for a channel the server refused (`SSH_MSG_CHANNEL_OPEN_FAILURE`). */
@@ -236,15 +213,7 @@ export class SshConnector implements Connector {
         this.forget(conn);
         reject(this.connectError(new Error('connection closed during handshake'), verdict));
       });
-      // Our own socket (ssh2 waits for its `connect`), whose writes within one tick go out as one
-      // writev: ssh2 writes every packet on its own, and a command's open, exec, data and EOF
-      // packets are sent together.
-      const sock = coalescedWrites(new Socket());
-      sock.setNoDelay(true);
-      sock.setMaxListeners(0);
-      sock.connect({ host: this.target.host, port: this.target.port });
       client.connect({
-        sock,
         host: this.target.host,
         port: this.target.port,
         username: this.target.username,
