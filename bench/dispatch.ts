@@ -406,6 +406,7 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
   await sleep(3500);
   const inRun = (id: number) => id >= 20_000 && id < 20_000 + N;
+  const intakeCpu0 = cpuMs();
   const t0 = await coordinator.enqueue(
     Array.from({ length: N }, (_, i) => ({ id: 20_000 + i, script: ['true'] })),
   );
@@ -413,6 +414,9 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   const assignedEvents = coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!));
   const assignS = (Math.max(...assignedEvents.map((e) => e.at!)) - t0) / 1000;
   const assigned = { size: assignedEvents.length };
+  const times = assignedEvents.map((e) => (e.at! - t0) / 1000).sort((a, b) => a - b);
+  const share = (q: number) => f1(times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN);
+  const assignedCpu = (cpuMs() - intakeCpu0) / N;
   // Let them finish, then count job requests over 9 s of an empty queue.
   await coordinator.until(() => coordinator.count('finished', inRun) >= assigned.size, 120_000);
   await sleep(3500);
@@ -422,6 +426,9 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   console.log(`${N} queued jobs, coordinator +50 ms per request, request_concurrency 16`);
   console.log(
     `  assigned ${assigned.size}/${N} in ${f1(assignS)} s (target < 5 s)   empty queue: ${perS.toFixed(2)} requests/s (target <= 2)`,
+  );
+  console.log(
+    `  assigned by: 10% ${share(0.1)} s, 50% ${share(0.5)} s, 90% ${share(0.9)} s; manager CPU until the last assignment ${assignedCpu.toFixed(2)} ms/job`,
   );
   await m.stop();
   await coordinator.close();

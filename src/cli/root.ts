@@ -9,11 +9,9 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadFleets } from '../config/index.js';
-import { watchFleetDir } from '../daemon/config-watcher.js';
-import { Daemon } from '../daemon/daemon.js';
-import { defaultSystemId } from '../daemon/daemon-options.js';
-import { bindDaemonServer, type DaemonServer } from '../daemon/http.js';
-import { DaemonMetrics } from '../daemon/metrics.js';
+import type { Daemon } from '../daemon/daemon.js';
+import type { DaemonServer } from '../daemon/http.js';
+import type { FleetRunners } from '../runtime/fleet-runners.js';
 import { ErrorCode, FleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
 import type { GroupRef } from '../model/observed.js';
@@ -21,13 +19,6 @@ import { createLocalProvider } from '../providers/local/index.js';
 import type { Provider } from '../providers/provider.js';
 import { ProviderRegistry, type ProviderBuilder } from '../providers/registry.js';
 import { createStaticProvider } from '../providers/static/index.js';
-import { KnownHostsFile } from '../runtime/connectors/known-hosts.js';
-import { SshConnectorPool } from '../runtime/connectors/ssh-connector.js';
-import { FleetRunners } from '../runtime/fleet-runners.js';
-import { CacheStores } from '../runtime/cache/cache-stores.js';
-import { GitlabClient } from '../runtime/gitlab/client.js';
-import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
-import { SlotScheduler } from '../runtime/slots/scheduler.js';
 import { openSqliteStore } from '../store/index.js';
 import { LedgerWriter } from '../store/ledger-writer.js';
 import type { StateStore } from '../store/store.js';
@@ -177,18 +168,74 @@ export interface Manager {
 }
 
 /** Builds and starts the long-running manager (`runfleet watch`, `runfleet demo`). */
+/**
+ * What only the manager (`watch`, `demo`) runs: the daemon, the job runtime (ssh2), metrics. Loaded
+ * here on first use, so `plan`, `apply` and `validate` do not load them at start-up.
+ */
+async function managerModules() {
+  const [watcher, daemon, options, http, metrics, knownHosts, ssh, runners, gitlab, probe, slots, caches] =
+    await Promise.all([
+      import('../daemon/config-watcher.js'),
+      import('../daemon/daemon.js'),
+      import('../daemon/daemon-options.js'),
+      import('../daemon/http.js'),
+      import('../daemon/metrics.js'),
+      import('../runtime/connectors/known-hosts.js'),
+      import('../runtime/connectors/ssh-connector.js'),
+      import('../runtime/fleet-runners.js'),
+      import('../runtime/gitlab/client.js'),
+      import('../runtime/readiness-probe.js'),
+      import('../runtime/slots/scheduler.js'),
+      import('../runtime/cache/cache-stores.js'),
+    ]);
+  return {
+    ...watcher,
+    ...daemon,
+    ...options,
+    ...http,
+    ...metrics,
+    ...knownHosts,
+    ...ssh,
+    ...runners,
+    ...gitlab,
+    ...probe,
+    ...slots,
+    ...caches,
+  };
+}
+type ManagerModules = Awaited<ReturnType<typeof managerModules>>;
+
 export async function startManager(opts: GlobalOptions, m: ManagerOptions): Promise<Manager> {
+  const mods = await managerModules();
   // Bound first: a taken port must fail before the lock is taken or any instance is created.
-  const server = await bindDaemonServer(m.listen);
+  const server = await mods.bindDaemonServer(m.listen);
   try {
-    return await startBound(opts, m, server);
+    return await startBound(opts, m, server, mods);
   } catch (e) {
     await server.close();
     throw e;
   }
 }
 
-async function startBound(opts: GlobalOptions, m: ManagerOptions, server: DaemonServer): Promise<Manager> {
+async function startBound(
+  opts: GlobalOptions,
+  m: ManagerOptions,
+  server: DaemonServer,
+  mods: ManagerModules,
+): Promise<Manager> {
+  const {
+    DaemonMetrics,
+    defaultSystemId,
+    SlotScheduler,
+    SshConnectorPool,
+    KnownHostsFile,
+    FleetRunners,
+    GitlabClient,
+    Daemon,
+    connectorReadinessProbe,
+    watchFleetDir,
+    CacheStores,
+  } = mods;
   const initial = await loadFleets(opts.dir);
   const ctx = await openContext(
     opts,

@@ -3,8 +3,8 @@
  * errors into short messages an operator can act on, each with the JSON pointer it is about.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { PositionTarget } from './yaml-source.js';
 import { fieldPath, looksLikeToken, toPointer, pointerSegments } from './issues.js';
 import type { WrittenFleet } from './fleet.generated.js';
@@ -31,17 +31,46 @@ export function fleetSchema(): Record<string, unknown> {
   return schemaCache;
 }
 
-let validatorCache: ValidateFunction<WrittenFleet> | undefined;
-function validator(): ValidateFunction<WrittenFleet> {
-  if (validatorCache) return validatorCache;
-  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, allowUnionTypes: true });
-  // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
-  const addFormats = addFormatsModule as unknown as { default: (a: Ajv) => Ajv };
+// ajv is CommonJS and loaded only when the schema must be compiled here (see `validator`).
+const require = createRequire(import.meta.url);
+
+/**
+ * Compiles the fleet schema with runfleet's ajv options. `source: true` keeps the generated code
+ * for ajv's standalone output (scripts/gen-validator.mjs precompiles it at build time).
+ */
+export function compileFleetValidator(opts: { source?: boolean } = {}): {
+  ajv: Ajv;
+  validate: ValidateFunction<WrittenFleet>;
+} {
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const ajv = new AjvClass({
+    allErrors: true,
+    verbose: true,
+    discriminator: true,
+    allowUnionTypes: true,
+    ...(opts.source ? { code: { source: true } } : {}),
+  });
+  // ajv-formats is CommonJS: its default export arrives wrapped.
+  const addFormats = require('ajv-formats') as { default: (a: Ajv) => Ajv };
   addFormats.default(ajv);
   // Our one custom annotation: a schema-side message for pattern/format/anyOf/oneOf failures
   // (VS Code's JSON support reads the same keyword).
   ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
-  validatorCache = ajv.compile<WrittenFleet>(fleetSchema());
+  return { ajv, validate: ajv.compile<WrittenFleet>(fleetSchema()) };
+}
+
+/** Built by `npm run build` beside the compiled module (dist/config/); absent in src/config. */
+const PRECOMPILED = './fleet-validator.cjs';
+
+let validatorCache: ValidateFunction<WrittenFleet> | undefined;
+function validator(): ValidateFunction<WrittenFleet> {
+  if (validatorCache) return validatorCache;
+  try {
+    validatorCache = (require(PRECOMPILED) as { default: ValidateFunction<WrittenFleet> }).default;
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'MODULE_NOT_FOUND') throw e;
+    validatorCache = compileFleetValidator().validate;
+  }
   return validatorCache;
 }
 

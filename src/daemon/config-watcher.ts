@@ -12,7 +12,7 @@ export interface ConfigWatcher {
 }
 
 export interface ConfigWatcherOptions {
-  /** How long the first event of a burst waits for the rest of it. @default 30 */
+  /** How long the first event of a burst waits for the rest of it. @default 20 */
   settleMs?: number;
   logger: Logger;
 }
@@ -24,7 +24,7 @@ export async function watchFleetDir(
   onChange: () => Promise<void>,
   opts: ConfigWatcherOptions,
 ): Promise<ConfigWatcher> {
-  const settleMs = opts.settleMs ?? 30;
+  const settleMs = opts.settleMs ?? 20;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   /** An event arrived while a reload ran: reload once more after it. */

@@ -28,6 +28,39 @@ export interface SyncDeps {
   onGone?: (fleet: string, row: LedgerInstance) => void;
   /** Told of each provider call that failed (for status and metrics). */
   onProviderError?: (fleet: string, during: string, error: unknown) => void;
+  /**
+   * Instances whose removal was sent (it may have taken effect even when its answer was lost):
+   * never adopted again while a provider still lists them, since a listing can lag a terminate.
+   */
+  removing?: RemovalMemory;
+}
+
+/**
+ * The ids of instances runfleet asked the provider to remove, per fleet, until a fresh observation
+ * no longer shows them (or `ttlMs` passed, so an id the provider keeps listing is not kept forever).
+ */
+export class RemovalMemory {
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly ttlMs = 15 * 60_000) {}
+
+  note(fleet: string, ids: readonly string[], nowMs: number): void {
+    for (const id of ids) this.ids.set(`${fleet}\u0000${id}`, nowMs);
+  }
+
+  has(fleet: string, id: string, nowMs: number): boolean {
+    const at = this.ids.get(`${fleet}\u0000${id}`);
+    return at !== undefined && nowMs - at < this.ttlMs;
+  }
+
+  /** Forgets the fleet's ids a fresh observation no longer lists (and expired ones). */
+  prune(fleet: string, listed: ReadonlySet<string>, nowMs: number): void {
+    const prefix = `${fleet}\u0000`;
+    for (const [key, at] of this.ids) {
+      if (nowMs - at >= this.ttlMs) this.ids.delete(key);
+      else if (key.startsWith(prefix) && !listed.has(key.slice(prefix.length))) this.ids.delete(key);
+    }
+  }
 }
 
 export interface SyncResult {
@@ -41,7 +74,8 @@ export interface SyncResult {
 
 /**
  * One pass of provider truth into the ledger and the scheduler. `fresh` is false when the groups
- * come from the observe cache: then nothing is declared gone (a cached view may predate it).
+ * come from the observe cache: then nothing is declared gone and nothing is adopted (a cached view
+ * may predate either).
  */
 export async function syncInstances(
   observed: ObservedState,
@@ -56,12 +90,23 @@ export async function syncInstances(
     m.set(row.id, row);
     ledgerByFleet.set(row.fleet, m);
   }
-  const now = deps.time.now().toISOString();
+  const nowDate = deps.time.now();
+  const now = nowDate.toISOString();
   for (const group of observed.groups) {
     const fleet = group.ref.fleet;
     if (!specs.has(fleet) || !group.exists) continue;
     const rows = ledgerByFleet.get(fleet) ?? new Map<string, LedgerInstance>();
     await syncGroup(group, rows, fresh, now, deps, result);
+    if (fresh) {
+      const listed = new Set(group.instances.filter((i) => i.state !== 'gone').map((i) => i.id));
+      deps.removing?.prune(fleet, listed, nowDate.getTime());
+      // The scheduler holds only instances the ledger has: one whose row is gone (removed by a
+      // step that failed for another instance, or by a retry) leaves, and so do its slots; the
+      // slot gauges are counted from what is left, never carried over.
+      for (const inst of deps.slots.instances(fleet)) {
+        if (!rows.has(inst.id)) deps.slots.removeInstance(fleet, inst.id);
+      }
+    }
   }
   return result;
 }
@@ -83,6 +128,10 @@ async function syncGroup(
     const row = rows.get(obs.id);
     if (!row) {
       if (obs.state === 'deleting') continue;
+      // A cached observation may predate a removal, and a provider's listing can lag a terminate
+      // (its answer may have been lost, too): such an instance is leaving, not new. Only a fresh
+      // observation adopts, and never an instance runfleet asked to remove.
+      if (!fresh || deps.removing?.has(fleet, obs.id, Date.parse(now))) continue;
       // Never seen: launched by an increase whose outcome was lost, or by someone else. Adopt it,
       // but probe it before it takes a job: nobody knows what state it is in.
       await deps.ledger.insert({
@@ -221,9 +270,12 @@ export async function retryRemoval(spec: Fleet, ids: string[], deps: SyncDeps): 
   const present = new Set((group?.instances ?? []).filter((i) => i.state !== 'gone').map((i) => i.id));
   const todo = ids.filter((id) => present.has(id));
   for (const id of ids) {
-    if (!present.has(id)) await deps.ledger.remove(spec.name, id);
+    if (present.has(id)) continue;
+    deps.slots.removeInstance(spec.name, id);
+    await deps.ledger.remove(spec.name, id);
   }
   if (todo.length === 0) return [];
+  deps.removing?.note(spec.name, todo, deps.time.now().getTime());
   const intent = await deps.store.openIntent(spec.name, 'decrease', { ids: todo, retry: true });
   try {
     const removed = await provider.decrease(ref, todo);

@@ -19,7 +19,7 @@ import type { CapacityPlan, Plan, RemovalReason } from '../model/plan.js';
 import { planFleets, type FleetConstraints } from '../plan/index.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
 import { specsByName, type ConfigView } from './fleet-config.js';
-import { syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
+import { RemovalMemory, syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
 import { CreationThrottle } from './creation-throttle.js';
 import type { ReadinessBackoff } from './readiness-backoff.js';
@@ -54,6 +54,8 @@ export class Reconciler {
   private cache: { groups: ObservedGroup[]; at: number } | undefined;
   private readonly throttle = new CreationThrottle();
   private readonly reportedErrors = new Set<string>();
+  /** Instances whose removal was sent: never adopted back from a lagging listing. */
+  private readonly removing = new RemovalMemory();
 
   constructor(private readonly deps: ReconcileDeps) {}
 
@@ -107,6 +109,11 @@ export class Reconciler {
     const work = this.claim(plan, view, everySpec, holds, now.getTime(), outcome);
     outcome.expecting = isExpecting(observed) || sync.toProbe.length > 0;
     if (!work) return outcome;
+    for (const fp of plan.fleets) {
+      const ids = (fp.capacity?.remove ?? []).map((r) => r.id);
+      if (ids.length > 0 && !outcome.planErrors.has(fp.fleet))
+        this.removing.note(fp.fleet, ids, now.getTime());
+    }
 
     const started = deps.time.now();
     const result = await applyPlan(plan, view.desired, {
@@ -238,6 +245,7 @@ export class Reconciler {
     const { deps } = this;
     return {
       ...deps,
+      removing: this.removing,
       onGone: (fleet, row) =>
         deps.metrics.lived(fleet, (deps.time.now().getTime() - Date.parse(row.created_at)) / 1000),
     };
@@ -255,7 +263,11 @@ export class Reconciler {
       const stuck = observed.ledger
         .filter((r) => r.fleet === spec.name && r.state === 'deleting' && running.has(r.id))
         .map((r) => r.id);
-      if (stuck.length > 0) await retryRemoval(spec, stuck, this.syncDeps());
+      if (stuck.length === 0) continue;
+      await retryRemoval(spec, stuck, this.syncDeps());
+      // The cached observation still lists them running: a demand pass reusing it must not
+      // find rows missing and take them for new instances.
+      this.invalidate();
     }
   }
 

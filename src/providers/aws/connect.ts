@@ -3,8 +3,9 @@
  * Instance Connect keys expire after 60 s, so nothing here is cached).
  *
  * Credentials:
- * - `use_static_credentials: true`: the key at `connector.key_path` is read at each call through the
- *   injected `readKey` (so a rotated key is picked up) and returned as is;
+ * - `use_static_credentials: true`: the key at `connector.key_path` comes from the injected
+ *   `readKey` (the provider's reads are reused for a few seconds, so a rotated key is still picked
+ *   up) and is returned as is;
  * - otherwise the manager's ephemeral ed25519 public key is pushed with EC2 Instance Connect
  *   `SendSSHPublicKey` for `connector.username`, and its private half is returned. The AMI must
  *   accept Instance Connect keys (ec2-instance-connect package / eic_run_authorized_keys).
@@ -18,7 +19,9 @@ import type { ConnectInfo } from '../provider.js';
 import { callAws, type AwsContext } from './context.js';
 import type { EphemeralSshKey } from './ssh-key.js';
 
-export type ReadKeyFile = (path: string) => Promise<string>;
+import type { ReadKeyFile } from '../key-file.js';
+
+export type { ReadKeyFile };
 
 export interface ConnectDeps {
   connector: ConnectorSpec;

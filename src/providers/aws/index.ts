@@ -3,11 +3,11 @@
  * v3 clients. One provider instance serves every fleet with the same region/profile/endpoint
  * (`awsClientKey`), so `observe` batches all of their groups into one call set.
  */
-import { readFile } from 'node:fs/promises';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { ConnectorSpec, Fleet } from '../../model/fleet.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
 import { systemTime, type Time } from '../../util/time.js';
+import { cachedKeyReader } from '../key-file.js';
 import type { ConnectInfo, Provider } from '../provider.js';
 import { decreaseAwsGroup, heartbeatAwsInstance, increaseAwsGroup } from './capacity.js';
 import { createAwsClients, type AwsClientOptions, type AwsClients } from './clients.js';
@@ -92,7 +92,7 @@ export function createAwsProvider(opts: AwsProviderOptions): AwsProvider {
   let sshKey = opts.sshKey;
   const ephemeralKey = (): EphemeralSshKey =>
     (sshKey ??= EphemeralSshKey.generate(`runfleet-${opts.manager ?? 'manager'}`));
-  const readKey: ReadKeyFile = opts.readKey ?? ((path) => readFile(path, 'utf8'));
+  const readKey: ReadKeyFile = cachedKeyReader(opts.readKey, time);
 
   const connectorOf = (ref: GroupRef): ConnectorSpec => {
     const connector = opts.connectorFor?.(ref) ?? appliedConnectors.get(ref.fleet);

@@ -5,7 +5,6 @@
  * reports the group as fixed-capacity so the planner plans no increase or removal. Unreachable
  * hosts are reported unhealthy, with a warning the plan shows.
  */
-import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { parseHostPort } from '../../config/hosts.js';
 import { ErrorCode, FleetError } from '../../errors.js';
@@ -13,6 +12,7 @@ import type { ConnectorSpec, StaticProviderSpec } from '../../model/fleet.js';
 import type { Diagnostic } from '../../model/plan.js';
 import type { GroupRef, ObservedGroup } from '../../model/observed.js';
 import { systemTime, type Time } from '../../util/time.js';
+import { cachedKeyReader } from '../key-file.js';
 import type { ConnectInfo, Provider } from '../provider.js';
 
 /** Answers whether an SSH server answers at host:port within the timeout. */
@@ -27,7 +27,7 @@ export interface StaticProviderOptions {
   /** @default 3000 */
   probeTimeoutMs?: number;
   time?: Time;
-  /** @default fs.readFile utf8 */
+  /** Reused for a few seconds (`cachedKeyReader`). @default fs.readFile utf8 */
   readKey?: (path: string) => Promise<string>;
 }
 
@@ -46,7 +46,7 @@ export function createStaticProvider(opts: StaticProviderOptions): Provider {
   const probe = opts.probe ?? sshBannerProbe;
   const timeoutMs = opts.probeTimeoutMs ?? 3000;
   const startedAt = (opts.time ?? systemTime).now().toISOString();
-  const readKey = opts.readKey ?? ((path: string) => readFile(path, 'utf8'));
+  const readKey = cachedKeyReader(opts.readKey, opts.time);
 
   const connectorOf = (ref: GroupRef): ConnectorSpec => {
     const connector = opts.connectorFor(ref);

@@ -40,7 +40,10 @@ const TOKEN_CHAR = /[A-Za-z0-9._=-]/;
 const URL_VALUE_CHAR = /[^&\s]/;
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const toLatin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
+// ASCII is the same in both (most secrets and every prefix): no Buffer round trip.
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+const toLatin1 = (s: string) => (ASCII.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1'));
 const caseless = (s: string) =>
   [...s].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRegex(c))).join('');
 
@@ -55,8 +58,38 @@ export interface MaskerOptions {
  * The compiled patterns, shared by every stream of one job. Each stream keeps its own state in a
  * `MaskerStream` so interleaved stdout and stderr cannot hide a secret from each other.
  */
+/**
+ * URL parameters and token prefixes, one pattern per set of prefixes, compiled once per process:
+ * every job has its own secrets (its job token at least), and compiling one pattern of secrets and
+ * prefixes for each job cost more CPU than masking its whole log (bench/dispatch). Secrets are
+ * found with `indexOf` instead.
+ */
+const TOKEN_PATTERNS = new Map<string, RegExp>();
+function tokenPattern(prefixes: readonly string[]): RegExp {
+  const key = prefixes.join('\u0000');
+  let re = TOKEN_PATTERNS.get(key);
+  if (!re) {
+    re = new RegExp(
+      `(?<url>[?&](?:${SENSITIVE_URL_PARAMS.map(caseless).join('|')})=)[^&\\s]*|` +
+        `(?<prefix>${prefixes.map(escapeRegex).join('|')})[A-Za-z0-9._=-]+`,
+      'g',
+    );
+    if (TOKEN_PATTERNS.size < 64) TOKEN_PATTERNS.set(key, re);
+  }
+  return re;
+}
+
+/** One place to mask: a secret, or a token / URL value (`prefix` is what stays visible). */
+interface MaskMatch {
+  index: number;
+  text: string;
+  prefix?: string;
+  url: boolean;
+}
+
 export class MaskRules {
-  readonly pattern: RegExp;
+  /** Shared between jobs: used with `lastIndex` inside one synchronous `find`, never across awaits. */
+  private readonly tokens: RegExp;
   private readonly starts: { text: string; caseless: boolean; whole: boolean }[] = [];
   /** First characters of `starts`: most positions are ruled out by this alone. */
   private readonly firstChars = new Set<string>();
@@ -80,11 +113,7 @@ export class MaskRules {
       ]),
     ].map(toLatin1);
 
-    const alternatives: string[] = [];
-    for (const s of this.secrets) alternatives.push(escapeRegex(s));
-    alternatives.push(`(?<url>[?&](?:${SENSITIVE_URL_PARAMS.map(caseless).join('|')})=)[^&\\s]*`);
-    alternatives.push(`(?<prefix>${prefixes.map(escapeRegex).join('|')})[A-Za-z0-9._=-]+`);
-    this.pattern = new RegExp(alternatives.join('|'), 'g');
+    this.tokens = tokenPattern(prefixes);
 
     // A tail may begin a secret if it is a proper prefix of one (a whole secret is matched by the
     // pattern), or any prefix of a token prefix or URL key: `glpat-` at the end of a write still
@@ -118,6 +147,29 @@ export class MaskRules {
         return false;
       return start.text.startsWith(start.caseless ? tail.toLowerCase() : tail);
     });
+  }
+
+  /**
+   * The leftmost thing to mask in `text` at or after `from`. At one position a secret wins over a
+   * token or URL value, and a longer secret over a shorter one (as one alternation, secrets first
+   * and longest first, would match). `next` caches each secret's next position for one text.
+   */
+  find(text: string, from: number, next: number[]): MaskMatch | undefined {
+    let best: MaskMatch | undefined;
+    for (let k = 0; k < this.secrets.length; k++) {
+      const secret = this.secrets[k]!;
+      let at = next[k] ?? -2;
+      if (at !== -1 && at < from) at = next[k] = text.indexOf(secret, from);
+      if (at >= 0 && (!best || at < best.index)) best = { index: at, text: secret, url: false };
+    }
+    const re = this.tokens;
+    re.lastIndex = from;
+    const m = re.exec(text);
+    if (m && (!best || m.index < best.index)) {
+      const url = m.groups?.['url'];
+      best = { index: m.index, text: m[0], prefix: url ?? m.groups?.['prefix'], url: url !== undefined };
+    }
+    return best;
   }
 
   /** Whether a longer secret could still match where `text` (a complete match) begins. */
@@ -160,20 +212,19 @@ export class MaskerStream {
 
     let out = '';
     let pos = 0;
-    const re = this.rules.pattern;
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
+    const next: number[] = [];
+    for (let m = this.rules.find(text, 0, next); m; m = this.rules.find(text, pos, next)) {
       const start = m.index;
-      const end = start + m[0].length;
-      const prefix = m.groups?.['prefix'] ?? m.groups?.['url'];
+      const end = start + m.text.length;
+      const prefix = m.prefix;
       if (!atEnd && end === text.length) {
         if (prefix !== undefined) {
           // The token runs to the end of what we have: mask it now and swallow its continuation.
           out += text.slice(pos, start) + prefix + MASK;
-          this.swallowing = m.groups?.['url'] !== undefined ? URL_VALUE_CHAR : TOKEN_CHAR;
+          this.swallowing = m.url ? URL_VALUE_CHAR : TOKEN_CHAR;
           return out;
         }
-        if (this.rules.couldGrow(m[0])) {
+        if (this.rules.couldGrow(m.text)) {
           out += text.slice(pos, start);
           this.held = text.slice(start);
           return out;

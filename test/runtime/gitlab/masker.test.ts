@@ -129,3 +129,18 @@ t.test('checksum is crc32:%08x of exactly the stored bytes', async (t) => {
   t.equal(log.checksum(), 'crc32:' + crc32(stored).toString(16).padStart(8, '0'));
   t.equal(log.length, stored.length);
 });
+
+t.test('where a secret and a token or URL value start together, the secret is masked', async (t) => {
+  // The order one alternation of secrets (longest first), URL values and tokens would give.
+  const rules = new MaskRules({ secrets: ['glpat-abc', 'glpat-abcd', 'e=1'] });
+  t.equal(mask(rules, ['x glpat-abcdef y']), 'x [MASKED]ef y', 'the longer secret, then the rest stays');
+  t.equal(mask(rules, ['x glpat-zzz y']), 'x glpat-[MASKED] y', 'a token that is no secret');
+  t.equal(mask(rules, ['u?private_token=e=1&k']), 'u?private_token=[MASKED]&k', 'the URL value starts first');
+  t.equal(mask(rules, ['e=1 glpat-abc e=1']), '[MASKED] [MASKED] [MASKED]', 'each one, left to right');
+  const other = new MaskRules({ secrets: ['tok'] });
+  t.equal(
+    mask(other, ['glpat-abcdef tok']),
+    'glpat-[MASKED] [MASKED]',
+    'rules of another job share the token pattern',
+  );
+});
