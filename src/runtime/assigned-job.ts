@@ -104,7 +104,8 @@ export async function runAssignedJob(
         systemId: deps.systemId,
       }),
     );
-    for (const warning of unsupportedJobWarnings(req.job)) trace.warning(`WARNING: ${warning}`);
+    for (const warning of unsupportedJobWarnings(req.job, req.fleet.executor))
+      trace.warning(`WARNING: ${warning}`);
     trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
     const output: JobOutput = {
       write: (chunk, stream) => {

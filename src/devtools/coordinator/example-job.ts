@@ -3,7 +3,7 @@
  * secret, git_info with refspecs, script and after_script steps, and the features block.
  */
 import { randomBytes } from 'node:crypto';
-import type { JobPayload, JobVariable } from '../../runtime/gitlab/job.js';
+import type { JobCredentials, JobPayload, JobService, JobVariable } from '../../runtime/gitlab/job.js';
 import { KNOWN_FAILURE_REASONS } from './job-store.js';
 
 export interface ExampleJobOptions {
@@ -30,6 +30,10 @@ export interface ExampleJobOptions {
   /** `runner_info.timeout`, seconds. @default 3600 */
   timeout?: number;
   image?: string;
+  /** `services[]` as GitLab sends them. @default [] */
+  services?: JobService[];
+  /** `credentials[]` (registry credentials). @default none */
+  credentials?: JobCredentials[];
   /** Job token. @default a random `glcbt-…` */
   token?: string;
   /** @default 'http://gitlab.example.com' (only used in CI_* variables) */
@@ -128,7 +132,8 @@ export function exampleJob(id: number, opts: ExampleJobOptions = {}): JobPayload
     variables,
     steps,
     image: opts.image ? { name: opts.image, entrypoint: null } : null,
-    services: [],
+    services: opts.services ?? [],
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
     features: {
       trace_sections: true,
       token_mask_prefixes: opts.tokenMaskPrefixes ?? [],

@@ -25,10 +25,13 @@ export function unsupportedJobReason(job: JobPayload): string | undefined {
 }
 
 /**
- * What the job asks for that runfleet does not do yet, as warnings for the job log: the job still
+ * What the job asks for that runfleet (or the fleet's `executor`) does not do, as warnings for the job log: the job still
  * runs (GitLab sends such jobs to every runner), but nobody should find out from a missing file.
  */
-export function unsupportedJobWarnings(job: JobPayload): string[] {
+export function unsupportedJobWarnings(
+  job: JobPayload,
+  executor: 'instance' | 'docker' = 'instance',
+): string[] {
   const warnings: string[] = [];
   const artifacts = (job.artifacts ?? []).filter((a) => (a.paths?.length ?? 0) > 0 || a.artifact_type);
   if (artifacts.length > 0) {
@@ -40,8 +43,10 @@ export function unsupportedJobWarnings(job: JobPayload): string[] {
   if ((job.dependencies ?? []).some((d) => d.artifacts_file)) {
     warnings.push('runfleet does not download artifacts yet: artifacts of earlier jobs are not available');
   }
-  if ((job.services?.length ?? 0) > 0) {
-    warnings.push("runfleet does not start services yet: the job's services are not running");
+  // The docker executor starts services (executors/docker-services.ts); the instance executor
+  // has no containers to start them in, as gitlab-runner's shell and instance executors.
+  if (executor === 'instance' && (job.services?.length ?? 0) > 0) {
+    warnings.push("the instance executor does not start services: the job's services are not running");
   }
   return warnings;
 }

@@ -6,7 +6,8 @@
 import { accessSync, constants } from 'node:fs';
 import type { Test } from 'tap';
 
-export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'busybox' | 'ssh-keygen';
+export type TopologyProgram =
+  'sshd' | 'dockerd' | 'docker' | 'git' | 'busybox' | 'ssh-keygen' | 'docker-registry' | 'htpasswd';
 
 const SEARCH = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin', '/sbin'];
 
@@ -35,7 +36,7 @@ export function requireOrSkip(t: SkippableTest, ...what: TopologyProgram[]): boo
   if (missing.length === 0) return true;
   const message =
     `MISSING ${missing.join(', ')}: integration test not run. ` +
-    `Install with: apt-get install -y openssh-server docker.io busybox-static git`;
+    `Install with: apt-get install -y openssh-server docker.io busybox-static git docker-registry apache2-utils`;
   if (process.env.CI === 'true') {
     t.fail(message);
   } else {
