@@ -209,6 +209,18 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
     t.equal(await managedContainers(), 0);
   });
 
+  t.test('what a crashed job left in the slot is swept by the next job in it', async (t) => {
+    const labels = { [MANAGED_LABEL]: 'true', 'io.runfleet.job-id': '999', 'io.runfleet.slot': '0' };
+    await docker.createNetwork({ Name: 'runfleet-job-999-left-network', Labels: labels });
+    await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '600'], Labels: labels });
+    const other = { ...labels, 'io.runfleet.slot': '1' };
+    const kept = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '600'], Labels: other });
+    const { result, log } = await run({ script: ['echo ok'] });
+    t.equal(result.state, 'success', log);
+    t.equal(await managedContainers(), 1, "only the other slot's container is left");
+    await kept.remove({ force: true });
+  });
+
   t.test('$VAR in the image name is expanded with the job variables', async (t) => {
     const { result, log } = await run({
       image: { name: '$IMAGE_REPO/busybox:${IMAGE_TAG}' },
