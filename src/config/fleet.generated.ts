@@ -225,7 +225,7 @@ export interface DockerBlock {
   wait_for_services_timeout?: number;
   auth_config?: SecretRef;
   /**
-   * A Docker config file on the manager (like ~/.docker/config.json) whose `auths` are used after DOCKER_AUTH_CONFIG and before the job's own registry credentials. Credential helpers are not run.
+   * A Docker config file on the manager (like ~/.docker/config.json) whose `auths` are used after DOCKER_AUTH_CONFIG and before the job's own registry credentials. Credential helpers are not run. Unset by default: no file is read.
    */
   config_file?: string;
 }
