@@ -65,6 +65,7 @@ export function executorFor(
       ...(docker.auth_config ? { authConfig: docker.auth_config } : {}),
       ...(docker.config_file ? { configFile: docker.config_file } : {}),
       concurrentId: slot,
+      instanceId: info.id,
       time,
     });
   }

@@ -16,6 +16,8 @@ export const MANAGED_LABEL = 'io.runfleet.managed';
 export const JOB_LABEL = 'io.runfleet.job-id';
 /** The slot (`CI_CONCURRENT_ID`) of the job on its instance: the next job in it sweeps leftovers. */
 export const SLOT_LABEL = 'io.runfleet.slot';
+/** The instance (provider id) the job ran on: instances may share one daemon (`local`). */
+export const INSTANCE_LABEL = 'io.runfleet.instance';
 /** `build` or `service`. */
 export const TYPE_LABEL = 'io.runfleet.type';
 
@@ -121,12 +123,12 @@ export async function ensureImage(
 }
 
 /** Which runfleet objects to remove: one job's, every job's in a slot but one, or all. */
-export type Leftovers = { jobId: number } | { slot: number; exceptJob: number } | 'all';
+export type Leftovers = { jobId: number } | { instance: string; slot: number; exceptJob: number } | 'all';
 
 function leftoverLabel(which: Leftovers): string[] {
   if (which === 'all') return [`${MANAGED_LABEL}=true`];
   if ('jobId' in which) return [`${JOB_LABEL}=${which.jobId}`];
-  return [`${MANAGED_LABEL}=true`, `${SLOT_LABEL}=${which.slot}`];
+  return [`${MANAGED_LABEL}=true`, `${INSTANCE_LABEL}=${which.instance}`, `${SLOT_LABEL}=${which.slot}`];
 }
 
 /**

@@ -28,6 +28,7 @@ import { systemTime, type Time } from '../../util/time.js';
 import {
   dockerThroughConnector,
   ensureImage,
+  INSTANCE_LABEL,
   JOB_LABEL,
   MANAGED_LABEL,
   removeLeftovers,
@@ -69,6 +70,11 @@ export interface DockerExecutorOptions {
   configFile?: string;
   /** The slot the job holds on its instance. @default 0 */
   concurrentId?: number;
+  /**
+   * The instance's id: labelled on everything, so the next job in the same slot of the same
+   * instance can remove what a crashed manager left. Without it nothing is swept.
+   */
+  instanceId?: string;
   /** Injected for tests; defaults to dockerode through the connector. */
   docker?: Docker;
   /** @default systemTime */
@@ -159,7 +165,8 @@ export class DockerExecutor implements Executor {
       dockerThroughConnector(this.opts.connector, this.opts.socketPath ?? '/var/run/docker.sock'));
     await docker.ping();
     // Whatever a job in this slot left behind when the manager died before its cleanup.
-    await removeLeftovers(docker, { slot: this.slot, exceptJob: job.id });
+    const instance = this.opts.instanceId;
+    if (instance) await removeLeftovers(docker, { instance, slot: this.slot, exceptJob: job.id });
     const auth = await this.registryAuth(job, vars, output);
     const pullImage = (image: string, def: JobImage | null | undefined) =>
       ensureImage(docker, image, this.policies(def), output, signal, {
@@ -170,7 +177,12 @@ export class DockerExecutor implements Executor {
       });
     await pullImage(this.image, job.image);
 
-    const labels = { [MANAGED_LABEL]: 'true', [JOB_LABEL]: String(job.id), [SLOT_LABEL]: String(this.slot) };
+    const labels = {
+      [MANAGED_LABEL]: 'true',
+      [JOB_LABEL]: String(job.id),
+      [SLOT_LABEL]: String(this.slot),
+      ...(instance ? { [INSTANCE_LABEL]: instance } : {}),
+    };
     await docker.createNetwork({
       Name: this.network,
       Driver: 'bridge',

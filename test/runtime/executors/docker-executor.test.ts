@@ -132,7 +132,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
   const WEB_IMAGE = 'runfleet-test/web:1';
   importBusyboxImage(dockerd, WEB_IMAGE, ['EXPOSE 80/tcp'], { 'www/index.html': 'hello from the service\n' });
   const webService = {
-    name: WEB_IMAGE,
+    name: '$WEB_NAMESPACE/web:1',
     alias: 'web, db',
     command: [
       'sh',
@@ -155,7 +155,10 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
   t.test('a service on the build network, reached by its aliases, with its variables', async (t) => {
     const { result, log } = await run({
       services: [webService],
-      variables: [{ key: 'CI_DEBUG_SERVICES', value: 'true', public: true }],
+      variables: [
+        { key: 'CI_DEBUG_SERVICES', value: 'true', public: true },
+        { key: 'WEB_NAMESPACE', value: 'runfleet-test', public: true },
+      ],
       script: [
         'wget -qO- http://web/',
         'wget -qO- http://db/env.txt',
@@ -210,15 +213,25 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
   });
 
   t.test('what a crashed job left in the slot is swept by the next job in it', async (t) => {
-    const labels = { [MANAGED_LABEL]: 'true', 'io.runfleet.job-id': '999', 'io.runfleet.slot': '0' };
+    const labels = {
+      [MANAGED_LABEL]: 'true',
+      'io.runfleet.job-id': '999',
+      'io.runfleet.instance': 'i-1',
+      'io.runfleet.slot': '0',
+    };
     await docker.createNetwork({ Name: 'runfleet-job-999-left-network', Labels: labels });
     await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '600'], Labels: labels });
-    const other = { ...labels, 'io.runfleet.slot': '1' };
-    const kept = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '600'], Labels: other });
-    const { result, log } = await run({ script: ['echo ok'] });
+    const others = [
+      { ...labels, 'io.runfleet.slot': '1' },
+      { ...labels, 'io.runfleet.instance': 'i-2' },
+    ];
+    const kept = await Promise.all(
+      others.map((Labels) => docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '600'], Labels })),
+    );
+    const { result, log } = await run({ script: ['echo ok'] }, {}, ['if-not-present'], { instanceId: 'i-1' });
     t.equal(result.state, 'success', log);
-    t.equal(await managedContainers(), 1, "only the other slot's container is left");
-    await kept.remove({ force: true });
+    t.equal(await managedContainers(), 2, "only other slots' and instances' containers are left");
+    await Promise.all(kept.map((c) => c.remove({ force: true })));
   });
 
   t.test('$VAR in the image name is expanded with the job variables', async (t) => {
