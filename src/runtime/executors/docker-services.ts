@@ -163,6 +163,21 @@ export function servicePorts(info: Pick<Docker.ContainerInspectInfo, 'Config'>):
     .slice(0, MAX_PORTS);
 }
 
+/** `p`, or a rejection once `signal` aborts; leaves no listener behind on the signal. */
+async function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new Error('timed out');
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error('timed out'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, stop]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
 export interface WaitOptions {
   docker: Docker;
   connector: Connector;
@@ -199,10 +214,16 @@ async function dialUntilUp(
   while (!deadline.aborted) {
     for (const port of service.ports) {
       try {
-        const stream = await open(ip, port);
-        stream.destroy();
+        // A dial the network never answers must not outlast the deadline.
+        const dial = open(ip, port);
+        dial.then(
+          (stream) => stream.destroy(),
+          () => undefined,
+        );
+        await raceAbort(dial, deadline);
         return undefined;
       } catch (e) {
+        if (deadline.aborted) break;
         last = `dialing ${ip}:${port}: ${(e as Error).message}`;
       }
     }
