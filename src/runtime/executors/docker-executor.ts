@@ -21,6 +21,7 @@ import type { Connector } from '../connectors/connector.js';
 import type { ExecutorOptions, JobImage, JobPayload, JobVariable } from '../gitlab/job.js';
 import { jobLayout, jobVariable, type JobLayout } from '../script/layout.js';
 import { SHELL_DETECT_SCRIPT } from '../script/script-writer.js';
+import { shellQuote } from '../script/shell-quote.js';
 import type { StageName } from '../script/stage-script.js';
 import { jobVariables } from '../script/variables.js';
 import { resolveSecret } from '../secrets.js';
@@ -221,6 +222,20 @@ export class DockerExecutor implements Executor {
       });
     }
     this.build = await this.createBuildContainer(docker, `${prefix}-build`, labels, binds, vars);
+    if (this.umaskZero) {
+      // The image's user may not be the instance's: the dirs the stages write must be writable.
+      const dirs = [this.hostLayout.projectDir, this.hostLayout.tmpDir].map(shellQuote).join(' ');
+      await this.opts.connector.exec(`umask 0000 && mkdir -p ${dirs}`, { signal });
+    }
+  }
+
+  /**
+   * gitlab-runner's docker executor runs its helper stages under `umask 0000` so that an image
+   * whose user is not root can still write the sources and the job's files;
+   * `FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR=true` turns that off.
+   */
+  private get umaskZero(): boolean {
+    return !this.job || !isTrue(jobVariable(this.job, 'FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR'));
   }
 
   private policies(def: JobImage | null | undefined): PullPolicy[] {
@@ -314,7 +329,7 @@ export class DockerExecutor implements Executor {
   async run(stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult> {
     if (HOST_STAGES.has(stage)) {
       const res = await this.host.run(
-        script,
+        this.umaskZero ? `umask 0000\n${script}` : script,
         { stdout: (c) => output.write(c, 'stdout'), stderr: (c) => output.write(c, 'stderr') },
         signal,
       );

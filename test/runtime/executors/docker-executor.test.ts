@@ -248,20 +248,33 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
     t.match(log, `image=${TEST_IMAGE}`);
   });
 
-  t.test('executor_opts: docker.user runs the build as that user; unknown keys are refused', async (t) => {
-    const { result, log } = await run({
-      image: { name: TEST_IMAGE, executor_opts: { docker: { user: 4321 } } },
-      script: ['echo "uid=$(id -u)"'],
-    });
-    t.equal(result.state, 'success', log);
-    t.match(log, 'uid=4321');
-    const bad = await run({
-      image: { name: TEST_IMAGE, executor_opts: { docker: { gpus: 'all' } } as never },
-    });
-    t.match(bad.result, { state: 'failed', failureReason: 'runner_configuration_error' });
-    t.match(bad.result.message, 'docker.gpus');
-    t.equal(await managedContainers(), 0);
-  });
+  t.test(
+    'executor_opts: docker.user runs the build as that user, who can write; unknown keys are refused',
+    async (t) => {
+      const { result, log } = await run({
+        image: { name: TEST_IMAGE, executor_opts: { docker: { user: 4321 } } },
+        script: [
+          'echo "uid=$(id -u)"',
+          'echo mine > written-by-user.txt',
+          'echo "FROM_USER=1" >> "$GITLAB_ENV"',
+        ],
+        afterScript: ['cat written-by-user.txt', 'echo "env:$FROM_USER"'],
+      });
+      t.equal(result.state, 'success', log);
+      t.match(log, 'uid=4321');
+      t.match(
+        log,
+        /mine\n[\s\S]*env:1/,
+        'the sources and GITLAB_ENV are writable for that user (umask 0000)',
+      );
+      const bad = await run({
+        image: { name: TEST_IMAGE, executor_opts: { docker: { gpus: 'all' } } as never },
+      });
+      t.match(bad.result, { state: 'failed', failureReason: 'runner_configuration_error' });
+      t.match(bad.result.message, 'docker.gpus');
+      t.equal(await managedContainers(), 0);
+    },
+  );
 
   if (requireOrSkip(t, 'docker-registry', 'htpasswd')) {
     const registry = await startRegistry(t, state);
