@@ -15,7 +15,7 @@ export type Provider = LocalProvider | StaticProvider | AwsProvider;
  */
 export type PullPolicyValue = 'always' | 'if-not-present' | 'never';
 /**
- * A secret (the runner authentication token, S3 keys), named but never written inline: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file.
+ * A secret, named but never written inline: `{env: NAME}` reads an environment variable, `{file: PATH}` reads a file. `gitlab.token` (required) is the runner authentication token; `cache.s3.access_key` / `secret_key` are S3 keys; `docker.auth_config` is a Docker config JSON (`{"auths": {...}}`, GitLab Runner's DOCKER_AUTH_CONFIG) with registry credentials for every job, replaced by a job's own DOCKER_AUTH_CONFIG variable.
  */
 export type SecretRef = EnvSecretRef | FileSecretRef;
 
@@ -218,6 +218,29 @@ export interface DockerBlock {
    * @default "unix:///var/run/docker.sock"
    */
   host?: string;
+  /**
+   * Seconds a job waits for its services to accept connections on their exposed ports (GitLab Runner's wait_for_services_timeout); -1 does not wait.
+   *
+   * @default 30
+   */
+  wait_for_services_timeout?: number;
+  auth_config?: SecretRef;
+  /**
+   * A Docker config file on the manager (like ~/.docker/config.json) whose `auths` are used after DOCKER_AUTH_CONFIG and before the job's own registry credentials. Credential helpers are not run. Unset by default: no file is read.
+   */
+  config_file?: string;
+}
+export interface EnvSecretRef {
+  /**
+   * Environment variable holding the secret.
+   */
+  env: string;
+}
+export interface FileSecretRef {
+  /**
+   * File holding the secret (surrounding whitespace is ignored).
+   */
+  file: string;
 }
 /**
  * How runfleet connects to instances (GitLab's connector_config).
@@ -340,18 +363,6 @@ export interface Gitlab {
    * @default 1
    */
   request_concurrency?: number;
-}
-export interface EnvSecretRef {
-  /**
-   * Environment variable holding the secret.
-   */
-  env: string;
-}
-export interface FileSecretRef {
-  /**
-   * File holding the secret (surrounding whitespace is ignored).
-   */
-  file: string;
 }
 /**
  * Where jobs' caches (`cache:` in .gitlab-ci.yml) are kept, with GitLab Runner's [runners.cache] names in snake_case. `s3` keeps them in an S3-compatible bucket, with GitLab Runner's object names and zip format, so a runfleet fleet and a GitLab Runner fleet on one bucket share caches; `local` keeps them in a directory on the manager (`<state dir>/cache`). Unset by default: caches stay on each instance (for the local provider, in one directory under the state directory that every sandbox shares).

@@ -26,6 +26,7 @@ import type {
 
 export const DEFAULT_GITLAB_URL = 'https://gitlab.com';
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+export const DEFAULT_WAIT_FOR_SERVICES_TIMEOUT = 30;
 export const DEFAULT_SCALE_THROTTLE_LIMIT = 100;
 export const DEFAULT_LAUNCH_TEMPLATE_VERSION = '$Default';
 export const DEFAULT_S3_SERVER_ADDRESS = 's3.amazonaws.com';
@@ -143,6 +144,10 @@ function normalizeDocker(d: DockerBlock): DockerSpec {
     privileged: d.privileged ?? false,
     volumes: [...(d.volumes ?? [])],
     host: d.host ?? DEFAULT_DOCKER_HOST,
+    // GitLab Runner: 0 (or unset) is the default of 30 s; negative does not wait.
+    wait_for_services_timeout: d.wait_for_services_timeout || DEFAULT_WAIT_FOR_SERVICES_TIMEOUT,
+    ...(d.auth_config ? { auth_config: secretRef(d.auth_config) } : {}),
+    ...(d.config_file ? { config_file: d.config_file } : {}),
   };
 }
 

@@ -59,6 +59,12 @@ export interface DockerSpec {
   volumes: string[];
   /** The Docker socket on the instance, e.g. `unix:///var/run/docker.sock`. */
   host: string;
+  /** Seconds to wait for a job's services; -1 does not wait (0 in the file means the default, 30). */
+  wait_for_services_timeout: number;
+  /** Registry credentials (a Docker config JSON) for every job, unless the job sets DOCKER_AUTH_CONFIG. */
+  auth_config?: SecretRef;
+  /** A Docker config file on the manager whose `auths` every job may use. */
+  config_file?: string;
 }
 
 export interface ConnectorSpec {

@@ -119,7 +119,7 @@ export async function runAssignedJob(
         systemId: deps.systemId,
       }),
     );
-    for (const warning of unsupportedJobWarnings(req.job)) trace.warning(warning);
+    for (const warning of unsupportedJobWarnings(req.job, req.fleet.executor)) trace.warning(warning);
     trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
     const output: JobOutput = {
       write: (chunk, stream) => {

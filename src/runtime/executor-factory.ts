@@ -61,7 +61,11 @@ export function executorFor(
       pullPolicy: docker.pull_policy,
       privileged: docker.privileged,
       volumes: docker.volumes,
+      waitForServicesTimeout: docker.wait_for_services_timeout,
+      ...(docker.auth_config ? { authConfig: docker.auth_config } : {}),
+      ...(docker.config_file ? { configFile: docker.config_file } : {}),
       concurrentId: slot,
+      instanceId: info.id,
       time,
     });
   }

@@ -64,7 +64,23 @@ t.test('docker: a single pull policy becomes a list; aws: version numbers become
     privileged: false,
     volumes: [],
     host: 'unix:///var/run/docker.sock',
+    wait_for_services_timeout: 30,
   });
+  const waits = [0, -1, 5].map(
+    (w) =>
+      normalizeFleet({
+        ...minimal,
+        executor: 'docker',
+        docker: { image: 'alpine', wait_for_services_timeout: w },
+      }).docker?.wait_for_services_timeout,
+  );
+  t.strictSame(waits, [30, -1, 5], 'wait_for_services_timeout: 0 is the default of 30 s, -1 does not wait');
+  const auth = normalizeFleet({
+    ...minimal,
+    executor: 'docker',
+    docker: { image: 'alpine', auth_config: { env: 'DOCKER_AUTH' }, config_file: '/etc/rf/config.json' },
+  }).docker;
+  t.match(auth, { auth_config: { env: 'DOCKER_AUTH' }, config_file: '/etc/rf/config.json' });
   const aws = normalizeFleet({
     ...minimal,
     provider: {

@@ -99,6 +99,7 @@ export function fleetSpec(overrides: FleetOverrides = {}): Fleet {
       privileged: false,
       volumes: [],
       host: 'unix:///var/run/docker.sock',
+      wait_for_services_timeout: 30,
       ...docker,
     };
   }

@@ -3,7 +3,14 @@
  * secret, git_info with refspecs, script and after_script steps, and the features block.
  */
 import { randomBytes } from 'node:crypto';
-import type { JobArtifact, JobDependency, JobPayload, JobVariable } from '../../runtime/gitlab/job.js';
+import type {
+  JobArtifact,
+  JobCredentials,
+  JobDependency,
+  JobPayload,
+  JobService,
+  JobVariable,
+} from '../../runtime/gitlab/job.js';
 import { KNOWN_FAILURE_REASONS } from './job-store.js';
 
 export interface ExampleJobOptions {
@@ -30,6 +37,10 @@ export interface ExampleJobOptions {
   /** `runner_info.timeout`, seconds. @default 3600 */
   timeout?: number;
   image?: string;
+  /** `services[]` as GitLab sends them. @default [] */
+  services?: JobService[];
+  /** `credentials[]` (registry credentials). @default none */
+  credentials?: JobCredentials[];
   /** Job token. @default a random `glcbt-…` */
   token?: string;
   /** @default 'http://gitlab.example.com' (only used in CI_* variables) */
@@ -132,7 +143,8 @@ export function exampleJob(id: number, opts: ExampleJobOptions = {}): JobPayload
     variables,
     steps,
     image: opts.image ? { name: opts.image, entrypoint: null } : null,
-    services: [],
+    services: opts.services ?? [],
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
     ...(opts.artifacts ? { artifacts: opts.artifacts } : {}),
     ...(opts.dependencies ? { dependencies: opts.dependencies } : {}),
     features: {

@@ -75,6 +75,11 @@ export interface Connector {
    * caller keeps it open. Rejects with `SSH_CONNECT` if the socket cannot be reached.
    */
   openUnixStream?(socketPath: string): Promise<Duplex>;
+  /**
+   * A TCP connection made from the instance to `host:port` (a container's address on a Docker
+   * network of the instance). Rejects when the connection is refused or cannot be made.
+   */
+  openTcpStream?(host: string, port: number): Promise<Duplex>;
   /** Ends the connection; commands still running are killed or cut off. Idempotent. */
   close(): Promise<void>;
 }

@@ -145,6 +145,19 @@ export class LocalConnector implements Connector {
     });
   }
 
+  openTcpStream(host: string, port: number): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+      socket.once('error', (err) =>
+        reject(new FleetError('SSH_CONNECT', `cannot reach ${host}:${port}: ${err.message}`)),
+      );
+    });
+  }
+
   /** Kills every command still running. */
   async close(): Promise<void> {
     for (const pid of this.running) killGroup(pid, 'SIGKILL');

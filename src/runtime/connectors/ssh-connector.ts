@@ -476,6 +476,23 @@ export class SshConnector implements Connector {
     });
   }
 
+  async openTcpStream(host: string, port: number): Promise<Duplex> {
+    const client = await this.firstConnection().client;
+    return new Promise((resolve, reject) => {
+      // sshd dials from the instance (direct-tcpip); a refused port fails the channel open.
+      client.forwardOut('127.0.0.1', 0, host, port, (err, ch) =>
+        err
+          ? reject(
+              new FleetError(
+                'SSH_CONNECT',
+                `${this.description}: cannot reach ${host}:${port}: ${err.message}`,
+              ),
+            )
+          : resolve(asSocketLike(ch)),
+      );
+    });
+  }
+
   /**
    * Destroys the socket at once and resolves once it is closed. `end()` would half-close it and
    * wait for the peer, which a frozen host never answers: shutdown would wait for keepalives to

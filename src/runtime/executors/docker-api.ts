@@ -8,11 +8,25 @@ import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import type { PullPolicy } from '../../model/fleet.js';
 import type { Connector } from '../connectors/connector.js';
+import type { RegistryEntry } from './docker-auth.js';
 import { BuildError, type JobOutput } from './executor.js';
 
-/** Labels on every container runfleet creates, so leftovers can be found and removed. */
+/** Labels on every container and network runfleet creates, so leftovers can be found and removed. */
 export const MANAGED_LABEL = 'io.runfleet.managed';
 export const JOB_LABEL = 'io.runfleet.job-id';
+/** The slot (`CI_CONCURRENT_ID`) of the job on its instance: the next job in it sweeps leftovers. */
+export const SLOT_LABEL = 'io.runfleet.slot';
+/** The instance (provider id) the job ran on: instances may share one daemon (`local`). */
+export const INSTANCE_LABEL = 'io.runfleet.instance';
+/** `build` or `service`. */
+export const TYPE_LABEL = 'io.runfleet.type';
+
+/** How one image is pulled: the registry credentials for it and the platform. */
+export interface PullOptions {
+  auth?: RegistryEntry;
+  /** `linux/arm64`; the daemon's own platform when unset. */
+  platform?: string;
+}
 
 /**
  * A dockerode client whose every connection is `connector.openUnixStream(socketPath)`. The HTTP
@@ -52,8 +66,12 @@ async function imagePresent(docker: Docker, image: string): Promise<boolean> {
   }
 }
 
-async function pull(docker: Docker, image: string, signal: AbortSignal): Promise<void> {
-  const stream = (await docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream;
+async function pull(docker: Docker, image: string, opts: PullOptions, signal: AbortSignal): Promise<void> {
+  const stream = (await docker.pull(image, {
+    abortSignal: signal,
+    ...(opts.platform ? { platform: opts.platform } : {}),
+    ...(opts.auth ? { authconfig: opts.auth.auth } : {}),
+  })) as NodeJS.ReadableStream;
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
   });
@@ -70,8 +88,10 @@ export async function ensureImage(
   policies: PullPolicy[],
   output: JobOutput,
   signal: AbortSignal,
+  opts: PullOptions = {},
 ): Promise<void> {
   const tried: string[] = [];
+  const platform = opts.platform ? ` for platform ${opts.platform}` : '';
   for (const policy of policies.length > 0 ? policies : (['always'] as PullPolicy[])) {
     if (policy !== 'always' && (await imagePresent(docker, image))) {
       output.write(`Using locally found image ${image} (pull policy ${policy})\n`, 'stdout');
@@ -81,9 +101,10 @@ export async function ensureImage(
       tried.push('never: image not present on the instance');
       continue;
     }
-    output.write(`Pulling docker image ${image} (pull policy ${policy}) ...\n`, 'stdout');
+    if (opts.auth) output.write(`Authenticating with credentials from ${opts.auth.source}\n`, 'stdout');
+    output.write(`Pulling docker image ${image}${platform} (pull policy ${policy}) ...\n`, 'stdout');
     try {
-      await pull(docker, image, signal);
+      await pull(docker, image, opts, signal);
       return;
     } catch (e) {
       if (signal.aborted) throw e;
@@ -101,10 +122,27 @@ export async function ensureImage(
   );
 }
 
-/** Force-removes every runfleet container of `jobId` (or of any job) on the daemon. */
-export async function removeJobContainers(docker: Docker, jobId?: number): Promise<number> {
-  const label = jobId === undefined ? [`${MANAGED_LABEL}=true`] : [`${JOB_LABEL}=${jobId}`];
-  const containers = await docker.listContainers({ all: true, filters: { label } });
+/** Which runfleet objects to remove: one job's, every job's in a slot but one, or all. */
+export type Leftovers = { jobId: number } | { instance: string; slot: number; exceptJob: number } | 'all';
+
+function leftoverLabel(which: Leftovers): string[] {
+  if (which === 'all') return [`${MANAGED_LABEL}=true`];
+  if ('jobId' in which) return [`${JOB_LABEL}=${which.jobId}`];
+  return [`${MANAGED_LABEL}=true`, `${INSTANCE_LABEL}=${which.instance}`, `${SLOT_LABEL}=${which.slot}`];
+}
+
+/**
+ * Force-removes runfleet's containers (with their anonymous volumes), then its networks: a job's
+ * own at its end, or what crashed jobs left in a slot when the next job takes it. Returns how
+ * many containers and networks went.
+ */
+export async function removeLeftovers(docker: Docker, which: Leftovers): Promise<number> {
+  const label = leftoverLabel(which);
+  const keep = (labels: Record<string, string> | undefined) =>
+    typeof which === 'object' && 'exceptJob' in which && labels?.[JOB_LABEL] === String(which.exceptJob);
+  const containers = (await docker.listContainers({ all: true, filters: { label } })).filter(
+    (c) => !keep(c.Labels),
+  );
   await Promise.all(
     containers.map((c) =>
       docker
@@ -113,5 +151,19 @@ export async function removeJobContainers(docker: Docker, jobId?: number): Promi
         .catch(() => undefined),
     ),
   );
-  return containers.length;
+  const networks = (await docker.listNetworks({ filters: { label } })).filter((n) => !keep(n.Labels));
+  await Promise.all(
+    networks.map((n) =>
+      docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
+  return containers.length + networks.length;
+}
+
+/** Force-removes every runfleet container of `jobId` (or of any job) on the daemon. */
+export async function removeJobContainers(docker: Docker, jobId?: number): Promise<number> {
+  return removeLeftovers(docker, jobId === undefined ? 'all' : { jobId });
 }

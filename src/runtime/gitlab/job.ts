@@ -24,10 +24,46 @@ export interface JobStep {
   allow_failure?: boolean;
 }
 
+/** `image.executor_opts` / `services[].executor_opts`: only the docker keys are known. */
+export interface ExecutorOptions {
+  docker?: {
+    /** `linux/arm64`: pull and run that platform. */
+    platform?: string;
+    /** Container user, `uid[:gid]` or a name. */
+    user?: string | number;
+  };
+}
+
+/** A port GitLab sends with an image or service (`image:ports`); runfleet does not publish ports. */
+export interface JobImagePort {
+  number: number;
+  protocol?: string;
+  name?: string;
+}
+
 export interface JobImage {
   name: string;
   entrypoint?: string[] | null;
   pull_policy?: string[];
+  ports?: JobImagePort[];
+  executor_opts?: ExecutorOptions | null;
+}
+
+/** One of `services[]` (lib/api/entities/ci/job_request/service.rb). */
+export interface JobService extends JobImage {
+  /** One alias, or several separated by commas or spaces. */
+  alias?: string | null;
+  command?: string[] | null;
+  variables?: JobVariable[] | null;
+}
+
+/** One of `credentials[]`: registry credentials GitLab hands the runner (the job token). */
+export interface JobCredentials {
+  type: string;
+  url: string;
+  username: string;
+  /** Secret. */
+  password: string;
 }
 
 /** One `cache[]` entry (gitlabhq `lib/api/entities/ci/job_request/cache.rb`). */
@@ -65,7 +101,9 @@ export interface JobPayload {
   variables: JobVariable[];
   steps: JobStep[];
   image?: JobImage | null;
-  services?: unknown[];
+  services?: JobService[] | null;
+  /** Registry credentials for the job's images (`type: registry`); secret. */
+  credentials?: JobCredentials[] | null;
   /** Artifacts to upload after `after_script` (§6). */
   artifacts?: JobArtifact[] | null;
   /** Caches, restored before the steps and saved after them (runtime/cache). */

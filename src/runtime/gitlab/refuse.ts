@@ -40,13 +40,18 @@ export function unsupportedJobReason(job: JobPayload): string | undefined {
 }
 
 /**
- * What the job asks for that runfleet does not do yet, as warnings for the job log: the job still
+ * What the job asks for that runfleet (or the fleet's `executor`) does not do, as warnings for the job log: the job still
  * runs (GitLab sends such jobs to every runner), but nobody should find out from a missing file.
  */
-export function unsupportedJobWarnings(job: JobPayload): string[] {
+export function unsupportedJobWarnings(
+  job: JobPayload,
+  executor: 'instance' | 'docker' = 'instance',
+): string[] {
   const warnings: string[] = [];
-  if ((job.services?.length ?? 0) > 0) {
-    warnings.push("runfleet does not start services yet: the job's services are not running");
+  // The docker executor starts services (executors/docker-services.ts); the instance executor
+  // has no containers to start them in, as gitlab-runner's shell and instance executors.
+  if (executor === 'instance' && (job.services?.length ?? 0) > 0) {
+    warnings.push("the instance executor does not start services: the job's services are not running");
   }
   for (const field of unknownPayloadFields(job)) {
     warnings.push(`the job payload has a field runfleet does not know, \`${field}\`: it is ignored`);

@@ -16,7 +16,7 @@ import type { FailureReason } from './job.js';
  */
 export const RUNFLEET_FEATURES = {
   variables: true,
-  // Set per executor below (`image: true` for docker).
+  // Set per executor below (DOCKER_FEATURES).
   image: false,
   services: false,
   // §6: upload_artifacts_* (archive zip), reports as gzip, raw files, artifacts:exclude
@@ -58,6 +58,19 @@ export const RUNFLEET_FEATURES = {
 } as const satisfies Record<string, boolean>;
 
 export type FeatureKey = keyof typeof RUNFLEET_FEATURES;
+
+/**
+ * What the docker executor adds (executors/docker-executor.ts, docker-services.ts), as GitLab
+ * Runner's docker executor claims them (`executors/docker/docker_command.go`).
+ */
+const DOCKER_FEATURES = {
+  image: true,
+  services: true,
+  service_variables: true,
+  service_multiple_aliases: true,
+  image_executor_opts: true,
+  service_executor_opts: true,
+} as const satisfies Partial<Record<FeatureKey, boolean>>;
 
 export type FeaturesInfo = Record<string, boolean>;
 
@@ -109,7 +122,7 @@ export function runnerInfo(opts: RunnerInfoOptions): RunnerInfo {
     shell: 'bash',
     features: {
       ...RUNFLEET_FEATURES,
-      ...(executor.startsWith('docker') ? { image: true } : { shared: true }),
+      ...(executor.startsWith('docker') ? DOCKER_FEATURES : { shared: true }),
       ...opts.features,
     },
     config: { gpus: '' },

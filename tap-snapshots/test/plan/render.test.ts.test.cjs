@@ -88,6 +88,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "docker.volumes"
         },
         {
+          "new": 30,
+          "path": "docker.wait_for_services_timeout"
+        },
+        {
           "new": "docker",
           "path": "executor"
         },
@@ -309,6 +313,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "docker.volumes"
         },
         {
+          "new": 30,
+          "path": "docker.wait_for_services_timeout"
+        },
+        {
           "new": "docker",
           "path": "executor"
         },
@@ -524,6 +532,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "docker.volumes"
         },
         {
+          "old": 30,
+          "path": "docker.wait_for_services_timeout"
+        },
+        {
           "old": "docker",
           "path": "executor"
         },
@@ -661,7 +673,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/linux-small.yaml",
         "line": 1
       },
-      "unchanged": 27
+      "unchanged": 28
     },
     {
       "action": "noop",
@@ -681,7 +693,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/quiet.yaml",
         "line": 1
       },
-      "unchanged": 32
+      "unchanged": 33
     },
     {
       "action": "noop",
@@ -707,7 +719,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/scaled.yaml",
         "line": 1
       },
-      "unchanged": 32
+      "unchanged": 33
     }
   ],
   "format": 1,
@@ -748,7 +760,7 @@ exports[`test/plan/render.test.ts > TAP > json: no changes > must match snapshot
         "file": "fleets/steady.yaml",
         "line": 1
       },
-      "unchanged": 32
+      "unchanged": 33
     }
   ],
   "format": 1,
@@ -784,6 +796,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.privileged                           = false
 +      + docker.pull_policy                          = ["if-not-present"]
 +      + docker.volumes                              = []
++      + docker.wait_for_services_timeout            = 30
 +      + executor                                    = "docker"
 +      + gitlab.request_concurrency                  = 1
 +      + gitlab.token                                = (sensitive value)
@@ -845,6 +858,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.privileged                = false
 +      + docker.pull_policy               = ["if-not-present"]
 +      + docker.volumes                   = []
++      + docker.wait_for_services_timeout = 30
 +      + executor                         = "docker"
 +      + gitlab.request_concurrency       = 1
 +      + gitlab.token                     = (sensitive value)
@@ -901,6 +915,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 -      - docker.privileged                = false -> null
 -      - docker.pull_policy               = ["if-not-present"] -> null
 -      - docker.volumes                   = [] -> null
+-      - docker.wait_for_services_timeout = 30 -> null
 -      - executor                         = "docker" -> null
 -      - gitlab.request_concurrency       = 1 -> null
 -      - gitlab.token                     = (sensitive value) -> null
@@ -942,7 +957,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !      ~ gitlab.token              = (sensitive value)
 !      ~ policy[0].idle_count      = 0 -> 2
 !      ~ policy[0].preemptive_mode = false -> true
-         # (25 unchanged attributes hidden)
+         # (26 unchanged attributes hidden)
 
 !      ~ capacity {
 !          ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -960,7 +975,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !  ~ fleet "scaled" {
          name          = "scaled"
          provider.type = "local"
-         # (30 unchanged attributes hidden)
+         # (31 unchanged attributes hidden)
 
 !      ~ capacity {
              instances = 1  # idle_count 1 slot / 1 per instance = 1 instance
@@ -1012,6 +1027,7 @@ runfleet will perform the following actions:
       + docker.privileged                           = false
       + docker.pull_policy                          = ["if-not-present"]
       + docker.volumes                              = []
+      + docker.wait_for_services_timeout            = 30
       + executor                                    = "docker"
       + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
@@ -1067,6 +1083,7 @@ runfleet will perform the following actions:
       + docker.privileged                = false
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
+      + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
@@ -1111,6 +1128,7 @@ runfleet will perform the following actions:
       - docker.privileged                = false -> null
       - docker.pull_policy               = ["if-not-present"] -> null
       - docker.volumes                   = [] -> null
+      - docker.wait_for_services_timeout = 30 -> null
       - executor                         = "docker" -> null
       - gitlab.request_concurrency       = 1 -> null
       - gitlab.token                     = (sensitive value) -> null
@@ -1146,7 +1164,7 @@ runfleet will perform the following actions:
       ~ gitlab.token              = (sensitive value)
       ~ policy[0].idle_count      = 0 -> 2
       ~ policy[0].preemptive_mode = false -> true
-        # (25 unchanged attributes hidden)
+        # (26 unchanged attributes hidden)
 
       ~ capacity {
           ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -1158,7 +1176,7 @@ runfleet will perform the following actions:
   ~ fleet "scaled" {
         name          = "scaled"
         provider.type = "local"
-        # (30 unchanged attributes hidden)
+        # (31 unchanged attributes hidden)
 
       ~ capacity {
             instances = 1  # idle_count 1 slot / 1 per instance = 1 instance

@@ -1,13 +1,14 @@
 /**
- * A real Docker engine for tests: vfs storage, no iptables, no bridge, its socket in a temp dir,
+ * A real Docker engine for tests: vfs storage, no iptables, no default bridge (user-defined bridge
+ * networks still work, as job networks need), its socket in a temp dir,
  * with the image `runfleet-test/busybox:1` imported from the static busybox (no registry is
  * reachable, so nothing can be pulled). Starting takes seconds: share one per test file.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { waitFor, onProcessEnd } from './processes.js';
 import { findProgram } from './require-or-skip.js';
 import type { Teardownable } from './sshd.js';
@@ -35,6 +36,9 @@ const APPLETS = [
   'pwd',
   'test',
   'grep',
+  'httpd',
+  'wget',
+  'nc',
 ];
 
 export interface Dockerd {
@@ -105,20 +109,44 @@ export async function startDockerd(t: Teardownable): Promise<Dockerd> {
 
   const cli = (...args: string[]): string =>
     execFileSync(docker, ['-H', `unix://${socketPath}`, ...args], { encoding: 'utf8' });
-  const rootfs = join(dir, 'image-root');
+  const d = { socketPath, dir, cli, stop };
+  importBusyboxImage(d, TEST_IMAGE);
+  return d;
+}
+
+/**
+ * Imports the static busybox as image `tag` on `d`, with Dockerfile-like `changes` besides
+ * `ENV PATH=/bin` (e.g. `EXPOSE 80`), and `files` (path → content) in its root.
+ */
+export function importBusyboxImage(
+  d: Pick<Dockerd, 'socketPath' | 'dir'>,
+  tag: string,
+  changes: string[] = [],
+  files: Record<string, string> = {},
+): void {
+  const docker = findProgram('docker');
+  const busybox = findProgram('busybox');
+  if (!docker || !busybox) throw new Error('docker and busybox are needed');
+  const rootfs = mkdtempSync(join(d.dir, 'image-root-'));
+  chmodSync(rootfs, 0o755); // the image's / : a non-root user must reach /bin
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   mkdirSync(join(rootfs, 'tmp'));
   copyFileSync(busybox, join(rootfs, 'bin', 'busybox'));
   for (const applet of APPLETS) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(rootfs, path)), { recursive: true });
+    writeFileSync(join(rootfs, path), content);
+  }
+  const args = ['ENV PATH=/bin', ...changes].flatMap((c) => ['-c', c]);
   execFileSync('sh', [
     '-c',
-    `tar -C "$1" -c . | "$2" -H "unix://$3" import -c 'ENV PATH=/bin' - "$4" >/dev/null`,
+    `root=$1 docker=$2 sock=$3 tag=$4; shift 4; tar -C "$root" -c . | "$docker" -H "unix://$sock" import "$@" - "$tag" >/dev/null`,
     'sh',
     rootfs,
     docker,
-    socketPath,
-    TEST_IMAGE,
+    d.socketPath,
+    tag,
+    ...args,
   ]);
   rmSync(rootfs, { recursive: true, force: true });
-  return { socketPath, dir, cli, stop };
 }

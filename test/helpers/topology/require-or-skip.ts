@@ -6,7 +6,16 @@
 import { accessSync, constants } from 'node:fs';
 import type { Test } from 'tap';
 
-export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'git-lfs' | 'busybox' | 'ssh-keygen';
+export type TopologyProgram =
+  | 'sshd'
+  | 'dockerd'
+  | 'docker'
+  | 'git'
+  | 'git-lfs'
+  | 'busybox'
+  | 'ssh-keygen'
+  | 'docker-registry'
+  | 'htpasswd';
 
 const SEARCH = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin', '/sbin'];
 
@@ -36,7 +45,7 @@ export function requireOrSkip(t: SkippableTest, ...what: TopologyProgram[]): boo
   missingComponent(
     t,
     `MISSING ${missing.join(', ')}: integration test not run. ` +
-      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs`,
+      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs docker-registry apache2-utils`,
   );
   return false;
 }

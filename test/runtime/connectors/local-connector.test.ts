@@ -71,3 +71,16 @@ t.test('openUnixStream connects to a local socket', async (t) => {
   s.destroy();
   await t.rejects(connector.openUnixStream(join(root, 'none.sock')), { code: 'SSH_CONNECT' });
 });
+
+t.test('openTcpStream connects to a TCP port; a closed one is SSH_CONNECT', async (t) => {
+  const server = createServer((c) => c.end('tcp hello'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const { port } = server.address() as { port: number };
+  const s = await connector.openTcpStream('127.0.0.1', port);
+  const got = await new Promise<string>((r) => s.once('data', (d: Buffer) => r(d.toString())));
+  t.equal(got, 'tcp hello');
+  s.destroy();
+  // Port 9 (discard) is closed on loopback here: the connection is refused.
+  await t.rejects(connector.openTcpStream('127.0.0.1', 9), { code: 'SSH_CONNECT' });
+});

@@ -87,7 +87,15 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
   }
   const docker = runnerInfo({ version: '1', executor: 'docker' });
   t.equal(docker.executor, 'docker-autoscaler', "gitlab-runner's name for docker on autoscaled instances");
-  t.equal(docker.features['image'], true);
+  for (const on of [
+    'image',
+    'services',
+    'service_variables',
+    'service_multiple_aliases',
+    'image_executor_opts',
+  ]) {
+    t.equal(docker.features[on], true, `docker: ${on}`);
+  }
   t.equal(docker.features['shared'], false);
   t.equal(info.features['cache'], true, 'caches are restored and saved (runtime/cache)');
   t.equal(info.features['fallback_cache_keys'], true, 'fallback_keys are tried in order');
@@ -101,6 +109,7 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
     ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
     'exactly the artifact features implemented',
   );
+  t.equal(info.features['services'], false, 'the instance executor runs no services');
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });
 

@@ -23,4 +23,9 @@ t.test('what runfleet does not do yet is said in the job log, not silently skipp
     'empty artifact and cache lists and dependencies without files are fine',
   );
   t.equal(unsupportedJobReason(job), undefined, 'these jobs still run');
+  t.notMatch(
+    unsupportedJobWarnings(job, 'docker').join('\n'),
+    /services/,
+    'the docker executor runs services: no warning',
+  );
 });

@@ -30,6 +30,7 @@ runfleet will perform the following actions:
       + docker.privileged                           = false
       + docker.pull_policy                          = ["if-not-present"]
       + docker.volumes                              = []
+      + docker.wait_for_services_timeout            = 30
       + executor                                    = "docker"
       + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
@@ -80,6 +81,7 @@ runfleet will perform the following actions:
       + docker.privileged                = false
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
+      + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
@@ -129,6 +131,7 @@ runfleet will perform the following actions:
       + docker.privileged                = false
       + docker.pull_policy               = ["if-not-present"]
       + docker.volumes                   = []
+      + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
