@@ -54,8 +54,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description('Declarative autoscaling GitLab CI runner fleets: validate, plan, apply.')
     .option('-d, --dir <dir>', 'fleets directory', process.env.RUNFLEET_DIR ?? 'fleets')
     .option(
-      '-s, --state <file>',
-      'state store (SQLite file)',
+      '-s, --state <file|url>',
+      'state store: a SQLite file, or postgres://user@host:port/db (password from PGPASSWORD)',
       process.env.RUNFLEET_STATE ?? '.runfleet/state.db',
     )
     .option('--no-color', 'never colour output')

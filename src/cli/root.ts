@@ -27,7 +27,10 @@ import { FleetRunners } from '../runtime/fleet-runners.js';
 import { GitlabClient } from '../runtime/gitlab/client.js';
 import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
+import pg from 'pg';
 import { openSqliteStore } from '../store/index.js';
+import { openPostgresStore } from '../store/postgres-store.js';
+import { parseStateTarget, resolvePassword } from '../store/state-url.js';
 import { LedgerWriter } from '../store/ledger-writer.js';
 import type { StateStore } from '../store/store.js';
 import type { Logger } from '../util/logger.js';
@@ -64,6 +67,45 @@ export interface ContextOptions {
   time?: Time;
   /** @default silentLogger (one-shot commands print for humans instead) */
   logger?: Logger;
+  /** Where PGPASSWORD is read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The directory of this machine's own files (local provider sandboxes, known hosts, watch.json):
+ * beside a SQLite state file, or `.runfleet/` in the working directory when state is in PostgreSQL.
+ */
+export function localStateDir(state: string): string {
+  const target = parseStateTarget(state);
+  return target.kind === 'sqlite' ? dirname(resolve(target.path)) : resolve('.runfleet');
+}
+
+/**
+ * Opens the state store `--state` names: a SQLite file, or a PostgreSQL database by URL, whose
+ * pool is built here (the password from the URL's password_file, else PGPASSWORD; never logged).
+ */
+export async function openStateStore(
+  state: string,
+  clock: Time,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<StateStore> {
+  const target = parseStateTarget(state);
+  if (target.kind === 'sqlite') return openSqliteStore(resolve(target.path), { clock });
+  const password = resolvePassword(target, env);
+  const pool = new pg.Pool({
+    host: target.host,
+    port: target.port,
+    database: target.database,
+    ...(target.user ? { user: target.user } : {}),
+    // An explicit empty string stops pg from falling back to its own reading of the environment.
+    password: password ?? '',
+    max: 5,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    application_name: 'runfleet',
+  });
+  return openPostgresStore(pool, target.location, { clock });
 }
 
 /**
@@ -76,11 +118,10 @@ export async function openContext(
   fleets: Fleet[],
   load: ContextOptions = {},
 ): Promise<Context> {
-  const statePath = resolve(opts.state);
-  const stateDir = dirname(statePath);
+  const stateDir = localStateDir(opts.state);
   const time = load.time ?? systemTime;
   const logger = load.logger ?? silentLogger;
-  const store = await openSqliteStore(statePath, { clock: time });
+  const store = await openStateStore(opts.state, time, load.env);
   let aws: typeof import('../providers/aws/index.js') | undefined;
   const ensureProviders = async (specs: Pick<Fleet, 'provider'>[]) => {
     if (!aws && specs.some((f) => f.provider.type === 'aws')) aws = await import('../providers/aws/index.js');
@@ -161,8 +202,8 @@ export interface WatchFile {
 }
 
 /** Where a running daemon says how to reach it; `runfleet status` reads it. */
-export function watchFilePath(statePath: string): string {
-  return join(dirname(resolve(statePath)), 'watch.json');
+export function watchFilePath(state: string): string {
+  return join(localStateDir(state), 'watch.json');
 }
 
 export interface Manager {
