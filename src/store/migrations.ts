@@ -165,6 +165,93 @@ export const migrations: readonly Migration[] = [
       DROP TABLE IF EXISTS jobs;
     `,
   },
+  {
+    version: 3,
+    name: 'managers, fleet leases and fencing terms',
+    // Several managers share one PostgreSQL store (docs: README "Several managers"). SQLite gets the
+    // same tables and columns so both stay at one schema; only PostgreSQL enforces the fence.
+    up: `
+      CREATE TABLE managers (
+        id           TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        started_at   TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopping     INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE leases (
+        fleet       TEXT PRIMARY KEY,
+        owner       TEXT,
+        term        INTEGER NOT NULL,
+        acquired_at TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+      );
+      ALTER TABLE instances ADD COLUMN created_term INTEGER;
+      ALTER TABLE intents ADD COLUMN term INTEGER;
+    `,
+    // The fence: a write to a fleet's instances or intents names, in the transaction setting
+    // runfleet.fence, the fleet, the term its writer holds and the writer (tab-separated); the trigger refuses it (SQLSTATE
+    // RF409) unless that term's lease is the fleet's current, unexpired one by the database's clock,
+    // and holds the lease row FOR SHARE so no takeover commits in between. A write without the
+    // setting (a single manager, the CLI) is refused while another manager holds the fleet's lease.
+    pg: `
+      CREATE TABLE managers (
+        id           TEXT COLLATE "C" PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        stopping     BOOLEAN NOT NULL DEFAULT false
+      );
+      CREATE TABLE leases (
+        fleet       TEXT COLLATE "C" PRIMARY KEY,
+        owner       TEXT COLLATE "C",
+        term        BIGINT NOT NULL CHECK (term > 0),
+        acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        expires_at  TIMESTAMPTZ NOT NULL
+      );
+      ALTER TABLE instances ADD COLUMN created_term BIGINT;
+      ALTER TABLE intents ADD COLUMN term BIGINT;
+
+      CREATE FUNCTION runfleet_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
+      DECLARE
+        row_fleet TEXT;
+        fence     TEXT := current_setting('runfleet.fence', true);
+        want      BIGINT;
+        lease     leases%ROWTYPE;
+      BEGIN
+        IF TG_OP = 'DELETE' THEN row_fleet := OLD.fleet; ELSE row_fleet := NEW.fleet; END IF;
+        SELECT * INTO lease FROM leases WHERE fleet = row_fleet FOR SHARE;
+        IF fence IS NULL OR fence = '' THEN
+          IF FOUND AND lease.owner IS NOT NULL AND lease.expires_at > now() THEN
+            RAISE EXCEPTION 'fleet % is leased to manager % (term %): only its owner may write it',
+              row_fleet, lease.owner, lease.term USING ERRCODE = 'RF409';
+          END IF;
+        ELSE
+          IF split_part(fence, E'\t', 1) <> row_fleet THEN
+            RAISE EXCEPTION 'write to fleet % under the fence of fleet %', row_fleet,
+              split_part(fence, E'\t', 1) USING ERRCODE = 'RF409';
+          END IF;
+          want := split_part(fence, E'\t', 2)::BIGINT;
+          IF NOT FOUND OR lease.term <> want OR lease.owner IS DISTINCT FROM split_part(fence, E'\t', 3)
+             OR lease.expires_at <= now() THEN
+            RAISE EXCEPTION 'stale term % for fleet % (current term %)', want, row_fleet,
+              COALESCE(lease.term::TEXT, 'none') USING ERRCODE = 'RF409';
+          END IF;
+          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := want; END IF;
+          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'intents' THEN NEW.term := want; END IF;
+        END IF;
+        IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+        IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := OLD.created_term; END IF;
+        RETURN NEW;
+      END
+      $fence$;
+      CREATE TRIGGER instances_fence BEFORE INSERT OR UPDATE OR DELETE ON instances
+        FOR EACH ROW EXECUTE FUNCTION runfleet_fence();
+      CREATE TRIGGER intents_fence BEFORE INSERT OR UPDATE OR DELETE ON intents
+        FOR EACH ROW EXECUTE FUNCTION runfleet_fence();
+    `,
+  },
 ];
 
 /** The schema version this build writes and understands. */

@@ -7,7 +7,7 @@
  * the same holder message.
  */
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { FleetError, asError, isFleetError } from '../errors.js';
 import type { AppliedFleet, LedgerInstance } from '../model/observed.js';
 import { systemTime, type Clock } from '../util/time.js';
@@ -55,14 +55,30 @@ export async function openPostgresStore(
   }
 }
 
+/**
+ * The term this manager holds for a fleet's lease, or undefined when it holds none. A store with a
+ * fence writes a fleet's instances and intents only under that term, and the database refuses the
+ * write when the term is no longer the fleet's current one (`runfleet_fence`, migration 3).
+ */
+export type Fence = (fleet: string) => number | undefined;
+
 export class PostgresStateStore implements StateStore {
   private closed = false;
+  private fence: { owner: string; termOf: Fence } | undefined;
 
   constructor(
     readonly pool: Pool,
     readonly location: string,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Every later instance and intent write is made as manager `owner` under the term `termOf`
+   * answers for its fleet (see {@link Fence}); undefined: unfenced writes again.
+   */
+  setFence(owner: string | undefined, termOf?: Fence): void {
+    this.fence = owner && termOf ? { owner, termOf } : undefined;
+  }
 
   async listFleets(): Promise<AppliedFleet[]> {
     const rows = await this.rows<FleetRow>('read fleets', 'SELECT * FROM fleets ORDER BY name');
@@ -108,7 +124,8 @@ export class PostgresStateStore implements StateStore {
   }
 
   async putInstance(i: LedgerInstance): Promise<void> {
-    await this.run(
+    await this.fenced(
+      i.fleet,
       `write instance ${i.fleet}/${i.id}`,
       `INSERT INTO instances (fleet, id, provider, state, created_at, ready_at, use_count,
          last_used_at, health_failures, drain_reason, acquired)
@@ -135,23 +152,27 @@ export class PostgresStateStore implements StateStore {
   }
 
   async deleteInstance(fleet: string, id: string): Promise<void> {
-    await this.run(`delete instance ${fleet}/${id}`, 'DELETE FROM instances WHERE fleet = $1 AND id = $2', [
+    await this.fenced(
       fleet,
-      id,
-    ]);
+      `delete instance ${fleet}/${id}`,
+      'DELETE FROM instances WHERE fleet = $1 AND id = $2',
+      [fleet, id],
+    );
   }
 
   async openIntent(fleet: string, action: string, detail: Record<string, unknown>): Promise<number> {
-    const rows = await this.rows<{ id: number }>(
+    const r = await this.fenced(
+      fleet,
       `record intent ${action} on ${fleet}`,
       'INSERT INTO intents (fleet, action, detail, created_at) VALUES ($1, $2, $3, $4) RETURNING id',
       [fleet, action, JSON.stringify(detail), this.now()],
     );
-    return Number(rows[0]?.id);
+    return Number((r.rows[0] as { id: number } | undefined)?.id);
   }
 
   async closeIntent(id: number, outcome: string): Promise<void> {
-    await this.run(
+    await this.fenced(
+      { intent: id },
       `close intent ${id}`,
       'UPDATE intents SET closed_at = $1, outcome = $2 WHERE id = $3 AND closed_at IS NULL',
       [this.now(), outcome, id],
@@ -247,6 +268,53 @@ export class PostgresStateStore implements StateStore {
     return this.clock.now().toISOString();
   }
 
+  /**
+   * One write to a fleet's instances or intents. Without a fence: a plain statement (the trigger
+   * still refuses it while another manager holds the fleet). With one: a transaction that names
+   * the fleet and this manager's term in `runfleet.fence` first, so the database checks the term.
+   */
+  private async fenced(
+    target: string | { intent: number },
+    what: string,
+    sql: string,
+    params: unknown[],
+  ): Promise<QueryResult> {
+    if (this.closed) throw pgError(this.pool, this.location, what, new Error('the store is closed'));
+    const fence = this.fence;
+    let client: PoolClient | undefined;
+    try {
+      if (!fence) return await this.pool.query(sql, params);
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      const fleet =
+        typeof target === 'string'
+          ? target
+          : (
+              await client.query<{ fleet: string }>('SELECT fleet FROM intents WHERE id = $1', [
+                target.intent,
+              ])
+            ).rows[0]?.fleet;
+      if (fleet === undefined) {
+        await client.query('COMMIT');
+        return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
+      }
+      const term = fence.termOf(fleet);
+      if (term === undefined) throw notLeasedError(fleet, what);
+      await client.query("SELECT set_config('runfleet.fence', $1, true)", [
+        `${fleet}\t${term}\t${fence.owner}`,
+      ]);
+      const result = await client.query(sql, params);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client?.query('ROLLBACK').catch(() => undefined);
+      if (isFleetError(e)) throw e;
+      throw pgError(this.pool, this.location, what, e);
+    } finally {
+      client?.release();
+    }
+  }
+
   /** One statement; its rows. PostgreSQL failures become FleetError(STATE) naming `what`. */
   protected async rows<R extends QueryResultRow>(
     what: string,
@@ -272,6 +340,12 @@ export class PostgresStateStore implements StateStore {
   }
 }
 
+function notLeasedError(fleet: string, what: string): FleetError {
+  return new FleetError('FENCED', `cannot ${what}: this manager holds no lease on fleet ${fleet}`, {
+    hint: 'another manager owns the fleet now; it adopts the fleet’s instances and open intents',
+  });
+}
+
 /** SQLSTATE classes and socket errors after which the same operation may well succeed. */
 function transient(code: string): boolean {
   return (
@@ -284,6 +358,9 @@ function transient(code: string): boolean {
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code)
   );
 }
+
+/** What the database's fence trigger raises for a stale or missing term (migration 3). */
+export const FENCE_SQLSTATE = 'RF409';
 
 function pgCode(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
@@ -299,6 +376,12 @@ export function pgError(pool: Pool, location: string, what: string, e: unknown):
   let message = asError(e).message || code || 'connection failed';
   const password = (pool.options as { password?: unknown }).password;
   if (typeof password === 'string' && password.length > 0) message = message.split(password).join('***');
+  if (code === FENCE_SQLSTATE) {
+    return new FleetError('FENCED', `cannot ${what} in state store ${location}: ${message}`, {
+      hint: 'another manager owns the fleet now; this manager stops acting on it',
+      cause: e,
+    });
+  }
   const retryable = transient(code) || /timeout|terminated|Connection terminated/i.test(message);
   const hint =
     code === '28P01' || code === '28000'

@@ -32,7 +32,16 @@ if (cluster) {
     const db = await cluster.createDatabase();
     const store = await openPostgresStore(cluster.pool(db), cluster.url(db));
     await store.close();
-    t.same(await tables(db), ['applies', 'fleets', 'instances', 'intents', 'locks', 'meta']);
+    t.same(await tables(db), [
+      'applies',
+      'fleets',
+      'instances',
+      'intents',
+      'leases',
+      'locks',
+      'managers',
+      'meta',
+    ]);
     const pool = cluster.pool(db);
     t.teardown(() => pool.end());
     const c = await pool.connect();
