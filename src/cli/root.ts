@@ -6,7 +6,7 @@
  * each fleet's GitLab client), the daemon, its HTTP server and the fleets directory watcher.
  * Arrows point one way: the daemon is handed the runtime's pieces; the runtime never sees the daemon.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadFleets } from '../config/index.js';
 import { watchFleetDir } from '../daemon/config-watcher.js';
@@ -29,7 +29,12 @@ import { connectorReadinessProbe } from '../runtime/readiness-probe.js';
 import { SlotScheduler } from '../runtime/slots/scheduler.js';
 import pg from 'pg';
 import { openSqliteStore } from '../store/index.js';
-import { openPostgresStore } from '../store/postgres-store.js';
+import { openPostgresStore, PostgresStateStore } from '../store/postgres-store.js';
+import { PostgresLeases } from '../store/pg-leases.js';
+import { scopedStore } from '../store/scoped-store.js';
+import { LeaseKeeper } from '../daemon/lease-keeper.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { parseStateTarget, resolvePassword } from '../store/state-url.js';
 import { LedgerWriter } from '../store/ledger-writer.js';
 import type { StateStore } from '../store/store.js';
@@ -187,6 +192,8 @@ export interface ManagerOptions {
    * and kill graces stay on the manager's time. @default the manager's
    */
   runtimeTime?: Time;
+  /** Lease timings (renew, TTL, margin), for tests and benchmarks. @default 5 s / 15 s / 1 s */
+  leaseTimings?: { renewMs?: number; ttlMs?: number; marginMs?: number };
   /**
    * Test seam: builds the providers instead of the built-in ones (integration tests inject one
    * that runs a real sshd per instance). Never set by the CLI.
@@ -208,6 +215,8 @@ export function watchFilePath(state: string): string {
 
 export interface Manager {
   daemon: Daemon;
+  /** With the state in PostgreSQL: this manager's fleet leases. */
+  leases?: LeaseKeeper;
   runtime: FleetRunners;
   ctx: Context;
   /** host:port of the HTTP server. */
@@ -236,8 +245,37 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
     { providers: m.providers, logger: m.logger },
   );
   const { time, logger } = ctx;
-  const runtimeTime = m.runtimeTime ?? time;
   const metrics = new DaemonMetrics(defaultSystemId());
+  // Several managers on one PostgreSQL store: fleets are owned through leases (README "Several
+  // managers"); the daemon sees only its own fleets and every write carries its lease's term.
+  let keeper: LeaseKeeper | undefined;
+  let fileFleets = initial.fleets.map((d) => d.spec.name);
+  const raw = ctx.store;
+  const owns = (fleet: string) => !keeper || keeper.owns(fleet);
+  // The daemon is built below; ownership changes reach it once it exists.
+  const late: { daemon?: Daemon } = {};
+  if (raw instanceof PostgresStateStore) {
+    const me = {
+      id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      host: hostname(),
+      pid: process.pid,
+    };
+    const leaseKeeper = new LeaseKeeper({
+      api: new PostgresLeases(raw.pool, raw.location),
+      me,
+      time,
+      logger: logger.child({ component: 'leases' }),
+      fleets: async () => [...new Set([...fileFleets, ...(await raw.listFleets()).map((f) => f.name)])],
+      onChange: async (gained) => {
+        await late.daemon?.ownershipChanged(gained);
+      },
+      events: metrics.leases,
+      ...(m.leaseTimings ?? {}),
+    });
+    keeper = leaseKeeper;
+    raw.setFence(me.id, (fleet, purpose) => leaseKeeper.termOf(fleet, purpose));
+  }
+  const runtimeTime = m.runtimeTime ?? time;
   const { ledger } = ctx;
   const slots = new SlotScheduler({ ledger, time, logger });
   // Connectors and executors wait on real processes (kill graces, job deadlines): always real time.
@@ -259,7 +297,13 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
   });
   const daemon = new Daemon({
-    store: ctx.store,
+    store: keeper ? scopedStore(raw, owns) : raw,
+    ...(keeper
+      ? {
+          stateLock: false,
+          scope: (only: ReadonlySet<string>) => scopedStore(raw, (f) => only.has(f) && owns(f)),
+        }
+      : {}),
     providers: ctx.providers,
     slots,
     ledger,
@@ -271,7 +315,14 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
     loadConfig: async () => {
       const loaded = await loadFleets(opts.dir);
       await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
-      return loaded;
+      if (!keeper) return loaded;
+      fileFleets = loaded.fleets.map((d) => d.spec.name);
+      const mine = (d: { spec: Fleet }) => owns(d.spec.name);
+      return {
+        ...loaded,
+        fleets: loaded.fleets.filter(mine),
+        files: loaded.files.map((f) => ({ ...f, fleets: f.fleets.filter(mine) })),
+      };
     },
     intervalMs: m.intervalMs,
     ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),
@@ -282,10 +333,14 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
       return runtime.sync(fleets);
     },
   });
+  late.daemon = daemon;
   try {
     await daemon.start();
+    await keeper?.start();
   } catch (e) {
     await runtime.stop(0);
+    await keeper?.stop();
+    if (daemon.state === 'running') await daemon.stop({ graceMs: 0 });
     await ctx.close();
     throw e;
   }
@@ -299,17 +354,24 @@ async function startBound(opts: GlobalOptions, m: ManagerOptions, server: Daemon
     started_at: daemon.startedAt.toISOString(),
     state: 'running',
   };
+  await mkdir(dirname(watchFile), { recursive: true });
   await writeFile(watchFile, `${JSON.stringify(info)}\n`);
 
+  const running = daemon;
   return {
-    daemon,
+    daemon: running,
+    ...(keeper ? { leases: keeper } : {}),
     runtime,
     ctx,
     address: server.address,
     async stop() {
       try {
         await watcher.close();
-        await Promise.all([runtime.stop(m.graceMs), daemon.stop()]);
+        // Hand-over: no fleet is assigned to this manager any more, its jobs get the grace
+        // period, then the leases are released and the next owners are notified.
+        await keeper?.beginHandOver();
+        await Promise.all([runtime.stop(m.graceMs), running.stop()]);
+        await keeper?.stop();
       } finally {
         await server.close();
         await rm(watchFile, { force: true });

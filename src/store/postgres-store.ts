@@ -58,9 +58,10 @@ export async function openPostgresStore(
 /**
  * The term this manager holds for a fleet's lease, or undefined when it holds none. A store with a
  * fence writes a fleet's instances and intents only under that term, and the database refuses the
- * write when the term is no longer the fleet's current one (`runfleet_fence`, migration 3).
+ * write when the term is no longer the fleet's current one (`runfleet_fence`, migration 3). An
+ * intent precedes a provider call, so the fence may ask more of the lease for it (`intent`).
  */
-export type Fence = (fleet: string) => number | undefined;
+export type Fence = (fleet: string, purpose: 'write' | 'intent') => number | undefined;
 
 export class PostgresStateStore implements StateStore {
   private closed = false;
@@ -166,6 +167,7 @@ export class PostgresStateStore implements StateStore {
       `record intent ${action} on ${fleet}`,
       'INSERT INTO intents (fleet, action, detail, created_at) VALUES ($1, $2, $3, $4) RETURNING id',
       [fleet, action, JSON.stringify(detail), this.now()],
+      'intent',
     );
     return Number((r.rows[0] as { id: number } | undefined)?.id);
   }
@@ -278,6 +280,7 @@ export class PostgresStateStore implements StateStore {
     what: string,
     sql: string,
     params: unknown[],
+    purpose: 'write' | 'intent' = 'write',
   ): Promise<QueryResult> {
     if (this.closed) throw pgError(this.pool, this.location, what, new Error('the store is closed'));
     const fence = this.fence;
@@ -298,7 +301,7 @@ export class PostgresStateStore implements StateStore {
         await client.query('COMMIT');
         return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
       }
-      const term = fence.termOf(fleet);
+      const term = fence.termOf(fleet, purpose);
       if (term === undefined) throw notLeasedError(fleet, what);
       await client.query("SELECT set_config('runfleet.fence', $1, true)", [
         `${fleet}\t${term}\t${fence.owner}`,
