@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { BIN, until } from './helpers.js';
+import { BIN, runCli, until } from './helpers.js';
 
 const cluster = await startPostgres(t);
 const FLEETS = 6;
@@ -110,6 +110,31 @@ if (cluster) {
       );
     }
     const ofA = spread.ls.filter((l) => l.owner === idA);
+
+    // `runfleet managers` lists both with their fleets; `runfleet status` names owner and term.
+    const listed = await runCli(dir, ['managers', '--json', '--state', url]);
+    t.equal(listed.code, 0, listed.stderr);
+    const members = (
+      JSON.parse(listed.stdout) as { managers: { id: string; alive: boolean; fleets: { fleet: string }[] }[] }
+    ).managers;
+    t.same(members.map((m) => m.id).sort(), [idA, idB].sort());
+    t.equal(
+      members.reduce((n, m) => n + m.fleets.length, 0),
+      FLEETS,
+      'every fleet listed under one manager',
+    );
+    const human = await runCli(dir, ['managers', '--state', url]);
+    t.match(human.stdout, /MANAGER\s+HOST\s+PID\s+STARTED\s+HEARTBEAT\s+STATE\s+FLEETS/);
+    const status = await runCli(dir, ['status', '--json', '--state', url]);
+    t.equal(status.code, 0, status.stderr);
+    const fleets = (
+      JSON.parse(status.stdout) as { fleets: { name: string; owner?: string; term?: number }[] }
+    ).fleets;
+    t.same(
+      fleets.map((f) => [f.name, f.owner, String(f.term)]),
+      spread.ls.map((l) => [l.fleet, l.owner, l.term]),
+      'status shows every fleet with its owner and term',
+    );
     const before = new Map(spread.rows.map((r) => [r.fleet, r.id]));
 
     // SIGKILL a: b takes its fleets over with a higher term and adopts its instances.
