@@ -31,6 +31,7 @@ export interface LeaseApi {
   register(m: ManagerInfo): Promise<void>;
   heartbeat(id: string, stopping?: boolean): Promise<void>;
   deregister(id: string): Promise<void>;
+  forgetSilent(olderThanMs: number): Promise<void>;
   members(ttlMs: number): Promise<MemberRow[]>;
   leases(): Promise<LeaseRow[]>;
   acquire(fleet: string, me: string, ttlMs: number): Promise<Granted | undefined>;
@@ -128,6 +129,8 @@ export class LeaseKeeper {
   /** Registers, listens for releases and runs the first round. */
   async start(): Promise<void> {
     await this.opts.api.register(this.opts.me);
+    // Managers that crashed long ago (their leases expired a hundred TTLs back) leave the list.
+    await this.opts.api.forgetSilent(this.ttlMs * 100);
     await this.startListening();
     await this.round();
     this.schedule();

@@ -81,7 +81,11 @@ type PgTest = Pick<Test, 'skip' | 'fail' | 'teardown'>;
  * Starts a cluster for this test (or file, when `t` is the file's root test) and stops it on
  * teardown. Returns undefined after skipping (binaries missing, CI not true) or failing (CI=true).
  */
-export async function startPostgres(t: PgTest): Promise<PgCluster | undefined> {
+export async function startPostgres(
+  t: PgTest,
+  /** Extra server settings, e.g. `['shared_preload_libraries=pg_stat_statements']`. */
+  settings: string[] = [],
+): Promise<PgCluster | undefined> {
   const bin = postgresBinDir();
   if (!bin) {
     const message =
@@ -118,7 +122,10 @@ export async function startPostgres(t: PgTest): Promise<PgCluster | undefined> {
   );
   const port = await freePort();
   const host = '127.0.0.1';
-  const opts = `-k ${dir} -h ${host} -p ${port} -F -c max_connections=200`;
+  const opts = [
+    `-k ${dir} -h ${host} -p ${port} -F -c max_connections=200`,
+    ...settings.map((x) => `-c ${x}`),
+  ].join(' ');
   const start = () =>
     sh('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']).then(
       () => undefined,
