@@ -122,9 +122,12 @@ async function takeover(signal: 'SIGKILL' | 'SIGTERM'): Promise<number[]> {
   const times: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     await p.waitFor('b0 owned by one of two live managers', async () => {
-      const live = Number(
-        (await p.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM managers')).rows[0]?.n,
-      );
+      const ages = (
+        await p.pool.query<{ age_ms: number }>(
+          'SELECT (extract(epoch FROM now() - heartbeat_at) * 1000)::float8 AS age_ms FROM managers',
+        )
+      ).rows;
+      const live = ages.filter((a) => a.age_ms < TTL_MS).length;
       return live === 2 && (await p.owner('b0')) !== undefined && (await p.owned()) === 4;
     });
     const before = (await p.owner('b0'))!;
