@@ -66,6 +66,10 @@ if (cluster) {
       (await a.leases.members(15_000)).map((m) => m.id),
       ['m-a'],
     );
+    await a.leases.forgetSilent(3_600_000);
+    t.equal((await a.leases.members(15_000)).length, 1, 'a recent heartbeat is kept');
+    await a.leases.forgetSilent(0);
+    t.same(await a.leases.members(15_000), [], 'older than the limit: forgotten');
   });
 
   t.test('acquire: one holder per lease, a new term on every change of owner', async (t) => {
