@@ -70,13 +70,20 @@ async function project(fleets: number) {
     max: 2,
   });
   teardowns.push(() => pool.end());
+  const ready = new Set<ChildProcess>();
   const start = () => {
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     const child = spawn(
       process.execPath,
       [BIN, 'watch', '--listen', '127.0.0.1:0', '--grace', '1s', '--state', cluster!.url(db)],
-      { cwd: dir, env, stdio: ['ignore', 'ignore', process.env['BENCH_DEBUG'] ? 'inherit' : 'ignore'] },
+      { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] },
     );
+    // Ready once it says it manages the fleets: from then on SIGTERM is a hand-over (before that
+    // the signal handler is not installed yet and SIGTERM simply ends the process).
+    child.stderr?.on('data', (d: Buffer) => {
+      if (d.toString().includes('runfleet watch: managing')) ready.add(child);
+      if (process.env['BENCH_DEBUG']) process.stderr.write(d);
+    });
     children.push(child);
     return child;
   };
@@ -113,7 +120,7 @@ async function project(fleets: number) {
       await sleep(20);
     }
   };
-  return { db, pool, start, owner, pidOf, owned, waitFor };
+  return { db, pool, start, owner, pidOf, owned, waitFor, ready };
 }
 
 async function takeover(signal: 'SIGKILL' | 'SIGTERM'): Promise<number[]> {
@@ -128,7 +135,12 @@ async function takeover(signal: 'SIGKILL' | 'SIGTERM'): Promise<number[]> {
         )
       ).rows;
       const live = ages.filter((a) => a.age_ms < TTL_MS).length;
-      return live === 2 && (await p.owner('b0')) !== undefined && (await p.owned()) === 4;
+      return (
+        live === 2 &&
+        procs.every((c) => p.ready.has(c)) &&
+        (await p.owner('b0')) !== undefined &&
+        (await p.owned()) === 4
+      );
     });
     const before = (await p.owner('b0'))!;
     const pid = await p.pidOf(before);
