@@ -12,6 +12,8 @@ export const ErrorCode = {
   STATE: 'STATE',
   /** Another process holds the state lock. */
   LOCKED: 'LOCKED',
+  /** A fleet's lease is not (or no longer) this manager's: the write or provider call was refused. */
+  FENCED: 'FENCED',
   /** A saved plan no longer matches the observed state. */
   PLAN_STALE: 'PLAN_STALE',
   /** A saved plan file cannot be read or has the wrong format. */

@@ -23,6 +23,7 @@ const commands = {
   state: () => import('./commands/state.js'),
   watch: () => import('./commands/watch.js'),
   status: () => import('./commands/status.js'),
+  managers: () => import('./commands/managers.js'),
   demo: () => import('./commands/demo.js'),
   coordinator: () => import('../devtools/coordinator/cli.js'),
   import: () => import('./commands/import.js'),
@@ -43,6 +44,7 @@ Examples:
   runfleet history                      past applies
   runfleet watch                        run the daemon: converge continuously, reload on edit
   runfleet status                       fleets, instances, slots, policy in force now
+  runfleet managers                     managers sharing a PostgreSQL state, their fleets
   runfleet demo                         the whole loop with no cloud and no GitLab
   runfleet import config.toml           turn GitLab Runner autoscaler runners into fleet files
 
@@ -54,8 +56,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description('Declarative autoscaling GitLab CI runner fleets: validate, plan, apply.')
     .option('-d, --dir <dir>', 'fleets directory', process.env.RUNFLEET_DIR ?? 'fleets')
     .option(
-      '-s, --state <file>',
-      'state store (SQLite file)',
+      '-s, --state <file|url>',
+      'state store: a SQLite file, or postgres://user@host:port/db (password from PGPASSWORD)',
       process.env.RUNFLEET_STATE ?? '.runfleet/state.db',
     )
     .option('--no-color', 'never colour output')
@@ -246,6 +248,14 @@ Examples:
           await commands.status()
         ).status(globals(), { json: o.json, ...(o.daemon ? { daemon: o.daemon } : {}) }, ioFor()),
       ),
+    );
+
+  program
+    .command('managers')
+    .description('the managers sharing a PostgreSQL state store: heartbeats and the fleets each owns')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) =>
+      setExit(await (await commands.managers()).managers(globals(), o.json, ioFor())),
     );
 
   program

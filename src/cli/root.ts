@@ -6,7 +6,7 @@
  * each fleet's GitLab client), the daemon, its HTTP server and the fleets directory watcher.
  * Arrows point one way: the daemon is handed the runtime's pieces; the runtime never sees the daemon.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadFleets } from '../config/index.js';
 import type { Daemon } from '../daemon/daemon.js';
@@ -20,6 +20,12 @@ import type { Provider } from '../providers/provider.js';
 import { ProviderRegistry, type ProviderBuilder } from '../providers/registry.js';
 import { createStaticProvider } from '../providers/static/index.js';
 import { openSqliteStore } from '../store/index.js';
+import type { PostgresStateStore } from '../store/postgres-store.js';
+import { scopedStore } from '../store/scoped-store.js';
+import type { LeaseKeeper } from '../daemon/lease-keeper.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseStateTarget, resolvePassword } from '../store/state-url.js';
 import { LedgerWriter } from '../store/ledger-writer.js';
 import type { StateStore } from '../store/store.js';
 import type { Logger } from '../util/logger.js';
@@ -56,6 +62,50 @@ export interface ContextOptions {
   time?: Time;
   /** @default silentLogger (one-shot commands print for humans instead) */
   logger?: Logger;
+  /** Where PGPASSWORD is read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The directory of this machine's own files (local provider sandboxes, known hosts, watch.json):
+ * beside a SQLite state file, or `.runfleet/` in the working directory when state is in PostgreSQL.
+ */
+export function localStateDir(state: string): string {
+  const target = parseStateTarget(state);
+  return target.kind === 'sqlite' ? dirname(resolve(target.path)) : resolve('.runfleet');
+}
+
+/**
+ * Opens the state store `--state` names: a SQLite file, or a PostgreSQL database by URL, whose
+ * pool is built here (the password from the URL's password_file, else PGPASSWORD; never logged).
+ */
+export async function openStateStore(
+  state: string,
+  clock: Time,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<StateStore> {
+  const target = parseStateTarget(state);
+  if (target.kind === 'sqlite') return openSqliteStore(resolve(target.path), { clock });
+  const password = resolvePassword(target, env);
+  // Loaded only for a PostgreSQL store: SQLite users (and validate/plan start-up) never pay for pg.
+  const [{ default: pg }, { openPostgresStore }] = await Promise.all([
+    import('pg'),
+    import('../store/postgres-store.js'),
+  ]);
+  const pool = new pg.Pool({
+    host: target.host,
+    port: target.port,
+    database: target.database,
+    ...(target.user ? { user: target.user } : {}),
+    // An explicit empty string stops pg from falling back to its own reading of the environment.
+    password: password ?? '',
+    max: 5,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    application_name: 'runfleet',
+  });
+  return openPostgresStore(pool, target.location, { clock });
 }
 
 /**
@@ -68,11 +118,10 @@ export async function openContext(
   fleets: Fleet[],
   load: ContextOptions = {},
 ): Promise<Context> {
-  const statePath = resolve(opts.state);
-  const stateDir = dirname(statePath);
+  const stateDir = localStateDir(opts.state);
   const time = load.time ?? systemTime;
   const logger = load.logger ?? silentLogger;
-  const store = await openSqliteStore(statePath, { clock: time });
+  const store = await openStateStore(opts.state, time, load.env);
   let aws: typeof import('../providers/aws/index.js') | undefined;
   const ensureProviders = async (specs: Pick<Fleet, 'provider'>[]) => {
     if (!aws && specs.some((f) => f.provider.type === 'aws')) aws = await import('../providers/aws/index.js');
@@ -138,6 +187,8 @@ export interface ManagerOptions {
    * and kill graces stay on the manager's time. @default the manager's
    */
   runtimeTime?: Time;
+  /** Lease timings (renew, TTL, margin), for tests and benchmarks. @default 5 s / 15 s / 1 s */
+  leaseTimings?: { renewMs?: number; ttlMs?: number; marginMs?: number };
   /**
    * Test seam: builds the providers instead of the built-in ones (integration tests inject one
    * that runs a real sshd per instance). Never set by the CLI.
@@ -153,12 +204,14 @@ export interface WatchFile {
 }
 
 /** Where a running daemon says how to reach it; `runfleet status` reads it. */
-export function watchFilePath(statePath: string): string {
-  return join(dirname(resolve(statePath)), 'watch.json');
+export function watchFilePath(state: string): string {
+  return join(localStateDir(state), 'watch.json');
 }
 
 export interface Manager {
   daemon: Daemon;
+  /** With the state in PostgreSQL: this manager's fleet leases. */
+  leases?: LeaseKeeper;
   runtime: FleetRunners;
   ctx: Context;
   /** host:port of the HTTP server. */
@@ -243,8 +296,41 @@ async function startBound(
     { providers: m.providers, logger: m.logger },
   );
   const { time, logger } = ctx;
-  const runtimeTime = m.runtimeTime ?? time;
   const metrics = new DaemonMetrics(defaultSystemId());
+  // Several managers on one PostgreSQL store: fleets are owned through leases (README "Several
+  // managers"); the daemon sees only its own fleets and every write carries its lease's term.
+  let keeper: LeaseKeeper | undefined;
+  let fileFleets = initial.fleets.map((d) => d.spec.name);
+  const raw = ctx.store;
+  const owns = (fleet: string) => !keeper || keeper.owns(fleet);
+  // The daemon is built below; ownership changes reach it once it exists.
+  const late: { daemon?: Daemon } = {};
+  if (isPostgresStore(raw)) {
+    const [{ LeaseKeeper }, { PostgresLeases }] = await Promise.all([
+      import('../daemon/lease-keeper.js'),
+      import('../store/pg-leases.js'),
+    ]);
+    const me = {
+      id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      host: hostname(),
+      pid: process.pid,
+    };
+    const leaseKeeper = new LeaseKeeper({
+      api: new PostgresLeases(raw.pool, raw.location),
+      me,
+      time,
+      logger: logger.child({ component: 'leases' }),
+      fleets: async () => [...new Set([...fileFleets, ...(await raw.listFleets()).map((f) => f.name)])],
+      onChange: async (gained) => {
+        await late.daemon?.ownershipChanged(gained);
+      },
+      events: metrics.leases,
+      ...(m.leaseTimings ?? {}),
+    });
+    keeper = leaseKeeper;
+    raw.setFence(me.id, (fleet, purpose) => leaseKeeper.termOf(fleet, purpose));
+  }
+  const runtimeTime = m.runtimeTime ?? time;
   const { ledger } = ctx;
   const slots = new SlotScheduler({ ledger, time, logger });
   // Connectors and executors wait on real processes (kill graces, job deadlines): always real time.
@@ -271,7 +357,13 @@ async function startBound(
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
   });
   const daemon = new Daemon({
-    store: ctx.store,
+    store: keeper ? scopedStore(raw, owns) : raw,
+    ...(keeper
+      ? {
+          stateLock: false,
+          scope: (only: ReadonlySet<string>) => scopedStore(raw, (f) => only.has(f) && owns(f)),
+        }
+      : {}),
     providers: ctx.providers,
     slots,
     ledger,
@@ -283,7 +375,14 @@ async function startBound(
     loadConfig: async () => {
       const loaded = await loadFleets(opts.dir);
       await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
-      return loaded;
+      if (!keeper) return loaded;
+      fileFleets = loaded.fleets.map((d) => d.spec.name);
+      const mine = (d: { spec: Fleet }) => owns(d.spec.name);
+      return {
+        ...loaded,
+        fleets: loaded.fleets.filter(mine),
+        files: loaded.files.map((f) => ({ ...f, fleets: f.fleets.filter(mine) })),
+      };
     },
     intervalMs: m.intervalMs,
     ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),
@@ -294,10 +393,14 @@ async function startBound(
       return runtime.sync(fleets);
     },
   });
+  late.daemon = daemon;
   try {
     await daemon.start();
+    await keeper?.start();
   } catch (e) {
     await runtime.stop(0);
+    await keeper?.stop();
+    if (daemon.state === 'running') await daemon.stop({ graceMs: 0 });
     await ctx.close();
     throw e;
   }
@@ -311,17 +414,24 @@ async function startBound(
     started_at: daemon.startedAt.toISOString(),
     state: 'running',
   };
+  await mkdir(dirname(watchFile), { recursive: true });
   await writeFile(watchFile, `${JSON.stringify(info)}\n`);
 
+  const running = daemon;
   return {
-    daemon,
+    daemon: running,
+    ...(keeper ? { leases: keeper } : {}),
     runtime,
     ctx,
     address: server.address,
     async stop() {
       try {
         await watcher.close();
-        await Promise.all([runtime.stop(m.graceMs), daemon.stop()]);
+        // Hand-over: no fleet is assigned to this manager any more, its jobs get the grace
+        // period, then the leases are released and the next owners are notified.
+        await keeper?.beginHandOver();
+        await Promise.all([runtime.stop(m.graceMs), running.stop()]);
+        await keeper?.stop();
       } finally {
         await server.close();
         await rm(watchFile, { force: true });
@@ -329,4 +439,9 @@ async function startBound(
       }
     },
   };
+}
+
+/** A PostgreSQL store, told apart without loading its module (and pg) for SQLite users. */
+function isPostgresStore(store: StateStore): store is PostgresStateStore {
+  return 'pool' in store && 'setFence' in store;
 }

@@ -55,6 +55,14 @@ export interface DaemonOptions {
   observeMaxAgeMs?: number;
   /** Who the state lock names. @default `user@host pid N` */
   lockHolder?: string;
+  /**
+   * Whether the daemon holds the state lock from start to stop. @default true. Managers sharing a
+   * PostgreSQL store own fleets through leases instead, and each sees only its own (`store` is
+   * scoped to them).
+   */
+  stateLock?: boolean;
+  /** With leases: the store restricted to `fleets` (a takeover resolves only what it gained). */
+  scope?: (fleets: ReadonlySet<string>) => StateStore;
   /** Whether the holder of a `watch` lock still runs. @default checks the pid on this host */
   isLockHolderAlive?: (lock: LockInfo) => boolean;
   /** `system_id` label of GitLab-compatible metrics. @default derived from the host name */

@@ -161,7 +161,7 @@ export class Daemon {
     if (this.started || this.lifecycle.state !== 'starting') this.lifecycle.refuse('start');
     this.started = true;
     try {
-      await this.lock.take();
+      if (this.opts.stateLock !== false) await this.lock.take();
       await this.loadConfig();
       await this.passes.refreshView();
       const restart = await resolveAfterRestart(this.passes.specs(), this.instances);
@@ -202,6 +202,26 @@ export class Daemon {
     await this.ledger.flush();
     await this.lock.release();
     this.lifecycle.transition('stopped');
+  }
+
+  /**
+   * After this manager's set of owned fleets changed (several managers, `lease-keeper.ts`): the
+   * fleets gained are taken over like after a restart — their open intents resolved, instances that
+   * held jobs drained, everything in their group adopted, nothing deleted that was not seen created
+   * — and the next pass plans with the new set (a lost fleet's runtime stops taking jobs).
+   */
+  async ownershipChanged(gained: readonly string[]): Promise<void> {
+    if (this.lifecycle.state !== 'running') return;
+    await this.loadConfig();
+    await this.passes.refreshView();
+    if (gained.length > 0) {
+      const only = new Set(gained);
+      const specs = new Map([...this.passes.specs()].filter(([name]) => only.has(name)));
+      const store = this.opts.scope ? this.opts.scope(only) : this.instances.store;
+      const restart = await resolveAfterRestart(specs, { ...this.instances, store });
+      this.logger.info('took over fleets', { event: 'takeover', fleets: gained, ...restart });
+    }
+    this.passes.request('config');
   }
 
   /** Re-reads the fleets directory (the file watcher calls this) and plans at once. */

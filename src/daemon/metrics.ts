@@ -127,6 +127,23 @@ export class DaemonMetrics {
     labelNames: ['fleet'],
     registers: [this.registry],
   });
+  private readonly leasesHeld = new Gauge({
+    name: 'runfleet_leases_held',
+    help: 'Fleet leases this manager holds (several managers on PostgreSQL)',
+    registers: [this.registry],
+  });
+  private readonly leasesAcquired = new Counter({
+    name: 'runfleet_leases_acquired_total',
+    help: 'Fleet leases this manager acquired, each as a new term',
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
+  private readonly leasesLost = new Counter({
+    name: 'runfleet_leases_lost_total',
+    help: 'Fleet leases this manager gave up (hand-over) or lost (expired, taken over)',
+    labelNames: ['fleet'],
+    registers: [this.registry],
+  });
   private readonly heartbeatFailures = new Counter({
     name: 'runfleet_instance_heartbeat_failures_total',
     help: 'Failed heartbeats of idle ready instances (false or no answer)',
@@ -220,6 +237,13 @@ export class DaemonMetrics {
     this.daemonState.reset();
     this.daemonState.set({ state: daemonState }, 1);
   }
+
+  /** The lease keeper's events (`lease-keeper.ts`). */
+  readonly leases = {
+    held: (count: number) => this.leasesHeld.set(count),
+    acquired: (fleet: string) => this.leasesAcquired.inc({ fleet }),
+    lost: (fleet: string) => this.leasesLost.inc({ fleet }),
+  };
 
   reconciled(trigger: string, seconds: number): void {
     this.reconcileDuration.observe({ trigger }, seconds);

@@ -46,6 +46,9 @@ export interface FleetStatus {
   /** See `FleetView.status`; `applied` when read from the store without a daemon. */
   status: 'active' | 'held' | 'removing' | 'unapplied' | 'applied';
   source?: { file: string; line: number };
+  /** State in PostgreSQL: the manager whose lease the fleet is under (null: none now), and its term. */
+  owner?: string | null;
+  term?: number;
   policy?: PolicyStatus;
   capacity_per_instance?: number;
   max_instances?: number;

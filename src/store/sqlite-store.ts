@@ -13,9 +13,19 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { FleetError, asError, isFleetError } from '../errors.js';
-import type { AppliedFleet, DrainReason, LedgerInstance, LedgerState } from '../model/observed.js';
-import type { Fleet, ProviderType } from '../model/fleet.js';
+import type { AppliedFleet, LedgerInstance } from '../model/observed.js';
 import { systemTime, type Clock } from '../util/time.js';
+import { lockedError } from './lock-error.js';
+import {
+  applyFromRow,
+  fleetFromRow,
+  instanceFromRow,
+  intentFromRow,
+  type ApplyRow,
+  type FleetRow,
+  type InstanceRow,
+  type IntentRow,
+} from './rows.js';
 import { migrate } from './migrations.js';
 import type { ApplyRecord, Intent, LockInfo, StateStore } from './store.js';
 
@@ -52,47 +62,6 @@ export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {
     if (isFleetError(e)) throw e;
     throw openError(path, e);
   }
-}
-
-interface InstanceRow {
-  fleet: string;
-  id: string;
-  provider: string;
-  state: string;
-  created_at: string;
-  ready_at: string | null;
-  use_count: number;
-  last_used_at: string | null;
-  health_failures: number;
-  drain_reason: string | null;
-  acquired: number;
-}
-
-interface IntentRow {
-  id: number;
-  fleet: string;
-  action: string;
-  detail: string;
-  created_at: string;
-  closed_at: string | null;
-  outcome: string | null;
-}
-
-interface ApplyRow {
-  id: number;
-  started_at: string;
-  finished_at: string;
-  plan_hash: string;
-  result: ApplyRecord['result'];
-  summary: string;
-  steps: string;
-}
-
-interface FleetRow {
-  name: string;
-  spec: string;
-  hash: string;
-  applied_at: string;
 }
 
 /** Every statement the store runs, prepared once per connection. */
@@ -288,19 +257,6 @@ class SqliteStateStore implements StateStore {
   }
 }
 
-function lockedError(held: LockInfo): FleetError {
-  return new FleetError(
-    'LOCKED',
-    `state is locked by ${held.who} (${held.operation}) since ${held.created_at}, lock id ${held.id}`,
-    {
-      hint: `wait for it to finish, or if that process is gone: runfleet force-unlock ${held.id}`,
-      // A live holder keeps the lock for as long as it runs (a daemon: for good), so an immediate
-      // retry cannot help; waiting or force-unlock can, and the hint says so.
-      retryable: false,
-    },
-  );
-}
-
 function sqliteCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -332,51 +288,4 @@ function openError(location: string, e: unknown): FleetError {
     retryable: busy,
     cause: e,
   });
-}
-
-function fleetFromRow(r: FleetRow): AppliedFleet {
-  return { name: r.name, spec: JSON.parse(r.spec) as Fleet, hash: r.hash, applied_at: r.applied_at };
-}
-
-/** Absent optional fields come back absent (not null), so rows round-trip to equal objects. */
-function instanceFromRow(r: InstanceRow): LedgerInstance {
-  const i: LedgerInstance = {
-    fleet: r.fleet,
-    id: r.id,
-    provider: r.provider as ProviderType,
-    state: r.state as LedgerState,
-    created_at: r.created_at,
-    use_count: r.use_count,
-    health_failures: r.health_failures,
-    acquired: r.acquired,
-  };
-  if (r.ready_at !== null) i.ready_at = r.ready_at;
-  if (r.last_used_at !== null) i.last_used_at = r.last_used_at;
-  if (r.drain_reason !== null) i.drain_reason = r.drain_reason as DrainReason;
-  return i;
-}
-
-function intentFromRow(r: IntentRow): Intent {
-  const i: Intent = {
-    id: r.id,
-    fleet: r.fleet,
-    action: r.action,
-    detail: JSON.parse(r.detail) as Record<string, unknown>,
-    created_at: r.created_at,
-  };
-  if (r.closed_at !== null) i.closed_at = r.closed_at;
-  if (r.outcome !== null) i.outcome = r.outcome;
-  return i;
-}
-
-function applyFromRow(r: ApplyRow): ApplyRecord {
-  return {
-    id: r.id,
-    started_at: r.started_at,
-    finished_at: r.finished_at,
-    plan_hash: r.plan_hash,
-    result: r.result,
-    summary: JSON.parse(r.summary) as ApplyRecord['summary'],
-    steps: JSON.parse(r.steps) as string[],
-  };
 }

@@ -29,7 +29,17 @@ t.test('an empty file migrates to the latest version with every table', async (t
   const db = new Database(file, { readonly: true });
   t.teardown(() => db.close());
   t.equal(readSchemaVersion(db), LATEST_SCHEMA_VERSION);
-  t.same(tableNames(db), ['applies', 'fleets', 'instances', 'intents', 'locks', 'meta', 'sqlite_sequence']);
+  t.same(tableNames(db), [
+    'applies',
+    'fleets',
+    'instances',
+    'intents',
+    'leases',
+    'locks',
+    'managers',
+    'meta',
+    'sqlite_sequence',
+  ]);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal', 'the file is in WAL mode');
 });
 

@@ -8,14 +8,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { exampleJob } from '../../devtools/coordinator/example-job.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
 import { silentLogger } from '../../util/logger.js';
 import type { JobPayload } from '../../runtime/gitlab/job.js';
 import type { GlobalOptions } from '../root.js';
 import { styler, table, type Io } from '../io.js';
-import { startManager } from '../root.js';
+import { localStateDir, startManager } from '../root.js';
 import { plan } from './plan.js';
 
 export interface DemoOptions {
@@ -43,7 +43,7 @@ const TOKEN_ENV = 'RUNFLEET_DEMO_TOKEN';
 
 export async function demo(opts: GlobalOptions, d: DemoOptions, io: Io): Promise<number> {
   const style = styler(io.color);
-  const root = resolve(join(opts.state, '..', 'demo'));
+  const root = join(localStateDir(opts.state), 'demo');
   // A fresh start every time, but for the cache: the next demo run finds this one's.
   for (const entry of await readdir(root).catch(() => [] as string[])) {
     if (entry !== 'cache') await rm(join(root, entry), { recursive: true, force: true });

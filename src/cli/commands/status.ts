@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { statusFromStore, type FleetStatus, type StatusReport } from '../../daemon/status.js';
-import { openContext, type GlobalOptions } from '../root.js';
+import { PostgresLeases } from '../../store/pg-leases.js';
+import { PostgresStateStore } from '../../store/postgres-store.js';
+import { openContext, type Context, type GlobalOptions } from '../root.js';
 import { styler, table, type Io } from '../io.js';
 import { watchFilePath, type WatchFile } from '../root.js';
 
@@ -18,16 +20,34 @@ export async function status(opts: GlobalOptions, s: StatusOptions, io: Io): Pro
   const address = s.daemon ?? (await recordedDaemon(opts.state));
   let report: StatusReport | undefined;
   if (address) report = await fetchStatus(address);
-  if (!report) {
-    const ctx = await openContext(opts, []);
-    try {
-      report = await statusFromStore(ctx.store, ctx.time);
-    } finally {
-      await ctx.close();
-    }
+  const ctx = await openContext(opts, []);
+  try {
+    report ??= await statusFromStore(ctx.store, ctx.time);
+    if (ctx.store instanceof PostgresStateStore) await addOwners(report, ctx);
+  } finally {
+    await ctx.close();
   }
   io.out(s.json ? JSON.stringify(report, null, 2) : renderStatus(report, io.color));
   return 0;
+}
+
+/**
+ * Several managers on PostgreSQL: a daemon reports only the fleets it owns, so the others come
+ * from the store, and every fleet is shown with its owner and lease term.
+ */
+async function addOwners(report: StatusReport, ctx: Context): Promise<void> {
+  const store = ctx.store as PostgresStateStore;
+  const leases = await new PostgresLeases(store.pool, store.location).leases();
+  const fromStore = await statusFromStore(ctx.store, ctx.time);
+  const shown = new Set(report.fleets.map((f) => f.name));
+  for (const f of fromStore.fleets) if (!shown.has(f.name)) report.fleets.push(f);
+  report.fleets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const byFleet = new Map(leases.map((l) => [l.fleet, l]));
+  for (const f of report.fleets) {
+    const l = byFleet.get(f.name);
+    f.owner = l && l.owner !== null && l.remainingMs > 0 ? l.owner : null;
+    if (l) f.term = l.term;
+  }
 }
 
 async function recordedDaemon(statePath: string): Promise<string | undefined> {
@@ -75,6 +95,13 @@ function renderFleet(f: FleetStatus, style: ReturnType<typeof styler>): string[]
     style.bold(`fleet ${f.name}`) +
       ` (${f.provider} group ${f.group}, apply: ${f.mode}, ${f.status})${where}`,
   );
+  if (f.owner !== undefined) {
+    out.push(
+      f.owner === null
+        ? style.yellow(`  owner: none now (term ${f.term ?? 0}; the next manager takes it over)`)
+        : `  owner: ${f.owner}, term ${f.term ?? 0}`,
+    );
+  }
   if (f.policy) {
     const p = f.policy;
     const which = p.index < 0 ? 'no period matches now' : `policy[${p.index}]`;

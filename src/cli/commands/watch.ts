@@ -1,6 +1,7 @@
 import { createPinoLogger } from '../../util/logger.js';
 import type { GlobalOptions } from '../root.js';
 import type { Io } from '../io.js';
+import { FleetError } from '../../errors.js';
 import { startManager } from '../root.js';
 
 export interface WatchOptions {
@@ -23,6 +24,7 @@ export async function watch(opts: GlobalOptions, w: WatchOptions, io: Io): Promi
     intervalMs: w.intervalMs,
     heartbeatIntervalMs: w.heartbeatIntervalMs,
     logger,
+    leaseTimings: leaseTimingsFromEnv(process.env),
   });
   io.err(
     `runfleet watch: managing ${opts.dir} (state ${manager.ctx.store.location}); ` +
@@ -48,4 +50,25 @@ export async function watch(opts: GlobalOptions, w: WatchOptions, io: Io): Promi
   }
   io.err(`runfleet watch: stopped (${signal})`);
   return code;
+}
+
+/**
+ * RUNFLEET_LEASE_RENEW_MS / RUNFLEET_LEASE_TTL_MS shorten the lease rhythm (tests, benchmarks);
+ * unset: 5 s / 15 s. The TTL must exceed twice the renew period so one lost round loses nothing.
+ */
+export function leaseTimingsFromEnv(
+  env: NodeJS.ProcessEnv,
+): { renewMs: number; ttlMs: number; marginMs: number } | undefined {
+  const renew = env['RUNFLEET_LEASE_RENEW_MS'];
+  const ttl = env['RUNFLEET_LEASE_TTL_MS'];
+  if (renew === undefined && ttl === undefined) return undefined;
+  const renewMs = Number(renew ?? 5000);
+  const ttlMs = Number(ttl ?? renewMs * 3);
+  if (!Number.isInteger(renewMs) || !Number.isInteger(ttlMs) || renewMs < 50 || ttlMs <= 2 * renewMs) {
+    throw new FleetError(
+      'USAGE',
+      `RUNFLEET_LEASE_RENEW_MS=${renew ?? ''} RUNFLEET_LEASE_TTL_MS=${ttl ?? ''}: need whole milliseconds, renew >= 50 and TTL > 2 x renew`,
+    );
+  }
+  return { renewMs, ttlMs, marginMs: Math.min(1000, Math.floor(renewMs / 2)) };
 }

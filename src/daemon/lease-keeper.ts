@@ -1,0 +1,317 @@
+/**
+ * A manager's side of the fleet leases (several managers on one PostgreSQL store, README "Several
+ * managers"): registers, heartbeats and runs one lease round every `renewMs` — renew what it holds,
+ * hand over what should now be another live manager's, acquire the free leases that should be its
+ * own (`model/leases.ts` decides; the SQL is `store/pg-leases.ts`). A release announced by another
+ * manager starts a round at once.
+ *
+ * A lease is trusted only until its trust window ends (round start + remaining time granted by the
+ * database − margin), whether or not the database can be reached: a manager that loses its
+ * database stops owning, and so stops changing, its fleets within one lease period, and resumes
+ * with fresh terms when the database answers again. `termOf` is the store's fence.
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  LEASE_MARGIN_MS,
+  LEASE_RENEW_MS,
+  LEASE_TTL_MS,
+  planLeaseRound,
+  trustedUntil,
+  validFor,
+  type LeaseRow,
+  type LeaseStep,
+} from '../model/leases.js';
+import { asError } from '../errors.js';
+import type { Granted, ManagerInfo, MemberRow } from '../store/pg-leases.js';
+import type { Logger } from '../util/logger.js';
+import type { Time, TimerHandle } from '../util/time.js';
+
+/** What the keeper needs of the database (`PostgresLeases`). */
+export interface LeaseApi {
+  register(m: ManagerInfo): Promise<void>;
+  heartbeat(id: string, stopping?: boolean): Promise<void>;
+  deregister(id: string): Promise<void>;
+  forgetSilent(olderThanMs: number): Promise<void>;
+  members(ttlMs: number): Promise<MemberRow[]>;
+  leases(): Promise<LeaseRow[]>;
+  acquire(fleet: string, me: string, ttlMs: number): Promise<Granted | undefined>;
+  renew(me: string, held: readonly { fleet: string; term: number }[], ttlMs: number): Promise<Granted[]>;
+  release(me: string, held: readonly { fleet: string; term: number }[]): Promise<string[]>;
+  listen(onRelease: (fleet: string) => void, onLost: (e: unknown) => void): Promise<() => Promise<void>>;
+}
+
+export interface LeaseEvents {
+  held(count: number): void;
+  acquired(fleet: string): void;
+  lost(fleet: string): void;
+}
+
+export interface LeaseKeeperOptions {
+  api: LeaseApi;
+  me: ManagerInfo;
+  time: Time;
+  logger: Logger;
+  /** Every fleet there is (defined in files or applied): what leases exist for. */
+  fleets: () => Promise<string[]>;
+  /** Told after every change of what this manager owns (gained and lost fleets). */
+  onChange: (gained: string[], lost: string[]) => Promise<void>;
+  events?: LeaseEvents;
+  renewMs?: number;
+  ttlMs?: number;
+  marginMs?: number;
+  /**
+   * A provider call starts only under a lease trusted for at least this long. @default renewMs
+   * (after a renewal a lease is trusted for ttl − margin, so rounds keep well above it).
+   */
+  callBudgetMs?: number;
+  /** Monotonic milliseconds. @default performance.now */
+  monotonic?: () => number;
+}
+
+interface Held {
+  term: number;
+  /** Local monotonic ms the lease is trusted until. */
+  until: number;
+}
+
+export class LeaseKeeper {
+  private readonly held = new Map<string, Held>();
+  private readonly renewMs: number;
+  private readonly ttlMs: number;
+  private readonly marginMs: number;
+  private readonly budgetMs: number;
+  private readonly now: () => number;
+  private stopping = false;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private tick: TimerHandle | undefined;
+  private expiry: TimerHandle | undefined;
+  private unlisten: (() => Promise<void>) | undefined;
+  /** Last members as read by a round (for `runfleet managers` and status). */
+  lastMembers: MemberRow[] = [];
+
+  constructor(private readonly opts: LeaseKeeperOptions) {
+    this.renewMs = opts.renewMs ?? LEASE_RENEW_MS;
+    this.ttlMs = opts.ttlMs ?? LEASE_TTL_MS;
+    this.marginMs = opts.marginMs ?? LEASE_MARGIN_MS;
+    this.budgetMs = opts.callBudgetMs ?? this.renewMs;
+    this.now = opts.monotonic ?? (() => performance.now());
+  }
+
+  get id(): string {
+    return this.opts.me.id;
+  }
+
+  /** Whether this manager owns `fleet` now (its lease is within its trust window). */
+  owns(fleet: string): boolean {
+    const h = this.held.get(fleet);
+    return !!h && this.now() < h.until;
+  }
+
+  /**
+   * The fence: this manager's term for `fleet` when its lease is trusted now, and — for an intent,
+   * which precedes a provider call — still trusted for the call budget. Otherwise undefined.
+   */
+  termOf(fleet: string, purpose: 'write' | 'intent' = 'write'): number | undefined {
+    const h = this.held.get(fleet);
+    if (!h) return undefined;
+    return validFor(h.until, this.now(), purpose === 'intent' ? this.budgetMs : 0) ? h.term : undefined;
+  }
+
+  /** Fleets owned now, with their terms. */
+  owned(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [fleet, h] of this.held) if (this.now() < h.until) out.set(fleet, h.term);
+    return out;
+  }
+
+  /** Registers, listens for releases and runs the first round. */
+  async start(): Promise<void> {
+    await this.opts.api.register(this.opts.me);
+    // Managers that crashed long ago (their leases expired a hundred TTLs back) leave the list.
+    await this.opts.api.forgetSilent(this.ttlMs * 100);
+    await this.startListening();
+    await this.round();
+    this.schedule();
+  }
+
+  /** Runs a round now (or right after the one running). */
+  round(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.oneRound();
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /**
+   * Hand-over (SIGTERM): marks this manager stopping so no fleet is assigned to it, then releases
+   * every lease (after the caller has let its jobs finish) and leaves. Others are notified.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.tick?.cancel();
+    this.expiry?.cancel();
+    await this.running;
+    this.stopped = true;
+    const held = [...this.held].map(([fleet, h]) => ({ fleet, term: h.term }));
+    const lost = [...this.held.keys()];
+    this.held.clear();
+    await this.opts.onChange([], lost).catch(() => undefined);
+    try {
+      await this.opts.api.release(this.id, held);
+      await this.opts.api.deregister(this.id);
+    } catch (e) {
+      this.opts.logger.warn('cannot release leases; they expire on their own', { error: asError(e).message });
+    }
+    await this.unlisten?.().catch(() => undefined);
+    this.opts.events?.held(0);
+  }
+
+  /** Marks this manager stopping (no new fleets come to it) without releasing yet. */
+  async beginHandOver(): Promise<void> {
+    this.stopping = true;
+    await this.opts.api.heartbeat(this.id, true).catch(() => undefined);
+  }
+
+  private async startListening(): Promise<void> {
+    try {
+      this.unlisten = await this.opts.api.listen(
+        () => void this.round(),
+        () => {
+          // The listening connection broke; rounds go on and listening is retried by the next one.
+          this.unlisten = undefined;
+        },
+      );
+    } catch (e) {
+      this.opts.logger.warn('cannot listen for lease releases; rounds still run every renew period', {
+        error: asError(e).message,
+      });
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.tick = this.opts.time.after(this.renewMs, () => {
+      void this.round().finally(() => this.schedule());
+    });
+  }
+
+  private async oneRound(): Promise<void> {
+    const { api } = this.opts;
+    const started = this.now();
+    const gained: string[] = [];
+    const lost: string[] = [];
+    try {
+      if (!this.unlisten && !this.stopping) await this.startListening();
+      await api.heartbeat(this.id, this.stopping);
+      const [members, leases, fleets] = await Promise.all([
+        api.members(this.ttlMs),
+        api.leases(),
+        this.opts.fleets(),
+      ]);
+      this.lastMembers = members;
+      const steps = planLeaseRound({ me: this.id, fleets, leases, members, stopping: this.stopping });
+      // Held leases the database no longer shows as ours (taken after we slept): lost at once.
+      const mine = new Map(
+        leases.filter((l) => l.owner === this.id && l.remainingMs > 0).map((l) => [l.fleet, l]),
+      );
+      for (const [fleet, h] of this.held) {
+        if (mine.get(fleet)?.term !== h.term) {
+          this.held.delete(fleet);
+          lost.push(fleet);
+        }
+      }
+      await this.renew(steps, started, lost);
+      await this.release(steps, lost);
+      await this.acquire(steps, started, gained);
+    } catch (e) {
+      this.opts.logger.warn('lease round failed; owned fleets stay trusted only until their leases run out', {
+        event: 'lease',
+        error: asError(e).message,
+      });
+    }
+    this.dropExpired(lost);
+    await this.changed(gained, lost);
+  }
+
+  private async renew(steps: LeaseStep[], started: number, lost: string[]): Promise<void> {
+    const todo = steps.flatMap((s) => (s.action === 'renew' ? [{ fleet: s.fleet, term: s.term }] : []));
+    const granted = new Map((await this.opts.api.renew(this.id, todo, this.ttlMs)).map((g) => [g.fleet, g]));
+    for (const s of todo) {
+      const g = granted.get(s.fleet);
+      if (g) {
+        this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
+      } else if (this.held.delete(s.fleet)) {
+        lost.push(s.fleet);
+      }
+    }
+  }
+
+  private async release(steps: LeaseStep[], lost: string[]): Promise<void> {
+    const todo = steps.flatMap((s) => (s.action === 'release' ? [{ fleet: s.fleet, term: s.term }] : []));
+    if (todo.length === 0) return;
+    // Stop acting on them first: the daemon drops them before the database hands them on.
+    for (const s of todo) if (this.held.delete(s.fleet)) lost.push(s.fleet);
+    await this.changed([], lost.splice(0));
+    await this.opts.api.release(this.id, todo);
+  }
+
+  private async acquire(steps: LeaseStep[], started: number, gained: string[]): Promise<void> {
+    for (const s of steps) {
+      if (s.action !== 'acquire') continue;
+      const g = await this.opts.api.acquire(s.fleet, this.id, this.ttlMs);
+      if (!g) continue;
+      this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
+      gained.push(s.fleet);
+      this.opts.events?.acquired(s.fleet);
+      this.opts.logger.info('fleet lease acquired', { event: 'lease', fleet: s.fleet, term: g.term });
+    }
+  }
+
+  private dropExpired(lost: string[]): void {
+    const now = this.now();
+    for (const [fleet, h] of this.held) {
+      if (now >= h.until) {
+        this.held.delete(fleet);
+        lost.push(fleet);
+      }
+    }
+    this.expiry?.cancel();
+    const next = Math.min(...[...this.held.values()].map((h) => h.until));
+    if (Number.isFinite(next) && !this.stopped) {
+      this.expiry = this.opts.time.after(Math.max(1, next - now), () => {
+        const dropped: string[] = [];
+        this.dropExpired(dropped);
+        void this.changed([], dropped);
+      });
+    }
+  }
+
+  private async changed(gained: string[], lost: string[]): Promise<void> {
+    if (gained.length === 0 && lost.length === 0) return;
+    for (const fleet of lost) {
+      this.opts.events?.lost(fleet);
+      this.opts.logger.warn('fleet lease given up or lost; no longer acting on it', {
+        event: 'lease',
+        fleet,
+      });
+    }
+    this.opts.events?.held(this.held.size);
+    try {
+      await this.opts.onChange(gained, lost);
+    } catch (e) {
+      this.opts.logger.error('cannot apply a change of fleet ownership', { error: asError(e).message });
+    }
+  }
+}
