@@ -66,6 +66,11 @@ export async function resolveLeftovers(
 /** One line for the CLI, or undefined when nothing was left. */
 export function describeLeftovers(l: Leftovers): string | undefined {
   if (l.intents + l.adopted.length + l.retried.length + l.drained.length === 0) return undefined;
+  // Instances the state did not list, with nothing else in flight: most often a group adopted
+  // with instances already in it, not a crash, so do not call it an interrupted run.
+  if (l.intents + l.retried.length + l.drained.length === 0) {
+    return `Adopted ${l.adopted.length} instance(s) the provider shows that the state did not list yet.`;
+  }
   const parts = [`closed ${l.intents} open intent(s)`, `adopted ${l.adopted.length} instance(s)`];
   if (l.retried.length > 0) parts.push(`removed ${l.retried.length} instance(s) whose removal was cut short`);
   if (l.drained.length > 0) parts.push(`drained ${l.drained.length} instance(s) that held its jobs`);

@@ -39,6 +39,13 @@ export interface RunAssignedJob {
   instanceId: string;
   /** Manager shutdown past its grace period: stop the job hard. */
   signal?: AbortSignal;
+  /**
+   * When the job's deadline falls (`time.now()` ms), set when the job arrived: the wait for an
+   * instance counted. @default runner_info.timeout from the start of the run
+   */
+  deadlineAt?: number;
+  /** GitLab's CA chain (PEM) when the manager trusts GitLab through its own CA file. */
+  tlsCaChain?: string;
 }
 
 /** `dropped`: GitLab no longer wanted the job when it was started; nothing ran. */
@@ -105,7 +112,7 @@ export async function runAssignedJob(
         systemId: deps.systemId,
       }),
     );
-    for (const warning of unsupportedJobWarnings(req.job)) trace.warning(`WARNING: ${warning}`);
+    for (const warning of unsupportedJobWarnings(req.job)) trace.warning(warning);
     trace.heading(`Preparing the "${req.fleet.executor}" executor on instance ${req.instanceId}`);
     const output: JobOutput = {
       write: (chunk, stream) => {
@@ -121,6 +128,7 @@ export async function runAssignedJob(
           trace.sectionEnd(name);
         }
       },
+      system: (text) => trace.writeSystem(text),
     };
     let result = await runOnInstance(req, deps, output, graceful, hard);
     if (req.signal?.aborted && result.status === 'canceled') {
@@ -168,5 +176,12 @@ async function runOnInstance(
     output.write(`\x1b[31;1mERROR: Job failed (system failure): ${message}\x1b[0;m\n`, 'stdout');
     return { state: 'failed', status: 'failed', failureReason: 'runner_system_failure', message };
   }
-  return runStages(req.job, executor, output, { cancel, signal, time: deps.ssh.time, artifacts });
+  return runStages(req.job, executor, output, {
+    cancel,
+    signal,
+    time: deps.ssh.time,
+    artifacts,
+    ...(req.deadlineAt !== undefined ? { deadlineAt: req.deadlineAt } : {}),
+    ...(req.tlsCaChain ? { tlsCaChain: req.tlsCaChain } : {}),
+  });
 }

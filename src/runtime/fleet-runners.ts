@@ -5,6 +5,7 @@
  * the next job. A fleet whose token is missing or refused is retried with a growing pause, and its
  * error is kept for `runfleet status`; it never stops the daemon.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFleetError } from '../errors.js';
 import type { Fleet } from '../model/fleet.js';
@@ -17,6 +18,7 @@ import type { GitlabClient, GitlabClientOptions } from './gitlab/client.js';
 import type { ApiEndpoint } from './gitlab/transport.js';
 import { loadSystemId } from './gitlab/runner-info.js';
 import { resolveSecret } from './secrets.js';
+import { loadRotatedToken, saveRotatedToken } from './rotated-tokens.js';
 import type { SlotScheduler } from './slots/index.js';
 import type { JobOutcome } from './assigned-job.js';
 import type { JobPayload } from './gitlab/job.js';
@@ -138,7 +140,9 @@ export class FleetRunners {
     const gitlab = fleet.gitlab!;
     const log = this.opts.logger.child({ fleet: fleet.name });
     try {
-      const token = await resolveSecret(gitlab.token, `fleet ${fleet.name} gitlab.token`, this.opts.env);
+      const configured = await resolveSecret(gitlab.token, `fleet ${fleet.name} gitlab.token`, this.opts.env);
+      // A token rotated by an earlier run replaces the configured one it revoked.
+      const token = (await loadRotatedToken(this.opts.stateDir, fleet.name, configured)) ?? configured;
       this.systemId ??= await loadSystemId({ path: join(this.opts.stateDir, 'system_id') });
       const clientOpts: GitlabClientOptions = {
         url: gitlab.url,
@@ -153,6 +157,7 @@ export class FleetRunners {
           : {}),
       };
       const client = this.opts.client(clientOpts);
+      const tlsCaChain = await gitlabCaChain(gitlab.url, this.opts.env ?? process.env, log);
       const runner = new JobIntake(fleet, {
         scheduler: this.opts.scheduler,
         providers: this.opts.providers,
@@ -165,6 +170,9 @@ export class FleetRunners {
         logger: log,
         checkIntervalMs: this.opts.checkIntervalMs,
         onJobDone: this.opts.onJobDone,
+        ...(tlsCaChain ? { tlsCaChain } : {}),
+        onTokenRotated: (next, expiresAt) =>
+          saveRotatedToken(this.opts.stateDir, fleet.name, gitlab.token, configured, next, expiresAt),
       });
       await runner.start();
       this.runners.set(fleet.name, { key: keyOf(fleet), runner });
@@ -181,6 +189,26 @@ export class FleetRunners {
         retryAt: now + pause,
       });
     }
+  }
+}
+
+/**
+ * GitLab's CA chain for jobs (`CI_SERVER_TLS_CA_FILE`, docs/gitlab-job-api.md §5 "Git"): the
+ * manager trusts a GitLab with a private CA through `NODE_EXTRA_CA_CERTS`, and its jobs' git
+ * gets the same file, as GitLab Runner hands on the chain it verified GitLab with.
+ */
+async function gitlabCaChain(url: string, env: NodeJS.ProcessEnv, log: Logger): Promise<string | undefined> {
+  const path = env['NODE_EXTRA_CA_CERTS'];
+  if (!path || !url.startsWith('https:')) return undefined;
+  try {
+    const pem = await readFile(path, 'utf8');
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? pem : undefined;
+  } catch (e) {
+    log.warn('cannot read NODE_EXTRA_CA_CERTS for CI_SERVER_TLS_CA_FILE', {
+      path,
+      error: (e as NodeJS.ErrnoException).code ?? 'error',
+    });
+    return undefined;
   }
 }
 

@@ -28,6 +28,19 @@ import { failRefusedJob, unsupportedJobReason } from './gitlab/refuse.js';
 import { shortToken } from './gitlab/runner-info.js';
 import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
+import type { JobResult } from './executors/stage-runner.js';
+import { jobTimeoutSeconds } from './script/layout.js';
+
+function failedBeforeRun(
+  status: 'canceled' | 'timedout',
+  failureReason: 'unknown_failure' | 'job_execution_timeout',
+  message: string,
+): JobResult {
+  return { state: 'failed', status, failureReason, message };
+}
+
+/** Rotate a runner token this far into its remaining lifetime (GitLab Runner's 0.75). */
+const TOKEN_RESET_INTERVAL_FACTOR = 0.75;
 
 /** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
 export const CHECK_INTERVAL_MS = 3000;
@@ -48,6 +61,13 @@ export interface JobIntakeDeps {
   checkIntervalMs?: number;
   /** Sees every chunk of job output before masking (benchmarks); must not log it. */
   onOutput?: (fleet: string, jobId: number, chunk: Buffer | string) => void;
+  /**
+   * Keeps a rotated runner token (fleet-runners.ts persists it). Called with the new token, a
+   * secret: never log it. Rejections are logged and leave the token in memory only.
+   */
+  onTokenRotated?: (token: string, expiresAt: string | undefined) => Promise<void>;
+  /** GitLab's CA chain (PEM) for `CI_SERVER_TLS_CA_FILE`, when the manager has one. */
+  tlsCaChain?: string;
   /** Called when a job ends, for metrics and the jobs table. */
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
 }
@@ -65,6 +85,8 @@ export class JobIntake {
   private active = 1;
   /** Loops parked until `active` grows past their index. */
   private readonly parked = new Set<() => void>();
+  /** The next runner token rotation, while the token has an expiry. */
+  private rotation: TimerHandle | undefined;
 
   constructor(
     fleet: Fleet,
@@ -77,7 +99,8 @@ export class JobIntake {
 
   /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
   async start(): Promise<void> {
-    await this.deps.client.verify(this.polling.signal);
+    const verified = await this.deps.client.verify(this.polling.signal);
+    this.scheduleRotation(verified.tokenExpiresAt ?? undefined);
     this.deps.logger.info('runner verified; requesting jobs', { gitlab: this.deps.client.baseUrl });
     // request_concurrency loops, each with at most one open request (GitLab Runner's model).
     const loops = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
@@ -109,12 +132,52 @@ export class JobIntake {
   /** Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. */
   async stop(graceMs: number): Promise<void> {
     this.polling.abort();
+    this.rotation?.cancel();
     for (const wake of [...this.parked]) wake();
     await this.loop;
     if (this.jobs.size > 0) {
       const timer = this.deps.time.after(graceMs, () => this.hard.abort());
       await Promise.allSettled([...this.jobs]);
       timer.cancel();
+    }
+  }
+
+  /**
+   * Runner token rotation (GitLab Runner's `resetRunnerTokens`): at 3/4 of the way from now to the
+   * token's expiry, `POST /runners/reset_authentication_token`; the client uses the new token from
+   * then on. A failed attempt is retried after a quarter of the time left (at least a minute).
+   */
+  private scheduleRotation(expiresAt: string | undefined, attempt = 0): void {
+    this.rotation?.cancel();
+    this.rotation = undefined;
+    if (!expiresAt || this.polling.signal.aborted) return;
+    const expiry = Date.parse(expiresAt);
+    if (!Number.isFinite(expiry)) return;
+    const now = this.deps.time.now().getTime();
+    const left = Math.max(0, expiry - now);
+    const delay = attempt === 0 ? left * TOKEN_RESET_INTERVAL_FACTOR : Math.max(60_000, left / 4);
+    this.rotation = this.deps.time.after(Math.min(delay, left), () => void this.rotate(expiresAt, attempt));
+  }
+
+  private async rotate(expiresAt: string, attempt: number): Promise<void> {
+    try {
+      const next = await this.deps.client.resetToken(this.polling.signal);
+      const expires = next.tokenExpiresAt ?? undefined;
+      this.deps.logger.info('runner authentication token rotated', { expires_at: expires ?? 'never' });
+      await this.deps.onTokenRotated?.(next.token, expires).catch((e: unknown) => {
+        this.deps.logger.warn('the rotated runner token is kept in memory only', {
+          error: (e as Error).message,
+          hint: 'a restart will need the new token: see docs/gitlab-job-api.md §1 "Token rotation"',
+        });
+      });
+      this.scheduleRotation(expires);
+    } catch (e) {
+      if (this.polling.signal.aborted) return;
+      this.deps.logger.error('runner authentication token rotation failed; retrying', {
+        error: (e as Error).message,
+        expires_at: expiresAt,
+      });
+      this.scheduleRotation(expiresAt, attempt + 1);
     }
   }
 
@@ -194,6 +257,9 @@ export class JobIntake {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
     log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
+    // Job deadlines run on the executors' clock (always real time; see root.ts), not the trace's.
+    const clock = this.deps.ssh.time;
+    const deadlineAt = clock.now().getTime() + jobTimeoutSeconds(job) * 1000;
     // The `running` PUT goes out before any work (§3 step 1), also before waiting for an instance:
     // the trace loop then keeps the job alive and sees a cancel while the fleet scales up.
     this.starting++;
@@ -215,21 +281,45 @@ export class JobIntake {
       }
       return;
     }
+    // A `canceling` answer to the first PUT: the job is canceled before anything ran.
+    if (started.graceful.aborted || started.hard.aborted) {
+      if (reservation) this.deps.scheduler.unreserve(reservation);
+      log.info('job canceled before it started');
+      const outcome = failedBeforeRun('canceled', 'unknown_failure', 'canceled');
+      started.trace.jobResult({ state: 'failed', message: outcome.message });
+      await started.trace.finish({ state: 'failed', failureReason: 'unknown_failure' });
+      this.deps.onJobDone?.(fleet.name, job, outcome);
+      return;
+    }
     let acquisition;
+    // The job deadline runs from the job's arrival (GitLab Runner's covers acquiring an instance).
+    const deadline = new AbortController();
+    const timer = clock.after(Math.max(0, deadlineAt - clock.now().getTime()), () => deadline.abort());
     try {
-      const signal = AbortSignal.any([this.hard.signal, started.hard]);
+      const signal = AbortSignal.any([this.hard.signal, started.hard, started.graceful, deadline.signal]);
       acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
     } catch (e) {
-      const message = started.hard.aborted
-        ? 'canceled while waiting for an instance'
-        : `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
-      log.warn('job refused', { reason: message });
-      if (started.hard.aborted) {
-        await started.trace.finish({ state: 'failed', failureReason: 'unknown_failure' });
+      const canceled = started.hard.aborted || started.graceful.aborted || this.hard.signal.aborted;
+      if (canceled || deadline.signal.aborted) {
+        const outcome = canceled
+          ? failedBeforeRun('canceled', 'unknown_failure', 'canceled while waiting for an instance')
+          : failedBeforeRun(
+              'timedout',
+              'job_execution_timeout',
+              `execution took longer than ${jobTimeoutSeconds(job)} seconds`,
+            );
+        log.warn('job ended while waiting for an instance', { reason: outcome.message });
+        started.trace.jobResult({ state: 'failed', message: outcome.message });
+        await started.trace.finish({ state: 'failed', failureReason: outcome.failureReason });
+        this.deps.onJobDone?.(fleet.name, job, outcome);
       } else {
+        const message = `no instance of fleet ${fleet.name} could take the job: ${(e as Error).message}`;
+        log.warn('job refused', { reason: message });
         await failRefusedJob(started.trace, message);
       }
       return;
+    } finally {
+      timer.cancel();
     }
     const ref = groupRefFor(fleet);
     const provider = this.deps.providers.forFleet(fleet);
@@ -243,6 +333,8 @@ export class JobIntake {
           slot: acquisition.slot,
           instanceId: acquisition.instanceId,
           signal: this.hard.signal,
+          deadlineAt,
+          ...(this.deps.tlsCaChain ? { tlsCaChain: this.deps.tlsCaChain } : {}),
         },
         {
           client: this.deps.client,

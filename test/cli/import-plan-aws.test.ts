@@ -9,27 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { assertCleanTraffic, awsWorkspace } from '../providers/aws/e2e/fixtures/workspace.js';
-
-const CONFIG = `concurrent = 8
-
-[[runners]]
-  name = "ci docker"
-  url = "https://gitlab.example.com"
-  token = "glrt-E2EimportPLANtoken01"
-  executor = "docker-autoscaler"
-  [runners.docker]
-    image = "alpine:3.20"
-  [runners.autoscaler]
-    plugin = "aws"
-    capacity_per_instance = 2
-    max_instances = 4
-    [runners.autoscaler.plugin_config]
-      name = "ci-docker-asg"
-      region = "eu-west-1"
-    [[runners.autoscaler.policy]]
-      idle_count = 2
-      idle_time = "20m0s"
-`;
+import { assertAdoptionPlan, IMPORT_AWS_CONFIG } from './fixtures/import-aws-config.js';
 
 t.test('import, then plan against the adopted group: only the ownership tags change', async (t) => {
   const ws = await awsWorkspace(t);
@@ -45,7 +25,7 @@ t.test('import, then plan against the adopted group: only the ownership tags cha
   });
   fake.settle();
   const oldInstance = fake.group('ci-docker-asg')!.instances[0]!.id;
-  await writeFile(join(ws.dir, 'config.toml'), CONFIG);
+  await writeFile(join(ws.dir, 'config.toml'), IMPORT_AWS_CONFIG);
 
   const imported = await ws.cli(['import', 'config.toml']);
   t.equal(imported.code, 0, imported.stderr);
@@ -57,26 +37,7 @@ t.test('import, then plan against the adopted group: only the ownership tags cha
 
   const plan = await ws.cli(['plan', '--detailed-exitcode'], { AWS_ENDPOINT_URL: fake.url });
   t.equal(plan.code, 2, `changes: the ownership tags\n${plan.stdout}\n${plan.stderr}`);
-  t.match(plan.stdout, /# fleet\.ci-docker will be created/);
-  // The team tag is the operator's: runfleet neither shows nor touches it.
-  t.match(
-    plan.stdout,
-    /~ group\.tags\s+= \{\} -> \{ runfleet:fleet = "ci-docker", runfleet:lifecycle = "adopted" \}/,
-  );
-  t.match(
-    plan.stdout,
-    /# \(5 unchanged attributes hidden\)/,
-    'min/max size, protection, rebalance, AZRebalance match',
-  );
-  const changed = plan.stdout.split('\n').filter((l) => /^\s+[~+-] group\./.test(l));
-  t.same(
-    changed.map((l) => l.trim().split(/\s+/)[1]),
-    ['group.tags'],
-    `only the tags change on the group (min/max size, protection, AZRebalance already match)\n${plan.stdout}`,
-  );
-  // idle_count 2 slots / 2 per instance = 1 instance: the old manager's instance is enough.
-  t.notMatch(plan.stdout, /instances = 1 -> [02-9]/, 'no instance is added or removed');
-  t.match(plan.stdout, /Plan: 1 to add, 0 to change, 0 to destroy\./, 'the one add is the fleet itself');
+  assertAdoptionPlan(t, plan.stdout);
   t.ok(
     fake.calls.every((c) => c.action.startsWith('Describe')),
     'plan only reads: ' + [...new Set(fake.calls.map((c) => c.action))].join(', '),

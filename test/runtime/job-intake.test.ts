@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { memoryLogger, silentLogger, type LogLine } from '../../src/util/logger.js';
 import { systemTime, scaledTime } from '../../src/util/time.js';
 import { groupRefFor } from '../../src/model/group.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
@@ -23,7 +23,17 @@ const TOKEN = 'glrt-fleetrunnertest0000';
 
 async function setup(
   t: Test,
-  opts: { preemptive: boolean; concurrency?: number; capacity?: number; requestDelayMs?: number },
+  opts: {
+    preemptive: boolean;
+    concurrency?: number;
+    capacity?: number;
+    requestDelayMs?: number;
+    /** Jobs GitLab cancels (graceful) the moment it hands them out: the first PUT meets `canceling`. */
+    cancelOnAssign?: number[];
+    tokenTtlSeconds?: number;
+    logs?: LogLine[];
+    rotated?: string[];
+  },
 ) {
   const capacity = opts.capacity ?? 2;
   const dir = t.testdir({});
@@ -70,6 +80,12 @@ async function setup(
   const coordinator = await startCoordinator({
     runnerTokens: [TOKEN],
     ...(opts.requestDelayMs ? { requestDelayMs: opts.requestDelayMs } : {}),
+    ...(opts.tokenTtlSeconds ? { tokenTtlSeconds: opts.tokenTtlSeconds } : {}),
+    onEvent: (e) => {
+      if (e.type === 'assigned' && opts.cancelOnAssign?.includes(e.jobId)) {
+        queueMicrotask(() => coordinator.cancel(e.jobId, 'graceful'));
+      }
+    },
   });
   t.teardown(() => coordinator.close());
   const client = new GitlabClient({
@@ -90,11 +106,12 @@ async function setup(
     version: 'test',
     // The trace's 3 s rhythm in 30 ms.
     time: scaledTime(0.01),
-    logger: silentLogger,
+    logger: opts.logs ? memoryLogger(opts.logs) : silentLogger,
     checkIntervalMs: 20,
     onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
+    onTokenRotated: async (token) => void opts.rotated?.push(token),
   });
-  return { coordinator, runner, scheduler, store, instanceId, done };
+  return { coordinator, runner, scheduler, store, instanceId, done, client };
 }
 
 for (const [preemptive, concurrency] of [
@@ -212,3 +229,71 @@ t.test(
     await runner.stop(1000);
   },
 );
+
+t.test('a canceling answer to the first PUT: the job ends canceled and nothing of it runs', async (t) => {
+  const { coordinator, runner, done } = await setup(t, { preemptive: true, cancelOnAssign: [401] });
+  coordinator.enqueue(exampleJob(401, { script: ['echo "must-not-run:$CI_JOB_ID"'] }));
+  await runner.start();
+  const job = await coordinator.waitFor(401, (j) => j.state === 'canceled' && j.updates.length > 1, 20_000);
+  await runner.stop(1000);
+  t.equal(job.updates[0]?.state, 'running', 'the first PUT went out');
+  t.equal(job.updates.at(-1)?.state, 'failed', 'then the final update, as canceled');
+  t.notMatch(job.log, 'must-not-run');
+  t.match(job.log, 'ERROR: Job failed: canceled');
+  t.same(done, ['401:failed']);
+});
+
+t.test('while a job waits for an instance: a graceful cancel and the job deadline end it', async (t) => {
+  const { coordinator, runner, done } = await setup(t, { preemptive: false, capacity: 1 });
+  coordinator.enqueue(exampleJob(501, { script: ['echo "busy:$CI_JOB_ID"', 'sleep 30'] }));
+  await runner.start();
+  await coordinator.waitFor(501, (j) => j.log.includes('busy:501'), 20_000);
+  // The only slot is taken: these two wait for an instance.
+  coordinator.enqueue(exampleJob(502, { script: ['echo "ran:$CI_JOB_ID"'] }));
+  await coordinator.waitFor(502, (j) => j.state === 'running', 20_000);
+  coordinator.cancel(502, 'graceful');
+  const canceled = await coordinator.waitFor(
+    502,
+    (j) => j.state === 'canceled' && j.updates.length > 1,
+    20_000,
+  );
+  t.notMatch(canceled.log, 'ran:502', 'nothing of the canceled job ran');
+  t.match(canceled.log, 'ERROR: Job failed: canceled');
+
+  coordinator.enqueue(exampleJob(503, { timeout: 1, script: ['echo "ran:$CI_JOB_ID"'] }));
+  const timedOut = await coordinator.waitFor(503, (j) => j.state === 'failed', 20_000);
+  t.equal(timedOut.failure_reason, 'job_execution_timeout', 'the deadline counts the wait for an instance');
+  t.match(timedOut.log, 'execution took longer than 1 seconds');
+  t.notMatch(timedOut.log, 'ran:503');
+
+  coordinator.cancel(501, 'hard');
+  await runner.stop(1000);
+  t.same(done.sort(), ['501:failed', '502:failed', '503:failed']);
+});
+
+t.test('an expiring runner token is rotated before it expires; later calls use the new one', async (t) => {
+  const logs: LogLine[] = [];
+  const rotated: string[] = [];
+  // 60 s tokens; the runner's clock runs 100× fast, so the rotation (at 3/4) comes after ~0.45 s.
+  const { coordinator, runner, done, client } = await setup(t, {
+    preemptive: true,
+    tokenTtlSeconds: 60,
+    logs,
+    rotated,
+  });
+  await runner.start();
+  const deadline = Date.now() + 15_000;
+  while (rotated.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.ok(rotated.length >= 2, `rotated again after each new expiry (${rotated.length})`);
+  t.same(coordinator.runnerTokens(), [rotated.at(-1)], 'GitLab holds only the newest token');
+  t.notOk(coordinator.runnerTokens().includes(TOKEN), 'the configured token is revoked');
+  coordinator.enqueue(exampleJob(601, { script: ['echo "with the new token"'] }));
+  const job = await coordinator.waitFor(601, (j) => j.state === 'success' || j.state === 'failed', 20_000);
+  t.equal(job.state, 'success', 'job requests and updates go out with the rotated token');
+  await runner.stop(1000);
+  t.same(done, ['601:success']);
+  const text = JSON.stringify(logs);
+  t.match(text, 'runner authentication token rotated');
+  for (const tok of [TOKEN, ...rotated]) t.notMatch(text, tok, 'no token in the log');
+  t.equal(client.scrub(`x ${TOKEN} ${rotated[0]} y`), 'x [MASKED] [MASKED] y', 'old tokens stay scrubbed');
+});

@@ -3,6 +3,7 @@
  * of `/api/v4/` answered the way Rails (and, for long polling, Workhorse) answer them, a job queue,
  * and hooks to inject the replies runners must survive. Loopback only; not a security boundary.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
@@ -45,6 +46,12 @@ export interface CoordinatorOptions {
    */
   objectStorage?: boolean;
   onEvent?: (event: CoordinatorEvent) => void;
+  /**
+   * Runner tokens expire this long after they are issued (`token_expires_at` in verify), as with
+   * GitLab's runner token expiry settings; `POST /runners/reset_authentication_token` issues a new
+   * one and revokes the old. Expired or revoked tokens get 403. @default no expiry
+   */
+  tokenTtlSeconds?: number;
 }
 
 export type CoordinatorEvent =
@@ -113,6 +120,8 @@ export interface Coordinator {
   runners(): { systemId: string; info: unknown }[];
   /** Requests the object storage server received (with `objectStorage`). */
   objectStorageRequests(): ObjectStorageRequest[];
+  /** Runner tokens valid now (rotation replaces them), for tests. */
+  runnerTokens(): string[];
   close(): Promise<void>;
 }
 
@@ -125,6 +134,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const runners = new Map<string, unknown>();
   const holds = new Set<() => void>();
   const interval = String(opts.traceUpdateIntervalSeconds ?? 3);
+  const issue = () => (opts.tokenTtlSeconds ? Date.now() + opts.tokenTtlSeconds * 1000 : null);
+  /** Valid runner tokens → expiry (ms) or null; the runner id is the position of its first token. */
+  const tokens = new Map<string, { expires: number | null; id: number }>(
+    opts.runnerTokens.map((tok, i) => [tok, { expires: issue(), id: i + 1 }]),
+  );
+  const validToken = (token: string | undefined) => {
+    const t = token ? tokens.get(token) : undefined;
+    if (!t) return undefined;
+    if (t.expires !== null && t.expires <= Date.now()) return undefined;
+    return t;
+  };
+  const expiresAt = (t: { expires: number | null }) =>
+    t.expires === null ? null : new Date(t.expires).toISOString();
   for (const job of opts.jobs ?? []) store.enqueue(job);
   const artifacts = new ArtifactRoutes({
     store,
@@ -190,9 +212,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     if (statusFault(res, 'verify')) return;
     const body = parseJsonObject(raw);
     const token = runnerToken(req, body);
-    if (!token || !opts.runnerTokens.includes(token)) return sendJson(res, 403, { message: '403 Forbidden' });
+    const valid = validToken(token);
+    if (!valid) return sendJson(res, 403, { message: '403 Forbidden' });
     if (typeof body['system_id'] === 'string') runners.set(body['system_id'], body['info']);
-    sendJson(res, 200, { id: opts.runnerTokens.indexOf(token) + 1, token, token_expires_at: null });
+    sendJson(res, 200, { id: valid.id, token, token_expires_at: expiresAt(valid) });
+  };
+
+  /** `POST /runners/reset_authentication_token`: a new token; the old one is revoked at once. */
+  const resetToken: Handler = (req, res, raw) => {
+    const body = parseJsonObject(raw);
+    const token = runnerToken(req, body);
+    const valid = validToken(token);
+    if (!token || !valid) return sendJson(res, 403, { message: '403 Forbidden' });
+    tokens.delete(token);
+    const next = `glrt-rot${randomBytes(12).toString('hex')}`;
+    const entry = { expires: issue(), id: valid.id };
+    tokens.set(next, entry);
+    sendJson(res, 201, { token: next, token_expires_at: expiresAt(entry) });
   };
 
   const requestJob: Handler = async (req, res, raw) => {
@@ -200,7 +236,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     if (opts.requestDelayMs) await new Promise((r) => setTimeout(r, opts.requestDelayMs));
     const body = parseJsonObject(raw);
     const token = runnerToken(req, body);
-    if (!token || !opts.runnerTokens.includes(token)) return sendJson(res, 403, { message: '403 Forbidden' });
+    if (!validToken(token)) return sendJson(res, 403, { message: '403 Forbidden' });
     const systemId = typeof body['system_id'] === 'string' ? body['system_id'] : '<legacy>';
     runners.set(systemId, body['info']);
     if (opts.longPollMs && body['last_update'] === store.version && !store.hasPending()) {
@@ -315,6 +351,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const route = (method: string, path: string): Handler | undefined => {
     if (method === 'POST' && path === 'runners/verify') return verify;
     if (method === 'POST' && path === 'jobs/request') return requestJob;
+    if (method === 'POST' && path === 'runners/reset_authentication_token') return resetToken;
     if (method === 'DELETE' && (path === 'runners' || path === 'runners/managers')) {
       return (_req, res) => sendEmpty(res, 204);
     }
@@ -373,6 +410,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     enqueue: (job) => store.enqueue(job),
     jobs: () => store.views(),
     job: (id) => store.view(id),
+    runnerTokens: () => [...tokens.keys()].filter((tok) => validToken(tok)),
     cancel: (id, mode) => store.cancel(id, mode),
     inject: (fault) => void faults.push(fault),
     waitFor: (id, predicate, timeoutMs = 10_000) => waitForJob(store, id, predicate, timeoutMs),

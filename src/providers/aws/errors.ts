@@ -82,6 +82,8 @@ const NETWORK_CODES = new Set([
 
 interface SdkErrorShape {
   name?: string;
+  /** The error code AWS sent, as the API reference lists it (query protocols only). */
+  Code?: unknown;
   code?: string;
   message?: string;
   $fault?: 'client' | 'server';
@@ -99,11 +101,16 @@ function unwrap(e: unknown): unknown {
 }
 
 /**
- * The AWS error code (SDK v3 puts it in `name`; node network errors in `code`). Looks through a
- * `FleetError` made by `toFleetError` to the SDK error it wraps.
+ * The AWS error code, as the API reference lists it. Auto Scaling (awsQuery) sends it in the
+ * body's `<Code>`, which the SDK v3 keeps as `Code` while naming a modeled error after its shape
+ * (`AlreadyExists` arrives as an `AlreadyExistsFault`, `ResourceInUse` as `ResourceInUseFault`);
+ * unmodeled errors (EC2's, throttling) and JSON-protocol errors carry the code in `name`; node
+ * network errors in `code`. Looks through a `FleetError` made by `toFleetError` to the SDK error
+ * it wraps.
  */
 export function awsErrorCode(e: unknown): string {
   const s = shapeOf(unwrap(e));
+  if (typeof s.Code === 'string' && s.Code !== '') return s.Code;
   if (s.name && s.name !== 'Error') return s.name;
   return s.code ?? 'Error';
 }

@@ -17,6 +17,8 @@ export interface JobOutput {
   write(chunk: Buffer | string, stream: 'stdout' | 'stderr'): void;
   /** Runs `fn` as the named section of the log (`section_start` … `section_end`). */
   section<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /** runfleet's own lines (headings, warnings); `write` to stdout where absent. */
+  system?(text: string): void;
 }
 
 /** What a stage script needs to know about where it runs. */

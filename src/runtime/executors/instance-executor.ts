@@ -23,6 +23,8 @@ export interface InstanceExecutorOptions {
   buildsDir: string;
   /** The slot the job holds on its instance. @default 0 */
   concurrentId?: number;
+  /** Let jobs set GIT_CLONE_PATH (GitLab Runner's `custom_build_dir`). @default false */
+  customBuildDir?: boolean;
 }
 
 export class InstanceExecutor implements Executor {
@@ -47,7 +49,9 @@ export class InstanceExecutor implements Executor {
         `builds dir must be absolute, got ${this.opts.buildsDir}`,
       );
     }
-    this.layout = jobLayout(job, this.opts.buildsDir, this.opts.concurrentId ?? 0);
+    this.layout = jobLayout(job, this.opts.buildsDir, this.opts.concurrentId ?? 0, {
+      customBuildDir: this.opts.customBuildDir ?? false,
+    });
     output.write(`Preparing the instance executor on ${this.opts.connector.description}\n`, 'stdout');
     // Reaches the instance, once per instance: which shell it has, and its name.
     this.hostname = (await probeShell(this.opts.connector)).hostname;

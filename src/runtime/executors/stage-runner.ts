@@ -18,6 +18,9 @@ import {
 } from '../script/stage-script.js';
 import type { JobStatus } from '../script/variables.js';
 import type { ArtifactStages } from './artifact-stages.js';
+import { gitSettings, SettingsReader, stageTimeoutMs } from '../script/build-settings.js';
+import { resolveFeatureFlags } from '../script/feature-flags.js';
+import { jobVariable } from '../script/layout.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
 import { systemTime, type Time } from '../../util/time.js';
 
@@ -32,12 +35,19 @@ export interface RunStagesOptions {
    * runs with `CI_JOB_STATUS=canceled`.
    */
   cancel?: AbortSignal;
-  /** The job deadline. @default runner_info.timeout seconds (≤ 0 means 7200 s) */
+  /** The job deadline, counted from now. @default runner_info.timeout seconds (≤ 0 means 7200 s) */
   timeoutMs?: number;
-  /** Limit of `after_script`, counted from its start. @default 300000 (5 min, as GitLab) */
+  /**
+   * The job deadline as a time (`time.now()` ms) when it started earlier, at the job's arrival:
+   * waiting for an instance counts (§5, "Timeouts"). Wins over `timeoutMs`.
+   */
+  deadlineAt?: number;
+  /** Limit of `after_script` without RUNNER_AFTER_SCRIPT_TIMEOUT. @default 300000 (5 min, as GitLab) */
   afterScriptTimeoutMs?: number;
   /** Limit of `cleanup_file_variables`. @default 30000 */
   cleanupTimeoutMs?: number;
+  /** GitLab's CA chain (PEM), for `CI_SERVER_TLS_CA_FILE`. */
+  tlsCaChain?: string;
   /** Runs the job deadline. @default systemTime */
   time?: Time;
   /** download_artifacts before the first step, upload_artifacts_* after after_script (§6). */
@@ -58,7 +68,25 @@ export interface JobResult {
 
 const RED = '\x1b[31;1m';
 const GREEN = '\x1b[32;1m';
+const CYAN = '\x1b[36;1m';
+const YELLOW = '\x1b[0;33m';
 const RESET = '\x1b[0;m';
+
+/** The heading GitLab Runner prints when a stage starts (`R:common/build.go` GetStageDescription). */
+export function stageHeading(stage: StageName): string {
+  switch (stage) {
+    case 'prepare_script':
+      return 'Preparing environment';
+    case 'get_sources':
+      return 'Getting source from Git repository';
+    case 'after_script':
+      return 'Running after_script';
+    case 'cleanup_file_variables':
+      return 'Cleaning up project directory and file based variables';
+    default:
+      return `Executing "${stage}" stage of the job script`;
+  }
+}
 
 /** Exit code of a process ended by `signal`, the way shells report it (128 + n). */
 function signalExitCode(signal: string | undefined): number {
@@ -73,92 +101,164 @@ export async function runStages(
   output: JobOutput,
   opts: RunStagesOptions = {},
 ): Promise<JobResult> {
+  const time = opts.time ?? systemTime;
   const hard = opts.signal ?? new AbortController().signal;
   const cancel = opts.cancel ?? new AbortController().signal;
-  const timeoutMs = opts.timeoutMs ?? jobTimeoutSeconds(job) * 1000;
+  const jobTimeoutMs = jobTimeoutSeconds(job) * 1000;
+  const timeoutMs =
+    opts.deadlineAt !== undefined
+      ? Math.max(0, opts.deadlineAt - time.now().getTime())
+      : (opts.timeoutMs ?? jobTimeoutMs);
   const deadline = new AbortController();
-  const timer = (opts.time ?? systemTime).after(timeoutMs, () => deadline.abort());
-  const main = AbortSignal.any([hard, cancel, deadline.signal]);
+  const timer = time.after(timeoutMs, () => deadline.abort());
+  const jobSignal = AbortSignal.any([hard, deadline.signal]);
+  const main = AbortSignal.any([jobSignal, cancel]);
+  const system = (text: string) => (output.system ? output.system(text) : output.write(text, 'stdout'));
+  const warn = (text: string) => system(`${YELLOW}WARNING: ${text}${RESET}\n`);
 
+  const settings = new SettingsReader(job);
+  const warnings: string[] = [];
+  const scriptTimeoutMs = stageTimeoutMs(job, 'RUNNER_SCRIPT_TIMEOUT', warnings);
+  const afterTimeoutMs = stageTimeoutMs(job, 'RUNNER_AFTER_SCRIPT_TIMEOUT', warnings);
+  const afterScriptIgnoreErrors = settings.bool('AFTER_SCRIPT_IGNORE_ERRORS', true);
+  const attempts = gitSettings(job, settings).getSourcesAttempts;
+  for (const w of [...settings.warnings, ...warnings, ...resolveFeatureFlags(job).warnings]) warn(w);
+
+  const timedOut = (): JobResult =>
+    failed(
+      'timedout',
+      'job_execution_timeout',
+      `execution took longer than ${Math.round(jobTimeoutMs / 1000)} seconds`,
+    );
   /** Why `main` fired, if it did. */
   const interruption = (): JobResult | undefined => {
     if (hard.aborted || cancel.aborted) return failed('canceled', 'unknown_failure', 'canceled');
-    if (deadline.signal.aborted) {
-      return failed(
-        'timedout',
-        'job_execution_timeout',
-        `execution took longer than ${Math.round(timeoutMs / 1000)} seconds`,
-      );
-    }
+    if (deadline.signal.aborted) return timedOut();
     return undefined;
   };
 
-  const runStage = async (stage: StageName, status: JobStatus, signal: AbortSignal): Promise<StageResult> => {
+  const runStage = async (
+    stage: StageName,
+    status: JobStatus,
+    signal: AbortSignal,
+    attempt = 1,
+  ): Promise<StageResult> => {
     // Stages with nothing to run cost no round trip to the instance.
     const known = stageHasWork(job, stage) ? executor.knownOutput?.(stage) : skippedStageOutput(job, stage);
     if (known !== undefined) {
       if (stage === 'cleanup_file_variables' && known === '') return { exitCode: 0 };
       return output.section(stage, async () => {
+        system(`${CYAN}${stageHeading(stage)}${RESET}\n`);
         if (known) output.write(known, 'stdout');
         return { exitCode: 0 };
       });
     }
     const env = executor.stageEnvironment(stage);
-    const script = buildStageScript(job, stage, { ...env, jobStatus: status });
-    return output.section(stage, () => executor.run(stage, script, output, signal));
+    const script = buildStageScript(job, stage, {
+      ...env,
+      jobStatus: status,
+      getSourcesAttempt: attempt,
+      ...(opts.tlsCaChain ? { tlsCaChain: opts.tlsCaChain } : {}),
+    });
+    return output.section(stage, () => {
+      if (stage === 'get_sources' && attempt === 2) {
+        system(`${CYAN}Deleting all tracked and untracked files due to source fetch failure${RESET}\n`);
+      }
+      system(`${CYAN}${stageHeading(stage)}${RESET}\n`);
+      return executor.run(stage, script, output, signal);
+    });
   };
 
   let result: JobResult | undefined;
   let prepared = false;
   let reachedSteps = false;
+  const scriptTimeout = new AbortController();
+  let scriptTimer: ReturnType<Time['after']> | undefined;
   try {
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
+    const scriptSignal = AbortSignal.any([main, scriptTimeout.signal]);
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
-      if (stage.startsWith('step_') && !reachedSteps && !result && opts.artifacts?.downloads) {
+      const isStep = stage.startsWith('step_');
+      if (isStep && !reachedSteps && !result && opts.artifacts?.downloads) {
         // A download that fails skips the steps and after_script; uploads and cleanup still run.
         const artifacts = opts.artifacts;
         await output.section('download_artifacts', () => artifacts.download(output, main));
       }
-      if (stage.startsWith('step_')) reachedSteps = true;
+      if (isStep && !reachedSteps) {
+        reachedSteps = true;
+        // RUNNER_SCRIPT_TIMEOUT covers the steps together, from the first one on.
+        if (scriptTimeoutMs !== undefined) {
+          if (scriptTimeoutMs > timeoutMs) {
+            warn(
+              `RUNNER_SCRIPT_TIMEOUT timeout: ${jobVariable(job, 'RUNNER_SCRIPT_TIMEOUT')} is longer than job timeout. Setting to job timeout`,
+            );
+          } else {
+            scriptTimer = time.after(scriptTimeoutMs, () => scriptTimeout.abort());
+          }
+        }
+      }
       // A step's `when` decides whether it runs after an earlier step failed (GitLab Runner's rule):
       // on_success (the default) only without a failure, on_failure only after one, always both.
-      if (stage.startsWith('step_') && !shouldRun(stepWhen(job, stage), result !== undefined)) continue;
-      const r = await runStage(stage, result ? 'failed' : 'running', main);
+      if (isStep && !shouldRun(stepWhen(job, stage), result !== undefined)) continue;
+      let r = await runStage(stage, result ? 'failed' : 'running', isStep ? scriptSignal : main);
+      // GET_SOURCES_ATTEMPTS: a failed get_sources is run again, the worktree cleared first.
+      for (let attempt = 2; stage === 'get_sources' && r.exitCode !== 0 && attempt <= attempts; attempt++) {
+        if (main.aborted) break;
+        warn('Retrying...');
+        r = await runStage(stage, 'running', main, attempt);
+      }
       const interrupted = interruption();
       if (interrupted) {
+        if (deadline.signal.aborted && !hard.aborted && !cancel.aborted) {
+          warn(`${stage} could not run to completion because the timeout was exceeded. ${TIMEOUT_DOCS}`);
+        }
         result = interrupted;
+        break;
+      }
+      if (isStep && scriptTimeout.signal.aborted) {
+        warn(`${stage} could not run to completion because the timeout was exceeded. ${TIMEOUT_DOCS}`);
+        result ??= failed('timedout', 'job_execution_timeout', 'script timeout: context deadline exceeded');
+        // The rest of the steps share the expired script timeout: none of them runs.
         break;
       }
       if (r.exitCode !== 0 && !result) {
         const code = r.exitCode ?? signalExitCode(r.signal);
         result = failed('failed', 'script_failure', `exit code ${code}`, code);
         // Sources or preparation failed: no step runs (after_script neither, as it was not reached).
-        if (!stage.startsWith('step_')) break;
+        if (!isStep) break;
       }
     }
   } catch (e) {
     result = interruption() ?? fromError(e);
   }
-  result ??= { state: 'success', status: 'success', message: 'Job succeeded' };
-  timer.cancel();
+  scriptTimer?.cancel();
 
   try {
-    if (reachedSteps && hasAfterScript(job) && !hard.aborted) {
-      const afterSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.afterScriptTimeoutMs ?? 300_000)]);
-      const r = await runStage('after_script', result.status, afterSignal).catch((e: unknown) => {
-        output.write(`${RED}WARNING: after_script failed: ${(e as Error).message}${RESET}\n`, 'stdout');
+    // after_script runs within the job deadline, as everything else (GitLab Runner derives its
+    // context from the job's): a job that hit its deadline has no time left for it.
+    if (reachedSteps && hasAfterScript(job) && !jobSignal.aborted) {
+      const afterSignal = AbortSignal.any([
+        jobSignal,
+        AbortSignal.timeout(afterTimeoutMs ?? opts.afterScriptTimeoutMs ?? 300_000),
+      ]);
+      const status = result?.status ?? 'success';
+      const r = await runStage('after_script', status, afterSignal).catch((e: unknown) => {
+        warn(`after_script failed: ${(e as Error).message}`);
         return undefined;
       });
-      if (r && r.exitCode !== 0 && !r.aborted) {
-        output.write(
-          `${RED}WARNING: after_script failed with exit code ${r.exitCode}, ignored${RESET}\n`,
-          'stdout',
-        );
-      } else if (r?.aborted) {
-        output.write(`${RED}WARNING: after_script timed out or was stopped${RESET}\n`, 'stdout');
+      if (r?.aborted) {
+        warn(`after_script could not run to completion because the timeout was exceeded. ${TIMEOUT_DOCS}`);
+      } else if (r && r.exitCode !== 0) {
+        const code = r.exitCode ?? signalExitCode(r.signal);
+        if (afterScriptIgnoreErrors) {
+          warn(`after_script failed, but job will continue unaffected: exit code ${code}`);
+        } else if (!result) {
+          result = failed('failed', 'script_failure', `exit code ${code}`, code);
+        }
       }
     }
+    result ??= { state: 'success', status: 'success', message: 'Job succeeded' };
     if (prepared && opts.artifacts && !hard.aborted)
       result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
@@ -166,6 +266,7 @@ export async function runStages(
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
     }
   } finally {
+    timer.cancel();
     await executor.cleanup();
   }
 
@@ -193,6 +294,10 @@ async function uploadArtifacts(
     .catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
   return failure && succeeded ? failed('failed', 'script_failure', failure, 1) : result;
 }
+
+const TIMEOUT_DOCS =
+  'For more control over job and script timeouts see: ' +
+  'https://docs.gitlab.com/ci/runners/configure_runners/#set-script-and-after_script-timeouts';
 
 function failed(
   status: JobResult['status'],

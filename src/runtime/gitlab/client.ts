@@ -5,6 +5,7 @@
  *
  * Tokens travel only in bodies and headers, never in URLs, and are scrubbed from every message.
  */
+import { parseGoBool } from '../script/build-settings.js';
 import { ErrorCode, FleetError } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Time } from '../../util/time.js';
@@ -118,16 +119,21 @@ export class GitlabClient {
   private readonly jobTokens = new Set<string>();
   private lastUpdateValue: string | undefined;
   private unhealthy = 0;
+  /** The runner token in force: the configured one until a rotation replaces it. */
+  private token: string;
+  /** Tokens replaced by rotation: still scrubbed from anything logged. */
+  private readonly retiredTokens: string[] = [];
   /** The artifact endpoints (§6), streamed; same base URL, fetch, time and secrets as the rest. */
   readonly artifacts: ArtifactsApi;
 
   constructor(private readonly opts: GitlabClientOptions) {
+    this.token = opts.token;
     this.baseUrl = apiBaseUrl(opts.url);
     this.info = runnerInfo({ ...opts.info, version: opts.version });
     this.transport = new Transport({
       baseUrl: this.baseUrl,
       userAgent: runnerUserAgent(opts.version),
-      secrets: () => [opts.token, ...this.jobTokens],
+      secrets: () => [this.token, ...this.retiredTokens, ...this.jobTokens],
       fetch: opts.fetch,
       random: opts.random,
       time: opts.time,
@@ -171,8 +177,8 @@ export class GitlabClient {
     const res = await this.transport.send({
       method: 'POST',
       path: 'runners/verify',
-      headers: { 'RUNNER-TOKEN': this.opts.token },
-      json: { token: this.opts.token, system_id: this.opts.systemId, info: this.info },
+      headers: { 'RUNNER-TOKEN': this.token },
+      json: { token: this.token, system_id: this.opts.systemId, info: this.info },
       expectJson: true,
       signal,
       timeoutMs: this.opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
@@ -190,6 +196,46 @@ export class GitlabClient {
   }
 
   /**
+   * `POST /runners/reset_authentication_token` (§1, "Token rotation"): GitLab issues a new runner
+   * token and revokes this one. Every later call uses the new token; the old one stays scrubbed.
+   * @returns the new token (a secret: persist it, never log it) and when it expires
+   * @throws FleetError(GITLAB_AUTH) on 403; FleetError(GITLAB, retryable) on other failures
+   */
+  async resetToken(signal?: AbortSignal): Promise<{ token: string; tokenExpiresAt?: string | null }> {
+    const res = await this.transport.send({
+      method: 'POST',
+      path: 'runners/reset_authentication_token',
+      headers: { 'RUNNER-TOKEN': this.token },
+      json: { token: this.token },
+      expectJson: true,
+      signal,
+      timeoutMs: this.opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+    });
+    if (res.status === 201) {
+      const body = (isJson(res) ? parseJson(res.text) : undefined) as
+        { token?: unknown; token_expires_at?: string | null } | undefined;
+      if (typeof body?.token !== 'string' || body.token === '') {
+        throw new FleetError(
+          ErrorCode.GITLAB,
+          'POST runners/reset_authentication_token: no token in the reply',
+          {
+            retryable: true,
+          },
+        );
+      }
+      this.retiredTokens.push(this.token);
+      this.token = body.token;
+      return { token: body.token, tokenExpiresAt: body.token_expires_at ?? null };
+    }
+    if (res.status === 403) throw this.authError(403, 'runners/reset_authentication_token');
+    throw new FleetError(
+      ErrorCode.GITLAB,
+      `POST runners/reset_authentication_token failed with HTTP ${res.status}`,
+      { retryable: true },
+    );
+  }
+
+  /**
    * `POST /jobs/request` (§2): one long poll. Resolves with a job (201) or `undefined` (204, 409,
    * 422, 429 after retries, 503, network errors: poll again after `check_interval`).
    * @throws FleetError(GITLAB_AUTH) on 403: the token was revoked; polling again will not help.
@@ -197,7 +243,7 @@ export class GitlabClient {
   async requestJob(signal?: AbortSignal): Promise<JobPayload | undefined> {
     const body: Record<string, unknown> = {
       info: this.info,
-      token: this.opts.token,
+      token: this.token,
       system_id: this.opts.systemId,
     };
     if (this.lastUpdateValue !== undefined) body['last_update'] = this.lastUpdateValue;
@@ -207,7 +253,7 @@ export class GitlabClient {
         method: 'POST',
         path: 'jobs/request',
         endpoint: 'request_job',
-        headers: { 'RUNNER-TOKEN': this.opts.token },
+        headers: { 'RUNNER-TOKEN': this.token },
         json: body,
         expectJson: true,
         signal,
@@ -384,14 +430,15 @@ function resultBase(res: ApiResponse | undefined): ResultBase {
 }
 
 /**
- * Whether the job runs with `CI_DEBUG_TRACE=true` (its last definition, the same test that turns on
+ * Whether the job runs with `CI_DEBUG_TRACE` on (its last definition, the same test that turns on
  * `set -o xtrace` in the stage scripts). GitLab must be told (`debug_trace=true`): it marks the log
  * as a debug trace, which only users allowed to see one may read (§5).
  */
 function isDebugTrace(job: JobRef): boolean {
   const vars = job.variables ?? [];
   for (let i = vars.length - 1; i >= 0; i--) {
-    if (vars[i]?.key === 'CI_DEBUG_TRACE') return vars[i]?.value === 'true';
+    // strconv.ParseBool, as GitLab Runner reads it (`1`, `t`, `True` … also turn it on).
+    if (vars[i]?.key === 'CI_DEBUG_TRACE') return parseGoBool(vars[i]?.value ?? '') ?? false;
   }
   return false;
 }

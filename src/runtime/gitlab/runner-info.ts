@@ -9,32 +9,52 @@ import { dirname } from 'node:path';
 import type { FailureReason } from './job.js';
 
 /**
- * Feature flags runfleet implements, and only those: GitLab routes jobs by them (§1 "Job matching"),
- * so advertising one we lack would hand us jobs we cannot run correctly.
- *
- * Left out on purpose: `cache`, `fallback_cache_keys` (not implemented), `vault_secrets`, `session`,
- * `terminal`, `services`, `two_phase_job_commit`, `job_inputs`, `multi_build_steps` (a `release`
- * step needs release-cli support we do not ship), `shared`.
+ * Every key of GitLab Runner's `FeaturesInfo` (`R:common/network.go`), in its order, true only
+ * where runfleet does it: GitLab routes jobs by them (§1 "Job matching"), so advertising one we
+ * lack would hand us jobs we cannot run correctly. GitLab Runner sends false keys too, so does
+ * runfleet. The one table to change when runfleet learns a feature (artifacts, cache, services…).
  */
 export const RUNFLEET_FEATURES = {
   variables: true,
-  raw_variables: true,
-  masking: true,
+  // Set per executor below (`image: true` for docker).
+  image: false,
+  services: false,
+  // §6: executors/artifact-stages.ts over runtime/transfer (archive zip, reports, raw, exclude).
+  artifacts: true,
+  cache: false,
+  fallback_cache_keys: false,
+  // Set per executor below (instance: jobs share the host).
+  shared: false,
+  upload_multiple_artifacts: true,
+  upload_raw_artifacts: true,
+  session: false,
+  terminal: false,
   refspecs: true,
-  return_exit_code: true,
+  masking: true,
+  proxy: false,
+  raw_variables: true,
+  artifacts_exclude: true,
+  // A `release` step needs release-cli support runfleet does not ship.
+  multi_build_steps: false,
   trace_reset: true,
   trace_checksum: true,
   trace_size: true,
+  // `secrets:` jobs are refused (refuse.ts): no Vault or other secret provider.
+  vault_secrets: false,
   cancelable: true,
+  return_exit_code: true,
+  service_variables: false,
+  service_multiple_aliases: false,
+  image_executor_opts: false,
+  service_executor_opts: false,
   // JobTrace turns `Job-Status: canceling` into onCancel('graceful'), which runs after_script (§3).
   cancel_gracefully: true,
-  // §6: upload_artifacts_* (archive zip), reports as gzip, raw files, artifacts:exclude
-  // (executors/artifact-stages.ts over runtime/transfer).
-  artifacts: true,
-  upload_multiple_artifacts: true,
-  upload_raw_artifacts: true,
-  artifacts_exclude: true,
+  native_steps_integration: false,
+  two_phase_job_commit: false,
+  job_inputs: false,
 } as const satisfies Record<string, boolean>;
+
+export type FeatureKey = keyof typeof RUNFLEET_FEATURES;
 
 export type FeaturesInfo = Record<string, boolean>;
 
@@ -58,18 +78,24 @@ export interface RunnerInfoOptions {
   version: string;
   /** @default 'unknown' */
   revision?: string;
-  /** GitLab Runner's executor names: `instance`, `docker-autoscaler`, `shell`. @default 'instance' */
+  /**
+   * runfleet's executor (`instance`, `docker`), sent under GitLab Runner's name for the same thing
+   * (`instance`, `docker-autoscaler`). @default 'instance'
+   */
   executor?: string;
   /** Extra or overriding flags, e.g. `{ image: true }` for the Docker executor. */
   features?: FeaturesInfo;
   labels?: Record<string, string>;
 }
 
+/** runfleet's executors under GitLab Runner's executor names. */
+const GITLAB_EXECUTOR: Record<string, string> = { instance: 'instance', docker: 'docker-autoscaler' };
+
 /** Go's GOARCH names, which GitLab shows, from Node's `process.arch`. */
 const GO_ARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' };
 
 export function runnerInfo(opts: RunnerInfoOptions): RunnerInfo {
-  const executor = opts.executor ?? 'instance';
+  const executor = GITLAB_EXECUTOR[opts.executor ?? 'instance'] ?? opts.executor ?? 'instance';
   return {
     name: opts.name ?? 'runfleet',
     version: opts.version,
@@ -80,7 +106,7 @@ export function runnerInfo(opts: RunnerInfoOptions): RunnerInfo {
     shell: 'bash',
     features: {
       ...RUNFLEET_FEATURES,
-      ...(executor.startsWith('docker') ? { image: true } : {}),
+      ...(executor.startsWith('docker') ? { image: true } : { shared: true }),
       ...opts.features,
     },
     config: { gpus: '' },

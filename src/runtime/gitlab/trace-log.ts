@@ -5,6 +5,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { MaskerStream, MaskRules, type MaskerOptions } from './masker.js';
+import { LineTimestamper, STREAM_RUNNER, STREAM_WORK } from './timestamper.js';
 
 /** 4 MiB, GitLab Runner's default `output_limit`. */
 export const DEFAULT_OUTPUT_LIMIT = 4 * 1024 * 1024;
@@ -15,6 +16,11 @@ export type TraceStream = 'stdout' | 'stderr' | 'system';
 export interface TraceLogOptions extends MaskerOptions {
   /** Bytes after masking. @default DEFAULT_OUTPUT_LIMIT */
   outputLimit?: number;
+  /**
+   * Per-line timestamps (`FF_TIMESTAMPS`), added after masking: the clock to stamp lines with.
+   * Without it lines carry no prefix.
+   */
+  timestamps?: { now: () => Date };
 }
 
 /** The notice written once when the log reaches the limit (§4). */
@@ -29,6 +35,8 @@ export class TraceLog {
   readonly outputLimit: number;
   private readonly rules: MaskRules;
   private readonly streams = new Map<TraceStream, MaskerStream>();
+  private readonly stampers = new Map<TraceStream, LineTimestamper>();
+  private readonly timestamps: { now: () => Date } | undefined;
   private data = Buffer.alloc(16 * 1024);
   private size = 0;
   private crc = 0;
@@ -38,6 +46,7 @@ export class TraceLog {
   constructor(opts: TraceLogOptions) {
     this.rules = new MaskRules(opts);
     this.outputLimit = opts.outputLimit ?? DEFAULT_OUTPUT_LIMIT;
+    this.timestamps = opts.timestamps;
   }
 
   /** Bytes in the log so far (what has been or will be sent). */
@@ -61,7 +70,7 @@ export class TraceLog {
   /** Masks and appends; part of the chunk may be held back until the next write to this stream. */
   write(chunk: Uint8Array | string, stream: TraceStream = 'stdout'): void {
     if (this.exceeded) return;
-    this.append(this.stream(stream).write(chunk));
+    this.append(this.stamp(stream, this.stream(stream).write(chunk)));
   }
 
   /**
@@ -69,14 +78,17 @@ export class TraceLog {
    * runfleet's own lines, so they are not overtaken by earlier job output.
    */
   flush(): void {
-    for (const s of this.streams.values()) this.append(s.flush());
+    for (const [name, s] of this.streams) this.append(this.stamp(name, s.flush()));
+    for (const t of this.stampers.values()) this.append(t.flush());
   }
 
   /** Runfleet's own text: masked too, never held back, after everything written before it. */
   writeSystem(text: string): void {
     this.flush();
     this.write(text, 'system');
-    this.append(this.stream('system').flush());
+    this.append(this.stamp('system', this.stream('system').flush()));
+    const stamper = this.stampers.get('system');
+    if (stamper) this.append(stamper.flush());
   }
 
   /** A copy of bytes `[from, to)`. */
@@ -92,6 +104,18 @@ export class TraceLog {
   /** The log as text, for tests and local display. */
   text(): string {
     return this.data.subarray(0, this.size).toString('utf8');
+  }
+
+  /** Masked bytes of `name`, with line prefixes when timestamps are on. */
+  private stamp(name: TraceStream, masked: Buffer): Buffer {
+    if (!this.timestamps || masked.length === 0) return masked;
+    let t = this.stampers.get(name);
+    if (!t) {
+      const id = name === 'system' ? STREAM_RUNNER : STREAM_WORK;
+      t = new LineTimestamper(id, name === 'stderr' ? 'E' : 'O', this.timestamps.now);
+      this.stampers.set(name, t);
+    }
+    return t.write(masked);
   }
 
   private stream(name: TraceStream): MaskerStream {

@@ -10,6 +10,7 @@ import { systemTime, type TimerHandle, type Time } from '../../util/time.js';
 import type { GitlabClient, JobRef, JobUpdate, PatchTraceResult } from './client.js';
 import type { JobPayload } from './job.js';
 import { TraceLog, type TraceStream } from './trace-log.js';
+import { featureFlagOn } from '../script/feature-flags.js';
 import { sectionEndMarker, sectionStartMarker, style, type SectionOptions } from './trace-format.js';
 
 /** `graceful`: stop the user script, run after_script (`Job-Status: canceling`). `abort`: stop all now. */
@@ -38,6 +39,8 @@ export interface JobTraceOptions {
   maxPatchBytes?: number;
   /** @default 4 MiB */
   outputLimit?: number;
+  /** Per-line timestamps. @default the job's `FF_TIMESTAMPS` (GitLab Runner's default: on) */
+  timestamps?: boolean;
   /** Final update attempts after errors (`job_status_final_update_retry_limit`). @default 10 */
   finalUpdateRetryLimit?: number;
   /** Backoff between final update attempts. @default { minMs: 1000, maxMs: 3_600_000 } */
@@ -97,12 +100,14 @@ export class JobTrace {
 
   constructor(private readonly opts: JobTraceOptions) {
     const secrets = opts.job.variables.filter((v) => v.masked).map((v) => v.value);
+    this.time = opts.time ?? systemTime;
+    const stamped = opts.timestamps ?? featureFlagOn(opts.job, 'FF_TIMESTAMPS');
     this.log = new TraceLog({
       secrets: [...secrets, opts.job.token],
       tokenPrefixes: opts.job.features?.token_mask_prefixes,
       outputLimit: opts.outputLimit,
+      ...(stamped ? { timestamps: { now: () => this.time.now() } } : {}),
     });
-    this.time = opts.time ?? systemTime;
     this.logger = opts.log ?? silentLogger;
     this.defaultIntervalMs = opts.intervalMs ?? 3000;
     this.intervalMs = this.defaultIntervalMs;

@@ -5,6 +5,8 @@
  */
 import { posix } from 'node:path';
 import type { JobPayload } from '../gitlab/job.js';
+import { BuildError } from '../executors/executor.js';
+import { expandValue } from './variables.js';
 
 export interface JobLayout {
   /** `CI_BUILDS_DIR`: absolute. */
@@ -45,14 +47,55 @@ export function projectPath(job: JobPayload): string {
   return segments.length > 0 ? segments.join('/') : `project-${job.job_info.project_id}`;
 }
 
-/** The layout of `job` under `buildsDir` (absolute POSIX path) for slot `concurrentId`. */
-export function jobLayout(job: JobPayload, buildsDir: string, concurrentId: number): JobLayout {
+export interface JobLayoutOptions {
+  /**
+   * Whether the job may choose its directory with `GIT_CLONE_PATH` (GitLab Runner's
+   * `custom_build_dir`: on for the docker executor, off for the instance executor). @default true
+   */
+  customBuildDir?: boolean;
+}
+
+/**
+ * The layout of `job` under `buildsDir` (absolute POSIX path) for slot `concurrentId`. With
+ * `GIT_CLONE_PATH` the project directory is that path (`$CI_BUILDS_DIR` and the other runner
+ * variables expanded), which must lie within the builds dir, as in GitLab Runner.
+ * @throws BuildError(runner_configuration_error) for a GIT_CLONE_PATH that is not allowed
+ */
+export function jobLayout(
+  job: JobPayload,
+  buildsDir: string,
+  concurrentId: number,
+  opts: JobLayoutOptions = {},
+): JobLayout {
+  const clonePath = jobVariable(job, 'GIT_CLONE_PATH');
+  if (clonePath) {
+    if (opts.customBuildDir === false) {
+      throw new BuildError(
+        'runner_configuration_error',
+        'setting GIT_CLONE_PATH is not allowed, enable `custom_build_dir` feature',
+        { hint: 'the instance executor does not let jobs choose their directory (as GitLab Runner)' },
+      );
+    }
+    const values = new Map(job.variables.map((v) => [v.key, v.value]));
+    values.set('CI_BUILDS_DIR', buildsDir);
+    values.set('CI_CONCURRENT_ID', String(concurrentId));
+    values.set('CI_CONCURRENT_PROJECT_ID', String(concurrentId));
+    const dir = posix.normalize(expandValue(clonePath, values)).replace(/\/+$/, '');
+    const rel = posix.relative(buildsDir, dir);
+    if (!dir.startsWith('/') || rel === '' || rel === '..' || rel.startsWith('../')) {
+      throw new BuildError(
+        'runner_configuration_error',
+        `the GIT_CLONE_PATH="${clonePath}" has to be within "${buildsDir}"`,
+      );
+    }
+    return { buildsDir, projectDir: dir, tmpDir: `${dir}.tmp` };
+  }
   const projectDir = posix.join(buildsDir, String(concurrentId), projectPath(job));
   return { buildsDir, projectDir, tmpDir: `${projectDir}.tmp` };
 }
 
 /** Value of the last variable named `key` among the job's own variables. */
-export function jobVariable(job: JobPayload, key: string): string | undefined {
+export function jobVariable(job: Pick<JobPayload, 'variables'>, key: string): string | undefined {
   for (let i = job.variables.length - 1; i >= 0; i--) {
     const v = job.variables[i];
     if (v?.key === key) return v.value;

@@ -4,8 +4,8 @@
  * executor's business; the context carries the paths valid there.
  */
 import type { JobPayload } from '../gitlab/job.js';
-import { gitStrategy, writeGetSources } from './git-sources.js';
-import { jobVariable } from './layout.js';
+import { debugTraceEnabled } from './build-settings.js';
+import { gitStrategy, writeClearWorktree, writeGetSources } from './git-sources.js';
 import { ScriptWriter } from './script-writer.js';
 import { shellQuote } from './shell-quote.js';
 import { jobVariables, type VariableContext } from './variables.js';
@@ -16,12 +16,14 @@ export type StageName =
 
 export type StageScriptContext = VariableContext;
 
-/** Git settings every get_sources gets (§5, "Git"): never prompt, never download LFS blobs eagerly. */
+/** Git settings every get_sources gets (§5, "Git"): never prompt for credentials. */
 const GIT_ENV = [
   { key: 'GIT_TERMINAL_PROMPT', value: '0' },
   { key: 'GCM_INTERACTIVE', value: 'Never' },
-  { key: 'GIT_LFS_SKIP_SMUDGE', value: '1' },
 ];
+
+/** Base name of the `GITLAB_ENV` file under the tmp dir (GitLab Runner's name). */
+export const GITLAB_ENV_FILE = 'gitlab_runner_env';
 
 /** The job's step stages (`step_script`, `step_release`, …) in payload order. */
 export function stepStages(job: JobPayload): StageName[] {
@@ -33,32 +35,34 @@ export function hasAfterScript(job: JobPayload): boolean {
   return job.steps.some((s) => s.name === 'after_script' && s.script.length > 0);
 }
 
-/** get_sources has nothing to run: `GIT_STRATEGY: none` and no get_sources hooks. */
+/**
+ * get_sources has nothing to run: `GIT_STRATEGY: none`. Its hooks do not run then either, as in
+ * GitLab Runner (`guardGetSourcesScriptHooks`: none and empty skip both hooks).
+ */
 function sourcesSkipped(job: JobPayload): boolean {
-  return (
-    gitStrategy(job) === 'none' &&
-    hookCommands(job, 'pre_get_sources_script').length === 0 &&
-    hookCommands(job, 'post_get_sources_script').length === 0
-  );
+  return gitStrategy(job) === 'none';
 }
 
 /**
- * Whether `stage` has anything to run on the instance. get_sources without sources or hooks only
- * prints a notice (the step scripts then create the project directory); cleanup_file_variables
- * is needed only when a file variable or git's template was written under the tmp dir.
+ * Whether `stage` has anything to run on the instance. get_sources without sources only prints
+ * its notices (the step scripts then create the project directory). cleanup_file_variables always
+ * runs: every stage may have written `GITLAB_ENV` under the tmp dir.
  */
 export function stageHasWork(job: JobPayload, stage: StageName): boolean {
   if (stage === 'get_sources') return !sourcesSkipped(job);
-  if (stage === 'cleanup_file_variables') {
-    const strategy = gitStrategy(job);
-    return strategy === 'fetch' || strategy === 'clone' || job.variables.some((v) => v.file);
-  }
   return true;
 }
 
+const notice = (text: string) => `\x1b[32;1m${text}\x1b[0;m\n`;
+
 /** What a stage without work prints, as its script would have. */
 export function skippedStageOutput(job: JobPayload, stage: StageName): string {
-  return stage === 'get_sources' ? `\x1b[32;1mSkipping Git repository setup\x1b[0;m\n` : '';
+  if (stage !== 'get_sources') return '';
+  return (
+    notice('Skipping Git repository setup') +
+    notice('Skipping Git checkout') +
+    notice('Skipping Git submodules setup')
+  );
 }
 
 function stepCommands(job: JobPayload, stage: StageName): string[] {
@@ -82,22 +86,33 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
   }
 
   w.exportVariables(stage === 'get_sources' ? [...vars, ...GIT_ENV] : vars, layout.tmpDir);
+  // GITLAB_ENV: `KEY=value` lines a stage appends are exported into every later stage (§5).
+  const envFile = `${layout.tmpDir}/${GITLAB_ENV_FILE}`;
+  // The first stage that reaches the instance starts the job with an empty file.
+  if (stage === 'get_sources' && (ctx.getSourcesAttempt ?? 1) === 1) w.raw(`rm -f ${shellQuote(envFile)}`);
+  w.raw(`mkdir -p ${shellQuote(layout.tmpDir)}`);
+  w.raw(`export GITLAB_ENV=${shellQuote(envFile)}`);
+  w.raw(`touch "$GITLAB_ENV"`);
+  w.raw(
+    'while read -r _runner_env_line || [ -n "$_runner_env_line" ]; do export "$_runner_env_line"; done < "$GITLAB_ENV"',
+  );
   // After the exports, so a debug trace does not print every secret the job has.
-  if (jobVariable(job, 'CI_DEBUG_TRACE') === 'true') w.raw('set -o xtrace');
+  if (debugTraceEnabled(job)) w.raw('set -o xtrace');
 
   switch (stage) {
     case 'prepare_script':
       w.raw(`printf 'Running on %s...\\n' "$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)"`);
       break;
     case 'get_sources':
+      if ((ctx.getSourcesAttempt ?? 1) === 2) writeClearWorktree(w, layout);
       // hooks:pre_get_sources_script and post_get_sources_script run around the fetch, as user
-      // commands (echoed, failing the stage on a non-zero exit).
-      if (hookCommands(job, 'pre_get_sources_script').length > 0) {
+      // commands (echoed, failing the stage on a non-zero exit); not for GIT_STRATEGY none/empty.
+      if (gitStrategy(job) !== 'empty' && hookCommands(job, 'pre_get_sources_script').length > 0) {
         w.raw(`mkdir -p ${shellQuote(layout.buildsDir)}`).cd(layout.buildsDir);
         for (const cmd of hookCommands(job, 'pre_get_sources_script')) w.userCommand(cmd);
       }
       writeGetSources(w, job, layout);
-      if (hookCommands(job, 'post_get_sources_script').length > 0) {
+      if (gitStrategy(job) !== 'empty' && hookCommands(job, 'post_get_sources_script').length > 0) {
         w.cd(layout.projectDir);
         for (const cmd of hookCommands(job, 'post_get_sources_script')) w.userCommand(cmd);
       }

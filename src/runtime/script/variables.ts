@@ -4,6 +4,8 @@
  * ones; a later entry with the same key wins; every value not marked `raw` is expanded once.
  */
 import type { JobPayload, JobVariable } from '../gitlab/job.js';
+import { RUNFLEET_VERSION } from '../../version.js';
+import { featureFlagVariables, isHonouredFeatureFlag } from './feature-flags.js';
 import { jobTimeoutSeconds, type JobLayout } from './layout.js';
 
 export { jobVariable } from './layout.js';
@@ -20,9 +22,14 @@ export interface VariableContext {
   extra?: JobVariable[];
   /** `CI_DISPOSABLE_ENVIRONMENT` for executors whose environment is thrown away after the job. */
   disposable?: boolean;
+  /**
+   * GitLab's CA chain (PEM) when the manager trusts GitLab through a private CA: written to the
+   * file variable `CI_SERVER_TLS_CA_FILE`, which git is told to use for GitLab's host.
+   */
+  tlsCaChain?: string;
+  /** 1 for the first get_sources run; a retry (GET_SOURCES_ATTEMPTS) first clears the worktree. */
+  getSourcesAttempt?: number;
 }
-
-const RUNNER_VERSION = '0.1.0';
 
 function runnerVariable(key: string, value: string): JobVariable {
   return { key, value, public: true };
@@ -35,6 +42,8 @@ function runnerVariable(key: string, value: string): JobVariable {
 export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable[] {
   const { layout } = ctx;
   const before: JobVariable[] = [
+    // Resolved feature flags first; the job's own values of these flags are replaced by them.
+    ...featureFlagVariables(job),
     ...(ctx.extra ?? []),
     runnerVariable('CI_BUILDS_DIR', layout.buildsDir),
     runnerVariable('CI_PROJECT_DIR', layout.projectDir),
@@ -42,17 +51,21 @@ export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable
     runnerVariable('CI_CONCURRENT_PROJECT_ID', String(ctx.concurrentId)),
     runnerVariable('CI_SERVER', 'yes'),
     runnerVariable('CI_JOB_TIMEOUT', String(jobTimeoutSeconds(job))),
+    ...(ctx.tlsCaChain
+      ? [{ key: 'CI_SERVER_TLS_CA_FILE', value: ctx.tlsCaChain, public: true, file: true, raw: true }]
+      : []),
   ];
   const after: JobVariable[] = [
     runnerVariable(ctx.disposable ? 'CI_DISPOSABLE_ENVIRONMENT' : 'CI_SHARED_ENVIRONMENT', 'true'),
-    runnerVariable('CI_RUNNER_VERSION', RUNNER_VERSION),
+    runnerVariable('CI_RUNNER_VERSION', RUNFLEET_VERSION),
     runnerVariable('CI_RUNNER_REVISION', 'runfleet'),
     runnerVariable('CI_RUNNER_EXECUTABLE_ARCH', `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`),
     runnerVariable('RUNNER_TEMP_PROJECT_DIR', layout.tmpDir),
   ];
   // The status comes last so a job variable cannot fake it.
   after.push(runnerVariable('CI_JOB_STATUS', ctx.jobStatus));
-  return expandVariables(dedupe([...before, ...job.variables, ...after]));
+  const own = job.variables.filter((v) => !isHonouredFeatureFlag(v.key));
+  return expandVariables(dedupe([...before, ...own, ...after]));
 }
 
 function dedupe(vars: JobVariable[]): JobVariable[] {

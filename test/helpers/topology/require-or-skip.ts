@@ -6,7 +6,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { Test } from 'tap';
 
-export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'busybox' | 'ssh-keygen';
+export type TopologyProgram = 'sshd' | 'dockerd' | 'docker' | 'git' | 'git-lfs' | 'busybox' | 'ssh-keygen';
 
 const SEARCH = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin', '/sbin'];
 
@@ -33,14 +33,20 @@ type SkippableTest = Pick<Test, 'skip' | 'fail'>;
 export function requireOrSkip(t: SkippableTest, ...what: TopologyProgram[]): boolean {
   const missing = what.filter((p) => findProgram(p) === undefined);
   if (missing.length === 0) return true;
-  const message =
+  missingComponent(
+    t,
     `MISSING ${missing.join(', ')}: integration test not run. ` +
-    `Install with: apt-get install -y openssh-server docker.io busybox-static git`;
+      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs`,
+  );
+  return false;
+}
+
+/** A component a test needs is missing: a failure on CI (`CI=true`), else a loud skip. */
+export function missingComponent(t: SkippableTest, message: string): void {
   if (process.env.CI === 'true') {
     t.fail(message);
   } else {
     console.error(`\n!!!!!!!! ${message} !!!!!!!!\n`);
     void t.skip(message, () => undefined);
   }
-  return false;
 }

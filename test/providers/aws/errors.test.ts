@@ -1,8 +1,14 @@
 import t from 'tap';
 import { ErrorCode, FleetError } from '../../../src/errors.js';
-import { classifyAwsError, isNotFound, redact, toFleetError } from '../../../src/providers/aws/errors.js';
+import {
+  awsErrorCode,
+  classifyAwsError,
+  isNotFound,
+  redact,
+  toFleetError,
+} from '../../../src/providers/aws/errors.js';
 import { withAwsRetry } from '../../../src/providers/aws/retry.js';
-import { awsError } from './fixtures/aws.js';
+import { autoScalingFault, awsError } from './fixtures/aws.js';
 
 const ctx = { service: 'autoscaling' as const, action: 'SetDesiredCapacity' };
 
@@ -21,6 +27,25 @@ t.test('classifies throttling, transient, auth and other errors', async (t) => {
   t.ok(isNotFound(awsError('InvalidInstanceID.NotFound', 'x')));
   t.ok(isNotFound(awsError('ValidationError', 'AutoScalingGroup name not found - x')));
   t.notOk(isNotFound(awsError('ValidationError', 'MaxSize must be >= MinSize')));
+});
+
+t.test("modeled Auto Scaling faults are known by AWS's code, not the SDK's shape name", async (t) => {
+  const exists = autoScalingFault('AlreadyExists', 'AutoScalingGroup by this name already exists');
+  t.equal(awsErrorCode(exists), 'AlreadyExists');
+  t.equal(classifyAwsError(exists), 'other');
+  t.match(toFleetError(exists, { service: 'autoscaling', action: 'CreateAutoScalingGroup' }), {
+    message: /\(AlreadyExists\)/,
+    hint: /adopt it with auto_scaling_group/,
+  });
+  for (const code of ['ResourceInUse', 'ResourceContention', 'ScalingActivityInProgress'])
+    t.equal(classifyAwsError(autoScalingFault(code, 'busy')), 'transient', code);
+  t.match(
+    toFleetError(autoScalingFault('LimitExceeded', 'too many groups'), {
+      service: 'autoscaling',
+      action: 'CreateAutoScalingGroup',
+    }),
+    { hint: /quota/ },
+  );
 });
 
 t.test('access denied names the missing IAM action', async (t) => {

@@ -10,7 +10,15 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import type { GroupRef } from '../../../src/model/observed.js';
 import { ErrorCode } from '../../../src/errors.js';
-import { OWNED_CREATE, asgGroup, asgInstance, awsError, awsFleet, setup } from './fixtures/aws.js';
+import {
+  OWNED_CREATE,
+  asgGroup,
+  asgInstance,
+  autoScalingFault,
+  awsError,
+  awsFleet,
+  setup,
+} from './fixtures/aws.js';
 
 const mutating = [
   CreateAutoScalingGroupCommand,
@@ -97,7 +105,7 @@ t.test('a retried create that finds AlreadyExists continues as an update', async
     });
   asg
     .on(CreateAutoScalingGroupCommand)
-    .rejects(awsError('AlreadyExists', 'AutoScalingGroup by this name already exists'));
+    .rejects(autoScalingFault('AlreadyExists', 'AutoScalingGroup by this name already exists'));
   await provider.applyGroup(fleet);
   t.equal(asg.commandCalls(UpdateAutoScalingGroupCommand).length, 0, 'settings already match');
   t.equal(asg.commandCalls(SuspendProcessesCommand).length, 1, 'the missing suspension is completed');

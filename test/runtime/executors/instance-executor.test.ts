@@ -97,7 +97,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.match(log, 'ERROR: Job failed: exit code 3');
   });
 
-  t.test('timeout: job_execution_timeout, after_script with timedout, nothing left running', async (t) => {
+  t.test('timeout: job_execution_timeout, no after_script past the deadline, nothing left', async (t) => {
     const marker = `sleep 6${Math.floor(Math.random() * 900) + 100}.${process.pid}`; // unique to this process
     const started = Date.now();
     const { result, log } = await run(
@@ -107,7 +107,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     );
     t.match(result, { state: 'failed', status: 'timedout', failureReason: 'job_execution_timeout' });
     t.ok(Date.now() - started < 6000, 'stopped at the deadline');
-    t.match(log, 'after status=timedout');
+    t.notMatch(log, 'after status=', 'the job deadline leaves after_script no time (as GitLab Runner)');
     t.ok(await waitFor(() => processesMatching(marker).length === 0, 2000), 'no process left');
   });
 

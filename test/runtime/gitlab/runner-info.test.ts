@@ -30,7 +30,7 @@ t.test('failure reasons: basic ones always, others only when the server lists th
   }
 });
 
-t.test('info advertises only what runfleet implements', async (t) => {
+t.test('info sends every FeaturesInfo key, true only for what runfleet implements', async (t) => {
   const info = runnerInfo({ version: '1.2.3', executor: 'instance' });
   t.match(info, {
     name: 'runfleet',
@@ -39,22 +39,66 @@ t.test('info advertises only what runfleet implements', async (t) => {
     executor: 'instance',
     config: { gpus: '' },
   });
-  t.same(info.features, RUNFLEET_FEATURES);
-  for (const missing of ['cache', 'two_phase_job_commit', 'session', 'terminal']) {
-    t.notOk(missing in info.features, `no ${missing}`);
+  // GitLab Runner's FeaturesInfo json keys (R:common/network.go), every one sent.
+  const gitlabRunnerKeys = [
+    'variables',
+    'image',
+    'services',
+    'artifacts',
+    'cache',
+    'fallback_cache_keys',
+    'shared',
+    'upload_multiple_artifacts',
+    'upload_raw_artifacts',
+    'session',
+    'terminal',
+    'refspecs',
+    'masking',
+    'proxy',
+    'raw_variables',
+    'artifacts_exclude',
+    'multi_build_steps',
+    'trace_reset',
+    'trace_checksum',
+    'trace_size',
+    'vault_secrets',
+    'cancelable',
+    'return_exit_code',
+    'service_variables',
+    'service_multiple_aliases',
+    'image_executor_opts',
+    'service_executor_opts',
+    'cancel_gracefully',
+    'native_steps_integration',
+    'two_phase_job_commit',
+    'job_inputs',
+  ];
+  t.same(
+    Object.keys(info.features).sort(),
+    [...gitlabRunnerKeys].sort(),
+    'exactly the keys gitlab-runner sends',
+  );
+  t.same(Object.keys(RUNFLEET_FEATURES), gitlabRunnerKeys, 'in gitlab-runner order');
+  for (const off of ['cache', 'two_phase_job_commit', 'session', 'terminal', 'vault_secrets', 'image']) {
+    t.equal(info.features[off], false, `${off}: false, and sent`);
   }
-  t.equal(info.features['cancel_gracefully'], true);
-  // The artifact features, each implemented by executors/artifact-stages.ts and proven by
+  // The artifact features: executors/artifact-stages.ts, proven by
   // test/runtime/integration/artifact-jobs.test.ts against a coordinator that drops jobs as
   // runner_unsupported when one is missing.
   t.same(
     Object.keys(info.features)
-      .filter((k) => k.includes('artifacts'))
+      .filter((k) => k.includes('artifacts') && info.features[k])
       .sort(),
     ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
     'exactly the artifact features implemented',
   );
-  t.equal(runnerInfo({ version: '1', executor: 'docker-autoscaler' }).features['image'], true);
+  for (const on of ['variables', 'masking', 'refspecs', 'cancel_gracefully', 'trace_checksum', 'shared']) {
+    t.equal(info.features[on], true, `${on}: true`);
+  }
+  const docker = runnerInfo({ version: '1', executor: 'docker' });
+  t.equal(docker.executor, 'docker-autoscaler', "gitlab-runner's name for docker on autoscaled instances");
+  t.equal(docker.features['image'], true);
+  t.equal(docker.features['shared'], false);
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });
 

@@ -28,6 +28,8 @@ async function runningJob(
     time: FAST,
     finalBackoff: { minMs: 1, maxMs: 10 },
     onCancel: (mode) => cancels.push(mode),
+    // Byte-exact protocol checks; the timestamp prefix has tests of its own (timestamper.test.ts).
+    timestamps: false,
     ...traceOpts,
   });
   t.teardown(() => trace.stop());

@@ -192,7 +192,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.equal(job.failure_reason, 'job_execution_timeout');
     t.equal(job.exit_code, undefined, 'a timeout has no script exit code');
     t.match(job.log, 'execution took longer than 2 seconds');
-    t.match(job.log, 'after:7:timedout', 'after_script ran and saw the timeout');
+    t.notMatch(job.log, 'after:7:', 'no after_script past the job deadline (as GitLab Runner)');
     t.ok(took < 8000, `the job ended soon after its 2 s timeout (${took} ms)`);
     t.equal(job.checksumOk, true);
     await assertNothingLeft(t, h, sshd, longSleep(3003));

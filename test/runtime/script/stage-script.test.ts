@@ -227,7 +227,9 @@ t.test('get_sources: the token-bearing URL is never echoed; the script shape is 
   t.match(text, /rm -rf \/builds\/2\/group\/project\n/, 'clone starts afresh');
   // The arch line depends on the machine running the tests.
   t.matchSnapshot(
-    text.replace(/CI_RUNNER_EXECUTABLE_ARCH=\S+/, 'CI_RUNNER_EXECUTABLE_ARCH=<arch>'),
+    text
+      .replace(/CI_RUNNER_EXECUTABLE_ARCH=\S+/, 'CI_RUNNER_EXECUTABLE_ARCH=<arch>')
+      .replace(/CI_RUNNER_VERSION=\S+/, 'CI_RUNNER_VERSION=<version>'),
     'get_sources script',
   );
   const none = makeJob({ variables: [{ key: 'GIT_STRATEGY', value: 'none' }] });

@@ -6,7 +6,13 @@
 import t, { type Test } from 'tap';
 import type { Fleet } from '../../../../src/model/fleet.js';
 import { groupRefFor } from '../../../../src/model/group.js';
-import { createAwsProvider, type AwsProviderOptions } from '../../../../src/providers/aws/index.js';
+import { AutoScalingClient, DeleteAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { awsErrorCode, classifyAwsError } from '../../../../src/providers/aws/errors.js';
+import {
+  createAwsProvider,
+  toFleetError,
+  type AwsProviderOptions,
+} from '../../../../src/providers/aws/index.js';
 import { startFakeAws, interruptSpot, type FakeAws } from '../../../helpers/fake-aws/index.js';
 import { fleetSpec } from '../../../helpers/fake-state.js';
 
@@ -348,5 +354,51 @@ t.test('errors: throttling is retried, exhausted throttling and 500s surface as 
     ),
     { code: 'PROVIDER', message: /does not exist/ },
   );
+  assertClean(t, fake);
+});
+
+t.test('error codes as the SDK parses them off the wire: AlreadyExists, ResourceInUse', async (t) => {
+  // The SDK names a modeled Auto Scaling error after its shape (AlreadyExistsFault) and keeps the
+  // code AWS sent (AlreadyExists) in `Code`; runfleet must read the code, as AWS documents it.
+  const fake = await fakeAws(t);
+  const p = provider(fake);
+  const fleet = ownedFleet('retried');
+  // The create goes through but its answer is lost: the retry finds the group it made itself.
+  fake.failWithServerError(1, { action: 'CreateAutoScalingGroup' }, { afterEffect: true });
+  await p.applyGroup(fleet);
+  t.same(
+    fake.calls
+      .filter((c) => c.action !== 'DescribeAutoScalingGroups')
+      .map((c) => `${c.action}:${c.error ?? c.status}`),
+    [
+      'CreateAutoScalingGroup:InternalFailure',
+      'CreateAutoScalingGroup:AlreadyExists',
+      'SuspendProcesses:200',
+    ],
+    'the AlreadyExists answer to the resent create continues as an update of the group',
+  );
+  t.match(fake.group('runfleet-retried'), { suspendedProcesses: ['AZRebalance'], maxSize: 5 });
+
+  // Deleting a group that still has instances: ResourceInUse, which the retry layer waits out.
+  await p.increase(groupRefFor(fleet), 1);
+  const raw = new AutoScalingClient({ region: 'eu-west-1', endpoint: fake.url, credentials, maxAttempts: 1 });
+  const inUse = await raw
+    .send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: 'runfleet-retried', ForceDelete: false }))
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  t.equal(awsErrorCode(inUse), 'ResourceInUse');
+  t.equal(classifyAwsError(inUse), 'transient');
+  t.equal(toFleetError(inUse, { service: 'autoscaling', action: 'DeleteAutoScalingGroup' }).retryable, true);
+
+  // A group of that name that runfleet did not create: refused with the hint to adopt it.
+  fake.seedGroup({ name: 'runfleet-taken', maxSize: 2 });
+  const [taken] = await p.observe([groupRefFor(ownedFleet('taken'))]);
+  t.equal(taken?.exists, true);
+  await t.rejects(p.applyGroup(ownedFleet('taken')), {
+    code: 'PROVIDER',
+    message: /runfleet did not create it/,
+  });
   assertClean(t, fake);
 });

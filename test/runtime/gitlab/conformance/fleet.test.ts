@@ -189,6 +189,6 @@ t.test('a job with `run` steps is refused: failed / runner_system_failure / exit
   await server.waitFor(ended(server, 401), 'the refusal', 10_000);
   await runner.stop(1000);
   t.match(finalBody(server, 401), { state: 'failed', failure_reason: 'runner_system_failure', exit_code: 3 });
-  t.match(server.job(401).trace.toString(), '`run` steps');
+  t.match(server.job(401).trace.toString(), '`run:` steps');
   t.same(server.violations, []);
 });

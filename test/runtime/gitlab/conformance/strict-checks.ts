@@ -2,6 +2,7 @@
  * Body checks of the strict fake GitLab: the `info` object (§1) and `PUT /jobs/:id` (§3). Each
  * check reports through `report` and never throws, so one request can show several faults.
  */
+import { parseGoBool } from '../../../../src/runtime/script/build-settings.js';
 import { crc32 } from 'node:zlib';
 import type { FakeJob, SeenRequest } from './strict-gitlab.js';
 
@@ -37,7 +38,44 @@ const HONEST_FEATURES = new Set([
   'upload_multiple_artifacts',
   'upload_raw_artifacts',
   'artifacts_exclude',
+  // Informational (the instance executor's jobs share the host: CI_SHARED_ENVIRONMENT).
+  'shared',
 ]);
+
+/** GitLab Runner sends every key of its FeaturesInfo, false ones too (`R:common/network.go`). */
+const FEATURE_KEYS = [
+  'variables',
+  'image',
+  'services',
+  'artifacts',
+  'cache',
+  'fallback_cache_keys',
+  'shared',
+  'upload_multiple_artifacts',
+  'upload_raw_artifacts',
+  'session',
+  'terminal',
+  'refspecs',
+  'masking',
+  'proxy',
+  'raw_variables',
+  'artifacts_exclude',
+  'multi_build_steps',
+  'trace_reset',
+  'trace_checksum',
+  'trace_size',
+  'vault_secrets',
+  'cancelable',
+  'return_exit_code',
+  'service_variables',
+  'service_multiple_aliases',
+  'image_executor_opts',
+  'service_executor_opts',
+  'cancel_gracefully',
+  'native_steps_integration',
+  'two_phase_job_commit',
+  'job_inputs',
+];
 
 const INFO_STRINGS = ['name', 'version', 'revision', 'platform', 'architecture', 'executor', 'shell'];
 const INFO_KEYS = new Set([...INFO_STRINGS, 'features', 'config', 'labels']);
@@ -51,6 +89,9 @@ export function checkInfo(info: unknown, report: (msg: string) => void): void {
   }
   const features = o['features'];
   if (!features || typeof features !== 'object') return report('info.features missing');
+  for (const k of FEATURE_KEYS) {
+    if (!(k in (features as Record<string, unknown>))) report(`info.features.${k} missing`);
+  }
   for (const [k, v] of Object.entries(features as Record<string, unknown>)) {
     if (typeof v !== 'boolean') report(`info.features.${k} is not a boolean`);
     if (v === true && !HONEST_FEATURES.has(k)) report(`info.features.${k} claimed but not implemented`);
@@ -191,7 +232,7 @@ export function checkTracePatch(
 ): { start: number } | undefined {
   if (job) {
     if (job.puts.length === 0) v(r.seq, 'trace: PATCH before the start PUT');
-    const debug = jobVar(job, 'CI_DEBUG_TRACE') === 'true' ? 'true' : 'false';
+    const debug = parseGoBool(jobVar(job, 'CI_DEBUG_TRACE') ?? '') ? 'true' : 'false';
     if ([...r.query.keys()].join() !== 'debug_trace' || r.query.get('debug_trace') !== debug)
       v(r.seq, `trace: query ${r.query.toString()} (want debug_trace=${debug})`);
   }

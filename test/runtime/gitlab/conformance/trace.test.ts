@@ -32,6 +32,7 @@ async function running(t: Test, payload: FakeJob['payload']) {
     time: scaledTime(SCALE),
     finalBackoff: { minMs: 1, maxMs: 5 },
     onCancel: (mode) => cancels.push(mode),
+    timestamps: false,
   });
   t.teardown(() => trace.stop());
   return { server, client, job, trace, cancels };
