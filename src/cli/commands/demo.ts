@@ -308,10 +308,11 @@ function pipelineSummary(
   const uploads = built.artifacts.map(
     (a) => `${a.filename} (${a.query['artifact_type'] ?? 'archive'}, ${a.size} bytes)`,
   );
+  // Lines may carry GitLab's timestamp prefix (FF_TIMESTAMPS): take the text itself.
   const seen = tested.log
     .split('\n')
-    .filter((l) => /^(app built by job|testing version)/.test(l.trim()))
-    .map((l) => l.trim());
+    .map((l) => /(app built by job \d+|testing version \d[\d.]*)/.exec(l)?.[1])
+    .filter((l): l is string => l !== undefined);
   return [
     `\nPipeline: compile uploaded ${uploads.join(' and ') || 'nothing'};`,
     `  unit-test downloaded the archive into its own sandbox and printed: ${seen.map((l) => JSON.stringify(l)).join(', ') || 'nothing'}`,

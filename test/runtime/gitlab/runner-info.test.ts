@@ -82,6 +82,16 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
   for (const off of ['two_phase_job_commit', 'session', 'terminal', 'vault_secrets', 'image']) {
     t.equal(info.features[off], false, `${off}: false, and sent`);
   }
+  // The artifact features: executors/artifact-stages.ts, proven by
+  // test/runtime/integration/artifact-jobs.test.ts against a coordinator that drops jobs as
+  // runner_unsupported when one is missing.
+  t.same(
+    Object.keys(info.features)
+      .filter((k) => k.includes('artifacts') && info.features[k])
+      .sort(),
+    ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
+    'exactly the artifact features implemented',
+  );
   for (const on of ['variables', 'masking', 'refspecs', 'cancel_gracefully', 'trace_checksum', 'shared']) {
     t.equal(info.features[on], true, `${on}: true`);
   }
@@ -99,16 +109,6 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
   t.equal(docker.features['shared'], false);
   t.equal(info.features['cache'], true, 'caches are restored and saved (runtime/cache)');
   t.equal(info.features['fallback_cache_keys'], true, 'fallback_keys are tried in order');
-  // The artifact features, each implemented by executors/artifact-stages.ts and proven by
-  // test/runtime/integration/artifact-jobs.test.ts against a coordinator that drops jobs as
-  // runner_unsupported when one is missing.
-  t.same(
-    Object.keys(info.features)
-      .filter((k) => k.includes('artifacts') && info.features[k])
-      .sort(),
-    ['artifacts', 'artifacts_exclude', 'upload_multiple_artifacts', 'upload_raw_artifacts'],
-    'exactly the artifact features implemented',
-  );
   t.equal(info.features['services'], false, 'the instance executor runs no services');
   t.ok(['amd64', 'arm64', '386', 'arm'].includes(info.architecture) || info.architecture === process.arch);
 });

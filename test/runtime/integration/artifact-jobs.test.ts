@@ -134,7 +134,8 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.not(instanceOf(test.log), buildOn, `another instance (${buildOn} → ${instanceOf(test.log)})`);
     t.match(test.log, 'Downloading artifacts for build (101)...');
     t.match(test.log, 'Downloading artifacts from coordinator... ok');
-    t.match(test.log, /app\s+lib/);
+    t.match(test.log, / app\n/);
+    t.match(test.log, / lib\n/);
     t.match(test.log, 'excluded: gone');
     t.match(test.log, 'tracked: not in the archive');
     t.match(test.log, 'notes');

@@ -18,7 +18,8 @@ export function header(r: SeenRequest, name: string): string | undefined {
 /**
  * Flags runfleet actually implements (runner-info.ts, checked against the code paths): the
  * network-level trace_* / cancel flags, variables and masking, refspecs in get_sources, exit codes
- * in the final PUT, and `image` for the Docker executor only. Anything else set to true is a claim
+ * in the final PUT, `image` for the Docker executor only, and the artifact flags (uploads, reports,
+ * raw files, exclude: test/runtime/integration/artifact-jobs.test.ts). Anything else set to true is a claim
  * GitLab would route unsupported jobs by (§1 "Job matching").
  */
 const HONEST_FEATURES = new Set([
@@ -33,6 +34,10 @@ const HONEST_FEATURES = new Set([
   'cancelable',
   'cancel_gracefully',
   'image',
+  'artifacts',
+  'upload_multiple_artifacts',
+  'upload_raw_artifacts',
+  'artifacts_exclude',
   // Informational (the instance executor's jobs share the host: CI_SHARED_ENVIRONMENT).
   'shared',
 ]);
