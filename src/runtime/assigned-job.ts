@@ -189,7 +189,6 @@ async function runOnInstance(
     cancel,
     signal,
     time: deps.ssh.time,
-    artifacts,
     ...(req.deadlineAt !== undefined ? { deadlineAt: req.deadlineAt } : {}),
     ...(req.tlsCaChain ? { tlsCaChain: req.tlsCaChain } : {}),
     artifacts,

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exampleJob } from '../../devtools/coordinator/example-job.js';
+import { parseTimestampedLine } from '../../runtime/gitlab/timestamper.js';
 import { startCoordinator, type CoordinatorEvent } from '../../devtools/coordinator/server.js';
 import { silentLogger } from '../../util/logger.js';
 import type { JobPayload } from '../../runtime/gitlab/job.js';
@@ -295,6 +296,11 @@ function cacheOutcome(j: DemoJob, log: string | undefined): string {
  * What the pipeline passed from one job to the next, as GitLab stored it: the artifacts compile
  * uploaded and what unit-test printed from them.
  */
+/** A stored job log's lines as the job printed them, without the per-line timestamps (FF_TIMESTAMPS). */
+function logLines(log: string | undefined): string[] {
+  return (log ?? '').split('\n').map((l) => parseTimestampedLine(l)?.text ?? l);
+}
+
 function pipelineSummary(
   coordinator: { job(id: number): DemoJobView | undefined },
   jobs: DemoJob[],
@@ -308,11 +314,9 @@ function pipelineSummary(
   const uploads = built.artifacts.map(
     (a) => `${a.filename} (${a.query['artifact_type'] ?? 'archive'}, ${a.size} bytes)`,
   );
-  // Lines may carry GitLab's timestamp prefix (FF_TIMESTAMPS): take the text itself.
-  const seen = tested.log
-    .split('\n')
-    .map((l) => /(app built by job \d+|testing version \d[\d.]*)/.exec(l)?.[1])
-    .filter((l): l is string => l !== undefined);
+  const seen = logLines(tested.log)
+    .filter((l) => /^(app built by job|testing version)/.test(l.trim()))
+    .map((l) => l.trim());
   return [
     `\nPipeline: compile uploaded ${uploads.join(' and ') || 'nothing'};`,
     `  unit-test downloaded the archive into its own sandbox and printed: ${seen.map((l) => JSON.stringify(l)).join(', ') || 'nothing'}`,
@@ -367,11 +371,11 @@ function report(
   for (const line of pipelineSummary(coordinator, jobs)) io.out(line);
   const masked = jobs.find((j) => j.payload.job_info.name === 'masked');
   const log = masked ? coordinator.job(masked.payload.id)?.log : undefined;
-  const line = log?.split('\n').find((l) => l.includes('the secret is') && !l.includes('$ echo'));
+  const line = logLines(log).find((l) => l.includes('the secret is') && !l.includes('$ echo'));
   if (line) io.out(`\nThe masked job's log, as GitLab stored it: ${JSON.stringify(line.trim())}`);
   const second = jobs.find((j) => j.cacheHit);
   const hit = second ? coordinator.job(second.payload.id)?.log : undefined;
-  const from = hit?.split('\n').find((l) => l.includes('deps from the cache:') && !l.includes('echo'));
+  const from = logLines(hit).find((l) => l.includes('deps from the cache:') && !l.includes('echo'));
   if (from) io.out(`The second cached build's log: ${JSON.stringify(from.trim())}`);
   for (const j of jobs) {
     const v = coordinator.job(j.payload.id);
