@@ -21,6 +21,7 @@ import type { Time } from '../util/time.js';
 import { unsupportedJobWarnings } from './gitlab/refuse.js';
 import { JobTrace } from './gitlab/trace.js';
 import { style } from './gitlab/trace-format.js';
+import { RUNFLEET_REVISION } from '../version.js';
 
 export interface AssignedJobDeps {
   client: GitlabClient;
@@ -113,7 +114,7 @@ export async function runAssignedJob(
     trace.writeSystem(
       style.banner({
         version: deps.version,
-        revision: 'runfleet',
+        revision: RUNFLEET_REVISION,
         runnerName: `runfleet fleet ${req.fleet.name}`,
         shortToken: deps.shortToken,
         systemId: deps.systemId,

@@ -6,6 +6,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { RUNFLEET_REVISION } from '../../version.js';
 import type { FailureReason } from './job.js';
 
 /**
@@ -115,7 +116,7 @@ export function runnerInfo(opts: RunnerInfoOptions): RunnerInfo {
   return {
     name: opts.name ?? 'runfleet',
     version: opts.version,
-    revision: opts.revision ?? 'unknown',
+    revision: opts.revision ?? RUNFLEET_REVISION,
     platform: process.platform,
     architecture: GO_ARCH[process.arch] ?? process.arch,
     executor,

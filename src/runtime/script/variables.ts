@@ -4,7 +4,7 @@
  * ones; a later entry with the same key wins; every value not marked `raw` is expanded once.
  */
 import type { JobPayload, JobVariable } from '../gitlab/job.js';
-import { RUNFLEET_VERSION } from '../../version.js';
+import { RUNFLEET_REVISION, RUNFLEET_VERSION } from '../../version.js';
 import { featureFlagVariables, isHonouredFeatureFlag } from './feature-flags.js';
 import { jobTimeoutSeconds, type JobLayout } from './layout.js';
 
@@ -58,7 +58,7 @@ export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable
   const after: JobVariable[] = [
     runnerVariable(ctx.disposable ? 'CI_DISPOSABLE_ENVIRONMENT' : 'CI_SHARED_ENVIRONMENT', 'true'),
     runnerVariable('CI_RUNNER_VERSION', RUNFLEET_VERSION),
-    runnerVariable('CI_RUNNER_REVISION', 'runfleet'),
+    runnerVariable('CI_RUNNER_REVISION', RUNFLEET_REVISION),
     runnerVariable('CI_RUNNER_EXECUTABLE_ARCH', `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`),
     runnerVariable('RUNNER_TEMP_PROJECT_DIR', layout.tmpDir),
   ];
