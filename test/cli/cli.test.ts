@@ -168,12 +168,19 @@ t.test('--version and -V print runfleet, Node.js and platform, and touch nothing
   const pkg = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
     version: string;
   };
-  // The build (npm run build) records the checkout's revision; this repository is a git checkout.
+  // The build (npm run build) records the checkout's revision; a copy without .git (CI's trees for
+  // other Node versions) has none, and says `unknown`.
   const { execFileSync } = await import('node:child_process');
-  const head = execFileSync('git', ['rev-parse', '--short=8', 'HEAD'], {
-    cwd: join(import.meta.dirname, '../..'),
-    encoding: 'utf8',
-  }).trim();
+  let head = 'unknown';
+  try {
+    head = execFileSync('git', ['rev-parse', '--short=8', 'HEAD'], {
+      cwd: join(import.meta.dirname, '../..'),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    // not a git checkout
+  }
   const platform = `node ${process.version}, ${process.platform}-${process.arch}`;
   const expected = new RegExp(
     `^runfleet ${pkg.version.replace(/\./g, '\\.')} \\(${head}(-dirty)?; ${platform}\\)\n$`,
