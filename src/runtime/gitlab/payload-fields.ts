@@ -72,7 +72,7 @@ export const PAYLOAD_FIELDS: Readonly<Record<string, FieldUse>> = {
   'image.executor_opts': used('docker executor'),
   services: { kind: 'warned' },
   artifacts: used('upload_artifacts_on_success / _on_failure (executors/artifact-stages.ts)'),
-  cache: { kind: 'warned' },
+  cache: used('restore_cache / archive_cache (runtime/cache/job-caches.ts)'),
   credentials: used('docker executor registry credentials'),
   features: used('trace sections, masking, failure reasons'),
   'features.trace_sections': used('trace'),

@@ -49,7 +49,7 @@ t.test('verify: 200 with id, headers, info and system_id; 403 is a token error',
   t.equal(info.shell, 'bash');
   t.match(info.features, { cancelable: true, cancel_gracefully: true, trace_checksum: true, masking: true });
   t.equal(info.features['artifacts'], true, 'claims artifacts (§6)');
-  t.notOk(info.features['cache'], 'does not claim cache');
+  t.equal(info.features['cache'], true, 'claims cache (runtime/cache)');
 
   const log = recordingLog();
   const bad = new GitlabClient({

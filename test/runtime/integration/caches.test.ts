@@ -129,7 +129,8 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen') && requireMotoOrSkip(t)) {
     t.match(job.log, 'Checking cache for deps-main...');
     t.match(job.log, `Downloading cache.zip from ${moto.endpoint}/${BUCKET}/${objectKey('deps-main')}`);
     t.match(job.log, 'Successfully extracted cache');
-    t.match(job.log, /\nv1\r?\n/, "the first job's file is there");
+    // The line as the job printed it, after its per-line timestamp (FF_TIMESTAMPS).
+    t.match(job.log, /(^|\n)(\S+Z [0-9a-f]{2}[OE][ +])?v1\r?\n/, "the first job's file is there");
     t.match(job.log, 'Not uploading cache deps-main due to policy');
     t.equal(puts(), before, 'no upload request reached the bucket');
   });

@@ -19,7 +19,8 @@ export function header(r: SeenRequest, name: string): string | undefined {
  * Flags runfleet actually implements (runner-info.ts, checked against the code paths): the
  * network-level trace_* / cancel flags, variables and masking, refspecs in get_sources, exit codes
  * in the final PUT, `image` for the Docker executor only, and the artifact flags (uploads, reports,
- * raw files, exclude: test/runtime/integration/artifact-jobs.test.ts). Anything else set to true is a claim
+ * raw files, exclude: test/runtime/integration/artifact-jobs.test.ts), caches, and services for the
+ * Docker executor. Anything else set to true is a claim
  * GitLab would route unsupported jobs by (§1 "Job matching").
  */
 const HONEST_FEATURES = new Set([
@@ -38,6 +39,15 @@ const HONEST_FEATURES = new Set([
   'upload_multiple_artifacts',
   'upload_raw_artifacts',
   'artifacts_exclude',
+  // restore_cache / archive_cache with fallback keys (test/runtime/integration/caches.test.ts).
+  'cache',
+  'fallback_cache_keys',
+  // The docker executor's services and executor options (test/runtime/integration/docker-jobs.test.ts).
+  'services',
+  'service_variables',
+  'service_multiple_aliases',
+  'image_executor_opts',
+  'service_executor_opts',
   // Informational (the instance executor's jobs share the host: CI_SHARED_ENVIRONMENT).
   'shared',
 ]);
@@ -97,8 +107,10 @@ export function checkInfo(info: unknown, report: (msg: string) => void): void {
     if (v === true && !HONEST_FEATURES.has(k)) report(`info.features.${k} claimed but not implemented`);
   }
   const f = features as Record<string, unknown>;
-  if (f['image'] === true && !String(o['executor']).startsWith('docker'))
-    report(`info.features.image with executor ${String(o['executor'])}`);
+  for (const k of ['image', 'services', 'service_variables', 'image_executor_opts']) {
+    if (f[k] === true && !String(o['executor']).startsWith('docker'))
+      report(`info.features.${k} with executor ${String(o['executor'])}`);
+  }
   if (f['cancel_gracefully'] === true && f['cancelable'] !== true)
     report('cancel_gracefully without cancelable');
   const config = o['config'] as { gpus?: unknown } | undefined;
