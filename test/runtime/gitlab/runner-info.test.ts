@@ -9,6 +9,7 @@ import {
   RUNFLEET_FEATURES,
   shortToken,
 } from '../../../src/runtime/gitlab/runner-info.js';
+import { GITLAB_RUNNER_FEATURE_KEYS } from './conformance/strict-checks.js';
 
 t.test('failure reasons: basic ones always, others only when the server lists them', async (t) => {
   const listed = ['script_failure', 'image_pull_failure'];
@@ -40,39 +41,7 @@ t.test('info sends every FeaturesInfo key, true only for what runfleet implement
     config: { gpus: '' },
   });
   // GitLab Runner's FeaturesInfo json keys (R:common/network.go), every one sent.
-  const gitlabRunnerKeys = [
-    'variables',
-    'image',
-    'services',
-    'artifacts',
-    'cache',
-    'fallback_cache_keys',
-    'shared',
-    'upload_multiple_artifacts',
-    'upload_raw_artifacts',
-    'session',
-    'terminal',
-    'refspecs',
-    'masking',
-    'proxy',
-    'raw_variables',
-    'artifacts_exclude',
-    'multi_build_steps',
-    'trace_reset',
-    'trace_checksum',
-    'trace_size',
-    'vault_secrets',
-    'cancelable',
-    'return_exit_code',
-    'service_variables',
-    'service_multiple_aliases',
-    'image_executor_opts',
-    'service_executor_opts',
-    'cancel_gracefully',
-    'native_steps_integration',
-    'two_phase_job_commit',
-    'job_inputs',
-  ];
+  const gitlabRunnerKeys = GITLAB_RUNNER_FEATURE_KEYS;
   t.same(
     Object.keys(info.features).sort(),
     [...gitlabRunnerKeys].sort(),

@@ -53,7 +53,7 @@ const HONEST_FEATURES = new Set([
 ]);
 
 /** GitLab Runner sends every key of its FeaturesInfo, false ones too (`R:common/network.go`). */
-const FEATURE_KEYS = [
+export const GITLAB_RUNNER_FEATURE_KEYS: readonly string[] = [
   'variables',
   'image',
   'services',
@@ -99,7 +99,7 @@ export function checkInfo(info: unknown, report: (msg: string) => void): void {
   }
   const features = o['features'];
   if (!features || typeof features !== 'object') return report('info.features missing');
-  for (const k of FEATURE_KEYS) {
+  for (const k of GITLAB_RUNNER_FEATURE_KEYS) {
     if (!(k in (features as Record<string, unknown>))) report(`info.features.${k} missing`);
   }
   for (const [k, v] of Object.entries(features as Record<string, unknown>)) {
