@@ -23,6 +23,38 @@ export function carried(
   ctx.report.carried.push({ setting: section.setting(key), field, at, ...(note ? { note } : {}) });
 }
 
+type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'strings';
+interface KindValue {
+  string: string;
+  integer: number;
+  number: number;
+  boolean: boolean;
+  strings: string[];
+}
+
+/**
+ * Reads `section.key` as `kind` (a type error is the Section's) and, when it is set (neither absent
+ * nor `''`) and `accept` takes it, writes it to `out[field]` and records it as carried over to `path`
+ * (default: `field`). Returns what was read, taken or not, so a caller can report a refused value
+ * in its own words.
+ */
+export function carry<K extends Kind>(
+  ctx: RunnerContext,
+  section: Section,
+  key: string,
+  kind: K,
+  out: FleetObject,
+  field: string,
+  path: string = field,
+  accept: (v: KindValue[K]) => boolean = () => true,
+): KindValue[K] | undefined {
+  const v = section[kind](key) as KindValue[K] | undefined;
+  if (v === undefined || v === '' || !accept(v)) return v;
+  out[field] = v;
+  carried(ctx, section, key, path);
+  return v;
+}
+
 export function notCarried(ctx: RunnerContext, setting: string, why: string): void {
   ctx.report.notCarried.push({ setting, why });
 }

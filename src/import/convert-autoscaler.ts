@@ -6,6 +6,7 @@
  */
 import {
   carried,
+  carry,
   differs,
   notCarried,
   reportLeftovers,
@@ -36,11 +37,17 @@ const BUCKETS = /_buckets$/;
 
 export function convertAutoscaler(ctx: RunnerContext, autoscaler: Section): void {
   const { fleet } = ctx;
-  const cap = autoscaler.integer('capacity_per_instance');
-  if (cap !== undefined && cap >= 1) {
-    fleet.capacity_per_instance = cap;
-    carried(ctx, autoscaler, 'capacity_per_instance', 'capacity_per_instance');
-  } else if (cap !== undefined) {
+  const cap = carry(
+    ctx,
+    autoscaler,
+    'capacity_per_instance',
+    'integer',
+    fleet,
+    'capacity_per_instance',
+    undefined,
+    (n) => n >= 1,
+  );
+  if (cap !== undefined && cap < 1) {
     // GitLab treats 0 (omitted) as 1.
     differs(
       ctx,
@@ -48,11 +55,17 @@ export function convertAutoscaler(ctx: RunnerContext, autoscaler: Section): void
       `${cap} means 1 in GitLab; runfleet's default is 1`,
     );
   }
-  const max = autoscaler.integer('max_instances');
-  if (max !== undefined && max >= 1) {
-    fleet.max_instances = max;
-    carried(ctx, autoscaler, 'max_instances', 'max_instances');
-  } else {
+  const max = carry(
+    ctx,
+    autoscaler,
+    'max_instances',
+    'integer',
+    fleet,
+    'max_instances',
+    undefined,
+    (n) => n >= 1,
+  );
+  if (max === undefined || max < 1) {
     ctx.blockers.push(
       autoscaler.problem(
         max === undefined ? undefined : 'max_instances',
@@ -60,21 +73,9 @@ export function convertAutoscaler(ctx: RunnerContext, autoscaler: Section): void
       ) + ' (set max_instances in config.toml, e.g. to the group’s max size, and import again)',
     );
   }
-  const useCount = autoscaler.integer('max_use_count');
-  if (useCount !== undefined && useCount >= 0) {
-    fleet.max_use_count = useCount;
-    carried(ctx, autoscaler, 'max_use_count', 'max_use_count');
-  }
-  const ready = autoscaler.string('instance_ready_command');
-  if (ready !== undefined && ready !== '') {
-    fleet.instance_ready_command = ready;
-    carried(ctx, autoscaler, 'instance_ready_command', 'instance_ready_command');
-  }
-  const del = autoscaler.boolean('delete_instances_on_shutdown');
-  if (del !== undefined) {
-    fleet.delete_instances_on_shutdown = del;
-    carried(ctx, autoscaler, 'delete_instances_on_shutdown', 'delete_instances_on_shutdown');
-  }
+  carry(ctx, autoscaler, 'max_use_count', 'integer', fleet, 'max_use_count', undefined, (n) => n >= 0);
+  carry(ctx, autoscaler, 'instance_ready_command', 'string', fleet, 'instance_ready_command');
+  carry(ctx, autoscaler, 'delete_instances_on_shutdown', 'boolean', fleet, 'delete_instances_on_shutdown');
   convertThrottle(ctx, autoscaler);
   convertPolicies(ctx, autoscaler);
   const connector = autoscaler.sub('connector_config');
@@ -107,16 +108,8 @@ function convertThrottle(ctx: RunnerContext, autoscaler: Section): void {
   if (!throttle) return;
   const out: FleetObject = {};
   // GitLab's zero values mean "use the default" (limit 100/s, burst max_instances), as runfleet's absence does.
-  const limit = throttle.number('limit');
-  if (limit !== undefined && limit > 0) {
-    out.limit = limit;
-    carried(ctx, throttle, 'limit', 'scale_throttle.limit');
-  }
-  const burst = throttle.integer('burst');
-  if (burst !== undefined && burst >= 1) {
-    out.burst = burst;
-    carried(ctx, throttle, 'burst', 'scale_throttle.burst');
-  }
+  carry(ctx, throttle, 'limit', 'number', out, 'limit', 'scale_throttle.limit', (n) => n > 0);
+  carry(ctx, throttle, 'burst', 'integer', out, 'burst', 'scale_throttle.burst', (n) => n >= 1);
   if (Object.keys(out).length > 0) ctx.fleet.scale_throttle = out;
   reportLeftovers(ctx, throttle);
 }
@@ -128,16 +121,18 @@ function convertPolicies(ctx: RunnerContext, autoscaler: Section): void {
   ctx.fleet.policy = policies.map((p, i) => {
     const out: FleetObject = {};
     const field = (key: string) => `policy[${i}].${key}`;
-    const periods = p.strings('periods');
-    if (periods !== undefined && periods.length > 0) {
-      out.periods = periods;
-      carried(ctx, p, 'periods', field('periods'));
-    }
-    const tz = p.string('timezone');
-    if (tz !== undefined && tz !== '') {
-      out.timezone = tz;
-      carried(ctx, p, 'timezone', field('timezone'));
-    } else if (periods !== undefined) {
+    const periods = carry(
+      ctx,
+      p,
+      'periods',
+      'strings',
+      out,
+      'periods',
+      field('periods'),
+      (l) => l.length > 0,
+    );
+    const tz = carry(ctx, p, 'timezone', 'string', out, 'timezone', field('timezone'));
+    if ((tz === undefined || tz === '') && periods !== undefined) {
       differs(
         ctx,
         p.setting('timezone'),
@@ -181,21 +176,10 @@ function convertPolicies(ctx: RunnerContext, autoscaler: Section): void {
         carried(ctx, p, 'idle_time', field('idle_time'), d.lossy);
       }
     }
-    const factor = p.number('scale_factor');
-    if (factor !== undefined && factor >= 0) {
-      out.scale_factor = factor;
-      carried(ctx, p, 'scale_factor', field('scale_factor'));
-    }
-    const limit = p.integer('scale_factor_limit');
-    if (limit !== undefined && limit >= 0) {
-      out.scale_factor_limit = limit;
-      carried(ctx, p, 'scale_factor_limit', field('scale_factor_limit'));
-    }
-    const preemptive = p.boolean('preemptive_mode');
-    if (preemptive !== undefined) {
-      out.preemptive_mode = preemptive;
-      carried(ctx, p, 'preemptive_mode', field('preemptive_mode'));
-    }
+    carry(ctx, p, 'scale_factor', 'number', out, 'scale_factor', field('scale_factor'), (n) => n >= 0);
+    const limitPath = field('scale_factor_limit');
+    carry(ctx, p, 'scale_factor_limit', 'integer', out, 'scale_factor_limit', limitPath, (n) => n >= 0);
+    carry(ctx, p, 'preemptive_mode', 'boolean', out, 'preemptive_mode', field('preemptive_mode'));
     reportLeftovers(ctx, p);
     return out;
   });

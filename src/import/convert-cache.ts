@@ -6,6 +6,7 @@
  */
 import {
   carried,
+  carry,
   differs,
   notCarried,
   reportLeftovers,
@@ -62,21 +63,17 @@ export function convertCache(ctx: RunnerContext, cache: Section | undefined): vo
   }
   const out: FleetObject = { type: 's3' };
   carried(ctx, cache, 'Type', 'cache.type');
-  const path = cache.string('Path');
-  if (path !== undefined && path !== '') {
-    out.path = path;
-    carried(ctx, cache, 'Path', 'cache.path');
-  }
-  const shared = cache.boolean('Shared');
-  if (shared !== undefined) {
-    out.shared = shared;
-    carried(ctx, cache, 'Shared', 'cache.shared');
-  }
-  const max = cache.integer('MaxUploadedArchiveSize');
-  if (max !== undefined) {
-    out.max_uploaded_archive_size = max;
-    carried(ctx, cache, 'MaxUploadedArchiveSize', 'cache.max_uploaded_archive_size');
-  }
+  carry(ctx, cache, 'Path', 'string', out, 'path', 'cache.path');
+  carry(ctx, cache, 'Shared', 'boolean', out, 'shared', 'cache.shared');
+  carry(
+    ctx,
+    cache,
+    'MaxUploadedArchiveSize',
+    'integer',
+    out,
+    'max_uploaded_archive_size',
+    'cache.max_uploaded_archive_size',
+  );
   const s3 = cache.sub('s3');
   if (!s3) {
     ctx.blockers.push(
@@ -91,22 +88,14 @@ export function convertCache(ctx: RunnerContext, cache: Section | undefined): vo
 
 function convertS3(ctx: RunnerContext, s3: Section): FleetObject {
   const out: FleetObject = {};
-  const strings: [string, string][] = [
+  for (const [key, field] of [
     ['ServerAddress', 'server_address'],
     ['BucketName', 'bucket_name'],
     ['BucketLocation', 'bucket_location'],
-  ];
-  for (const [key, field] of strings) {
-    const v = s3.string(key);
-    if (v === undefined || v === '') continue;
-    out[field] = v;
-    carried(ctx, s3, key, `cache.s3.${field}`);
+  ] as const) {
+    carry(ctx, s3, key, 'string', out, field, `cache.s3.${field}`);
   }
-  const insecure = s3.boolean('Insecure');
-  if (insecure !== undefined) {
-    out.insecure = insecure;
-    carried(ctx, s3, 'Insecure', 'cache.s3.insecure');
-  }
+  carry(ctx, s3, 'Insecure', 'boolean', out, 'insecure', 'cache.s3.insecure');
   const auth = s3.string('AuthenticationType');
   if (auth !== undefined && auth !== '') {
     const lower = auth.toLowerCase();

@@ -4,6 +4,7 @@
  */
 import {
   carried,
+  carry,
   differs,
   notCarried,
   reportLeftovers,
@@ -16,13 +17,7 @@ import type { Section } from './table.js';
 /** GitLab's connector_config keys -> runfleet's connector fields (GitLab calls the port `protocol_port`). */
 export function convertConnector(ctx: RunnerContext, c: Section): void {
   const out: FleetObject = {};
-  const str = (key: string, field = key) => {
-    const v = c.string(key);
-    if (v === undefined || v === '') return;
-    out[field] = v;
-    carried(ctx, c, key, `connector.${field}`);
-  };
-  str('username');
+  carry(ctx, c, 'username', 'string', out, 'username', 'connector.username');
   const protocol = c.string('protocol');
   if (protocol !== undefined && protocol !== '') {
     if (protocol === 'ssh') {
@@ -37,18 +32,10 @@ export function convertConnector(ctx: RunnerContext, c: Section): void {
       );
     }
   }
-  const port = c.integer('protocol_port');
-  if (port !== undefined && port >= 1 && port <= 65535) {
-    out.port = port;
-    carried(ctx, c, 'protocol_port', 'connector.port');
-  }
-  str('key_path');
-  const bools = ['use_static_credentials', 'use_external_addr'] as const;
-  for (const key of bools) {
-    const v = c.boolean(key);
-    if (v === undefined) continue;
-    out[key] = v;
-    carried(ctx, c, key, `connector.${key}`);
+  carry(ctx, c, 'protocol_port', 'integer', out, 'port', 'connector.port', (n) => n >= 1 && n <= 65535);
+  carry(ctx, c, 'key_path', 'string', out, 'key_path', 'connector.key_path');
+  for (const key of ['use_static_credentials', 'use_external_addr']) {
+    carry(ctx, c, key, 'boolean', out, key, `connector.${key}`);
   }
   for (const key of ['keepalive', 'timeout']) {
     const v = c.raw(key);

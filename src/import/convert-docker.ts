@@ -3,13 +3,14 @@
  * has image, pull_policy, privileged, volumes and host; every other Docker setting (and sub-table
  * such as [runners.docker.tmpfs]) is reported as not carried over.
  */
-import { carried, differs, reportLeftovers, type FleetObject, type RunnerContext } from './context.js';
+import { carried, carry, differs, reportLeftovers, type FleetObject, type RunnerContext } from './context.js';
 import type { Section } from './table.js';
 
 const PULL_POLICIES = new Set(['always', 'if-not-present', 'never']);
 
 const DOCKER_NOT_CARRIED: Record<string, string> = {
-  services: 'runfleet has no services yet; jobs that ask for services run without them (their log says so)',
+  services:
+    'runfleet runs the services each job asks for (.gitlab-ci.yml services:), but has no fleet-wide default services',
   allowed_images: 'runfleet does not restrict job images yet',
   allowed_pull_policies: 'runfleet does not restrict job pull policies yet',
   helper_image: 'runfleet fetches sources outside the job image; it needs no helper image',
@@ -26,11 +27,8 @@ export function convertDocker(ctx: RunnerContext, docker: Section | undefined): 
     return;
   }
   const out: FleetObject = {};
-  const image = docker.string('image');
-  if (image !== undefined && image !== '') {
-    out.image = image;
-    carried(ctx, docker, 'image', 'docker.image');
-  } else {
+  const image = carry(ctx, docker, 'image', 'string', out, 'image', 'docker.image');
+  if (image === undefined || image === '') {
     ctx.blockers.push(
       docker.problem(
         image === undefined ? undefined : 'image',
@@ -53,11 +51,7 @@ export function convertDocker(ctx: RunnerContext, docker: Section | undefined): 
       );
     }
   }
-  const privileged = docker.boolean('privileged');
-  if (privileged !== undefined) {
-    out.privileged = privileged;
-    carried(ctx, docker, 'privileged', 'docker.privileged');
-  }
+  carry(ctx, docker, 'privileged', 'boolean', out, 'privileged', 'docker.privileged');
   const volumes = docker.strings('volumes');
   if (volumes !== undefined) {
     const kept = volumes.filter((v) => v !== '');
@@ -71,10 +65,19 @@ export function convertDocker(ctx: RunnerContext, docker: Section | undefined): 
       );
     }
   }
-  const host = docker.string('host');
-  if (host !== undefined && host !== '') {
-    out.host = host;
-    carried(ctx, docker, 'host', 'docker.host');
+  carry(ctx, docker, 'host', 'string', out, 'host', 'docker.host');
+  const wait = docker.integer('wait_for_services_timeout');
+  if (wait === 0) {
+    differs(
+      ctx,
+      docker.setting('wait_for_services_timeout'),
+      "0 means GitLab's default (30 s), as runfleet's default",
+    );
+  } else if (wait !== undefined) {
+    // GitLab waits only when the timeout is positive: every negative value turns the wait off.
+    out.wait_for_services_timeout = Math.max(wait, -1);
+    const note = wait < -1 ? `${wait} written as -1 (no wait), which GitLab reads the same` : undefined;
+    carried(ctx, docker, 'wait_for_services_timeout', 'docker.wait_for_services_timeout', note);
   }
   ctx.fleet.docker = out;
   reportLeftovers(ctx, docker, (key) => DOCKER_NOT_CARRIED[key]);

@@ -3,7 +3,7 @@
  * built-in `aws` provider adopting the plugin's Auto Scaling group (`name`). Any other fleeting
  * plugin blocks the runner: runfleet has no generic fleeting provider yet (issue 14).
  */
-import { carried, differs, notCarried, reportLeftovers, type RunnerContext } from './context.js';
+import { carried, carry, differs, notCarried, reportLeftovers, type RunnerContext } from './context.js';
 import { GITLAB_PLUGIN_REPOSITORY, isAwsPlugin, parsePlugin } from './plugin.js';
 import type { Section } from './table.js';
 
@@ -88,15 +88,17 @@ export function convertProvider(ctx: RunnerContext, autoscaler: Section, opts: P
       ) + ' (pass --region, e.g. --region eu-west-1)',
     );
   }
-  const profile = config.string('profile');
-  if (profile !== undefined && profile !== '') {
-    provider.profile = profile;
-    carried(ctx, config, 'profile', 'provider.profile');
-  }
-  const group = config.string('name');
+  carry(ctx, config, 'profile', 'string', provider, 'profile', 'provider.profile');
+  const group = carry(
+    ctx,
+    config,
+    'name',
+    'string',
+    provider,
+    'auto_scaling_group',
+    'provider.auto_scaling_group (adopted)',
+  );
   if (group !== undefined && group !== '') {
-    provider.auto_scaling_group = group;
-    carried(ctx, config, 'name', 'provider.auto_scaling_group (adopted)');
     differs(
       ctx,
       config.setting('name'),

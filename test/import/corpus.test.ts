@@ -364,3 +364,44 @@ t.test('[runners.cache]: S3 carried over with its keys as environment references
   assertValid(t, result);
   assertNoSecrets(t, result, text);
 });
+
+t.test(
+  '[runners.docker] wait_for_services_timeout: carried; 0 is the default; any negative is -1',
+  async (t) => {
+    const base = readFileSync(join(FIXTURES, 'docker-autoscaler-aws.toml'), 'utf8');
+    const cases: [string, unknown, RegExp | undefined][] = [
+      ['60', 60, undefined],
+      ['-1', -1, undefined],
+      ['-5', -1, /written as -1/],
+      ['0', undefined, undefined],
+    ];
+    for (const [value, expected, note] of cases) {
+      const text = base.replace(
+        'image = "busybox:latest"',
+        `image = "busybox:latest"\n    wait_for_services_timeout = ${value}`,
+      );
+      const result = importConfig({
+        file: 'c.toml',
+        sourcePath: '/c.toml',
+        text,
+        outDir: 'f',
+        schemaPath: 's.json',
+        now: NOW,
+      });
+      const docker = fleets(result)[0]!.docker as Record<string, unknown>;
+      t.equal(docker.wait_for_services_timeout, expected, `${value} -> ${String(expected)}`);
+      const r = result.report.runners[0]!;
+      const carried = r.carried.find((c) => c.setting === 'runners.docker.wait_for_services_timeout');
+      if (expected === undefined) {
+        t.notOk(carried, `${value} is not written`);
+        const how = r.differs.find((d) => d.setting === 'runners.docker.wait_for_services_timeout')?.how;
+        t.match(how, /GitLab's default/, '0 is reported as the default');
+      } else {
+        t.ok(carried, `${value} is reported as carried`);
+        if (note) t.match(carried!.note, note);
+      }
+      t.notOk(settings(r.notCarried).includes('runners.docker.wait_for_services_timeout'));
+      assertValid(t, result);
+    }
+  },
+);
