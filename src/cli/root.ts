@@ -321,8 +321,8 @@ async function startBound(
       time,
       logger: logger.child({ component: 'leases' }),
       fleets: async () => [...new Set([...fileFleets, ...(await raw.listFleets()).map((f) => f.name)])],
-      onChange: async (gained) => {
-        await late.daemon?.ownershipChanged(gained);
+      onChange: async (gained, lost) => {
+        await late.daemon?.ownershipChanged(gained, lost);
       },
       events: metrics.leases,
       ...(m.leaseTimings ?? {}),
@@ -361,6 +361,7 @@ async function startBound(
     ...(keeper
       ? {
           stateLock: false,
+          owns,
           scope: (only: ReadonlySet<string>) => scopedStore(raw, (f) => only.has(f) && owns(f)),
         }
       : {}),
@@ -375,14 +376,9 @@ async function startBound(
     loadConfig: async () => {
       const loaded = await loadFleets(opts.dir);
       await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
-      if (!keeper) return loaded;
-      fileFleets = loaded.fleets.map((d) => d.spec.name);
-      const mine = (d: { spec: Fleet }) => owns(d.spec.name);
-      return {
-        ...loaded,
-        fleets: loaded.fleets.filter(mine),
-        files: loaded.files.map((f) => ({ ...f, fleets: f.fleets.filter(mine) })),
-      };
+      // With leases the daemon plans only the fleets it owns (`owns`), judged at each pass.
+      if (keeper) fileFleets = loaded.fleets.map((d) => d.spec.name);
+      return loaded;
     },
     intervalMs: m.intervalMs,
     ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),
