@@ -300,15 +300,17 @@ async function startBound(
   // Several managers on one PostgreSQL store: fleets are owned through leases (README "Several
   // managers"); the daemon sees only its own fleets and every write carries its lease's term.
   let keeper: LeaseKeeper | undefined;
+  let leaseBound: ((inner: ProviderRegistry) => ProviderRegistry) | undefined;
   let fileFleets = initial.fleets.map((d) => d.spec.name);
   const raw = ctx.store;
   const owns = (fleet: string) => !keeper || keeper.owns(fleet);
   // The daemon is built below; ownership changes reach it once it exists.
   const late: { daemon?: Daemon } = {};
   if (isPostgresStore(raw)) {
-    const [{ LeaseKeeper }, { PostgresLeases }] = await Promise.all([
+    const [{ LeaseKeeper }, { PostgresLeases }, bound] = await Promise.all([
       import('../daemon/lease-keeper.js'),
       import('../store/pg-leases.js'),
+      import('../daemon/lease-bound-providers.js'),
     ]);
     const me = {
       id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
@@ -328,6 +330,7 @@ async function startBound(
       ...(m.leaseTimings ?? {}),
     });
     keeper = leaseKeeper;
+    leaseBound = (inner) => bound.leaseBoundRegistry(inner, leaseKeeper);
     raw.setFence(me.id, (fleet, purpose) => leaseKeeper.termOf(fleet, purpose));
   }
   const runtimeTime = m.runtimeTime ?? time;
@@ -365,7 +368,8 @@ async function startBound(
           scope: (only: ReadonlySet<string>) => scopedStore(raw, (f) => only.has(f) && owns(f)),
         }
       : {}),
-    providers: ctx.providers,
+    // With leases every provider mutation runs inside its fleet's lease (lease-bound-providers.ts).
+    providers: leaseBound ? leaseBound(ctx.providers) : ctx.providers,
     slots,
     ledger,
     metrics,
