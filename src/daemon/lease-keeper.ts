@@ -5,8 +5,8 @@
  * own (`model/leases.ts` decides; the SQL is `store/pg-leases.ts`). A release announced by another
  * manager starts a round at once.
  *
- * A lease is trusted only until its trust window ends (round start + remaining time granted by the
- * database − margin), whether or not the database can be reached: a manager that loses its
+ * A lease is trusted only until its trust window ends (when its renew or acquire statement was sent
+ * + remaining time granted by the database − margin, on the monotonic clock), whether or not the database can be reached: a manager that loses its
  * database stops owning, and so stops changing, its fleets within one lease period, and resumes
  * with fresh terms when the database answers again. `termOf` is the store's fence.
  */
@@ -283,7 +283,6 @@ export class LeaseKeeper {
 
   private async oneRound(): Promise<void> {
     const { api } = this.opts;
-    const started = this.now();
     const gained: string[] = [];
     const lost: string[] = [];
     try {
@@ -303,9 +302,9 @@ export class LeaseKeeper {
       for (const [fleet, h] of this.held) {
         if (mine.get(fleet)?.term !== h.term) this.drop(fleet, lost, 'taken over');
       }
-      await this.renew(steps, started, lost, gained);
+      await this.renew(steps, lost, gained);
       await this.release(steps, lost);
-      await this.acquire(steps, started, gained);
+      await this.acquire(steps, gained);
     } catch (e) {
       this.opts.logger.warn('lease round failed; owned fleets stay trusted only until their leases run out', {
         event: 'lease',
@@ -316,8 +315,10 @@ export class LeaseKeeper {
     await this.changed(gained, lost);
   }
 
-  private async renew(steps: LeaseStep[], started: number, lost: string[], gained: string[]): Promise<void> {
+  private async renew(steps: LeaseStep[], lost: string[], gained: string[]): Promise<void> {
     const todo = steps.flatMap((s) => (s.action === 'renew' ? [{ fleet: s.fleet, term: s.term }] : []));
+    // Trusted from when the statement was sent: the database granted the time at some later moment.
+    const sent = this.now();
     const granted = new Map((await this.opts.api.renew(this.id, todo, this.ttlMs)).map((g) => [g.fleet, g]));
     for (const s of todo) {
       const g = granted.get(s.fleet);
@@ -325,7 +326,7 @@ export class LeaseKeeper {
         // A lease this manager stopped trusting (its window ran out a moment before the
         // database's) is owned again under the same term: the daemon takes it over again.
         if (this.held.get(s.fleet)?.term !== g.term) gained.push(s.fleet);
-        this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
+        this.held.set(s.fleet, { term: g.term, until: trustedUntil(sent, g.remainingMs, this.marginMs) });
       } else if (this.held.has(s.fleet)) {
         this.drop(s.fleet, lost, 'not renewed');
       }
@@ -344,12 +345,15 @@ export class LeaseKeeper {
     await this.opts.api.release(this.id, todo);
   }
 
-  private async acquire(steps: LeaseStep[], started: number, gained: string[]): Promise<void> {
+  private async acquire(steps: LeaseStep[], gained: string[]): Promise<void> {
     for (const s of steps) {
       if (s.action !== 'acquire') continue;
+      // Each acquisition is trusted from its own statement, not the round's start: a round taking
+      // many fleets at once (a manager starting alone) must not see its first leases run out.
+      const sent = this.now();
       const g = await this.opts.api.acquire(s.fleet, this.id, this.ttlMs);
       if (!g) continue;
-      this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
+      this.held.set(s.fleet, { term: g.term, until: trustedUntil(sent, g.remainingMs, this.marginMs) });
       gained.push(s.fleet);
       this.opts.events?.acquired(s.fleet);
       this.opts.logger.info('fleet lease acquired', { event: 'lease', fleet: s.fleet, term: g.term });
