@@ -300,15 +300,17 @@ async function startBound(
   // Several managers on one PostgreSQL store: fleets are owned through leases (README "Several
   // managers"); the daemon sees only its own fleets and every write carries its lease's term.
   let keeper: LeaseKeeper | undefined;
+  let leaseBound: ((inner: ProviderRegistry) => ProviderRegistry) | undefined;
   let fileFleets = initial.fleets.map((d) => d.spec.name);
   const raw = ctx.store;
   const owns = (fleet: string) => !keeper || keeper.owns(fleet);
   // The daemon is built below; ownership changes reach it once it exists.
   const late: { daemon?: Daemon } = {};
   if (isPostgresStore(raw)) {
-    const [{ LeaseKeeper }, { PostgresLeases }] = await Promise.all([
+    const [{ LeaseKeeper }, { PostgresLeases }, bound] = await Promise.all([
       import('../daemon/lease-keeper.js'),
       import('../store/pg-leases.js'),
+      import('../daemon/lease-bound-providers.js'),
     ]);
     const me = {
       id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
@@ -321,13 +323,14 @@ async function startBound(
       time,
       logger: logger.child({ component: 'leases' }),
       fleets: async () => [...new Set([...fileFleets, ...(await raw.listFleets()).map((f) => f.name)])],
-      onChange: async (gained) => {
-        await late.daemon?.ownershipChanged(gained);
+      onChange: async (gained, lost) => {
+        await late.daemon?.ownershipChanged(gained, lost);
       },
       events: metrics.leases,
       ...(m.leaseTimings ?? {}),
     });
     keeper = leaseKeeper;
+    leaseBound = (inner) => bound.leaseBoundRegistry(inner, leaseKeeper);
     raw.setFence(me.id, (fleet, purpose) => leaseKeeper.termOf(fleet, purpose));
   }
   const runtimeTime = m.runtimeTime ?? time;
@@ -361,10 +364,12 @@ async function startBound(
     ...(keeper
       ? {
           stateLock: false,
+          owns,
           scope: (only: ReadonlySet<string>) => scopedStore(raw, (f) => only.has(f) && owns(f)),
         }
       : {}),
-    providers: ctx.providers,
+    // With leases every provider mutation runs inside its fleet's lease (lease-bound-providers.ts).
+    providers: leaseBound ? leaseBound(ctx.providers) : ctx.providers,
     slots,
     ledger,
     metrics,
@@ -375,14 +380,9 @@ async function startBound(
     loadConfig: async () => {
       const loaded = await loadFleets(opts.dir);
       await ctx.ensureProviders(loaded.fleets.map((d) => d.spec));
-      if (!keeper) return loaded;
-      fileFleets = loaded.fleets.map((d) => d.spec.name);
-      const mine = (d: { spec: Fleet }) => owns(d.spec.name);
-      return {
-        ...loaded,
-        fleets: loaded.fleets.filter(mine),
-        files: loaded.files.map((f) => ({ ...f, fleets: f.fleets.filter(mine) })),
-      };
+      // With leases the daemon plans only the fleets it owns (`owns`), judged at each pass.
+      if (keeper) fileFleets = loaded.fleets.map((d) => d.spec.name);
+      return loaded;
     },
     intervalMs: m.intervalMs,
     ...(m.heartbeatIntervalMs ? { heartbeatIntervalMs: m.heartbeatIntervalMs } : {}),

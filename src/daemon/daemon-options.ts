@@ -63,6 +63,11 @@ export interface DaemonOptions {
   stateLock?: boolean;
   /** With leases: the store restricted to `fleets` (a takeover resolves only what it gained). */
   scope?: (fleets: ReadonlySet<string>) => StateStore;
+  /**
+   * With leases: whether this manager owns a fleet now (its lease is trusted). The daemon plans a
+   * fleet only while it owns it and once `ownershipChanged` has taken it over. @default every fleet
+   */
+  owns?: (fleet: string) => boolean;
   /** Whether the holder of a `watch` lock still runs. @default checks the pid on this host */
   isLockHolderAlive?: (lock: LockInfo) => boolean;
   /** `system_id` label of GitLab-compatible metrics. @default derived from the host name */

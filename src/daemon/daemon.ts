@@ -27,7 +27,7 @@ import {
   type DaemonSettings,
 } from './daemon-options.js';
 import { DaemonLifecycle } from './daemon-state.js';
-import { FleetConfig } from './fleet-config.js';
+import { FleetConfig, specsByName } from './fleet-config.js';
 import { resolveAfterRestart, type SyncDeps } from './instance-sync.js';
 import { HealthChecker } from './health-checker.js';
 import { HostRecovery } from './host-recovery.js';
@@ -44,6 +44,9 @@ import type { DaemonState, StatusReport } from './status.js';
 import { StateLock } from '../apply/state-lock.js';
 
 export type { DaemonOptions } from './daemon-options.js';
+
+/** How soon a takeover that failed (the database unreachable) is tried again. */
+const TAKEOVER_RETRY_MS = 1_000;
 
 export class Daemon {
   readonly slots: SlotScheduler;
@@ -66,6 +69,10 @@ export class Daemon {
   private readonly lifecycle: DaemonLifecycle;
   private started = false;
   private unsubscribe: (() => void) | undefined;
+  /** With leases: the owned fleets taken over so far (`ownershipChanged`); the others wait. */
+  private readonly takenOver = new Set<string>();
+  /** Gained fleets whose takeover has not succeeded yet. */
+  private readonly pendingTakeover = new Set<string>();
 
   constructor(private readonly opts: DaemonOptions) {
     this.time = opts.time ?? systemTime;
@@ -131,6 +138,7 @@ export class Daemon {
       state: () => this.lifecycle.state,
       onFleets: opts.onFleets,
       onProviderError,
+      ...(opts.owns ? { owns: (fleet: string) => this.takenOver.has(fleet) && opts.owns!(fleet) } : {}),
       // A demand pass may reuse an old observation: only fresh ones make heartbeats cheap (AWS).
       afterPass: (trigger) => {
         if (trigger === 'demand') return;
@@ -208,19 +216,40 @@ export class Daemon {
    * After this manager's set of owned fleets changed (several managers, `lease-keeper.ts`): the
    * fleets gained are taken over like after a restart — their open intents resolved, instances that
    * held jobs drained, everything in their group adopted, nothing deleted that was not seen created
-   * — and the next pass plans with the new set (a lost fleet's runtime stops taking jobs).
+   * — and only then planned by the passes (a lost fleet leaves them, and its runtime stops taking
+   * jobs, at once).
    */
-  async ownershipChanged(gained: readonly string[]): Promise<void> {
+  async ownershipChanged(gained: readonly string[], lost: readonly string[] = []): Promise<void> {
+    for (const fleet of lost) {
+      this.takenOver.delete(fleet);
+      this.pendingTakeover.delete(fleet);
+    }
+    for (const fleet of gained) this.pendingTakeover.add(fleet);
     if (this.lifecycle.state !== 'running') return;
     await this.loadConfig();
-    await this.passes.refreshView();
-    if (gained.length > 0) {
-      const only = new Set(gained);
-      const specs = new Map([...this.passes.specs()].filter(([name]) => only.has(name)));
+    const owns = this.opts.owns ?? (() => true);
+    const only = new Set([...this.pendingTakeover].filter(owns));
+    if (only.size > 0) {
       const store = this.opts.scope ? this.opts.scope(only) : this.instances.store;
-      const restart = await resolveAfterRestart(specs, { ...this.instances, store });
-      this.logger.info('took over fleets', { event: 'takeover', fleets: gained, ...restart });
+      try {
+        const view = this.config.view(await store.listFleets(), (fleet) => only.has(fleet));
+        const restart = await resolveAfterRestart(specsByName(view), { ...this.instances, store });
+        for (const fleet of only) {
+          this.takenOver.add(fleet);
+          this.pendingTakeover.delete(fleet);
+        }
+        this.logger.info('took over fleets', { event: 'takeover', fleets: [...only], ...restart });
+      } catch (e) {
+        // Not planned until taken over: try again shortly (the database may be back by then).
+        this.logger.warn('cannot take over fleets yet; retrying', {
+          event: 'takeover',
+          fleets: [...only],
+          error: asError(e).message,
+        });
+        this.time.after(TAKEOVER_RETRY_MS, () => void this.ownershipChanged([]));
+      }
     }
+    await this.passes.refreshView();
     this.passes.request('config');
   }
 

@@ -88,13 +88,18 @@ export class FleetConfig {
     this.approved.delete(name);
   }
 
-  view(applied: readonly AppliedFleet[]): ConfigView {
+  /**
+   * The fleets to plan with. `owns` (several managers, README "Several managers") leaves out the
+   * fleets this manager does not own, from the files and from `applied` alike, in the same turn:
+   * a fleet seen applied but not in the files would be planned for deletion.
+   */
+  view(applied: readonly AppliedFleet[], owns: (fleet: string) => boolean = () => true): ConfigView {
     const fromFiles = new Map<string, { fleet: DesiredFleet; held: boolean }>();
     for (const [file, fleets] of this.lastGood) {
       const held = this.errorsByFile.has(file);
-      for (const fleet of fleets) fromFiles.set(fleet.spec.name, { fleet, held });
+      for (const fleet of fleets) if (owns(fleet.spec.name)) fromFiles.set(fleet.spec.name, { fleet, held });
     }
-    const appliedByName = new Map(applied.map((a) => [a.name, a]));
+    const appliedByName = new Map(applied.filter((a) => owns(a.name)).map((a) => [a.name, a]));
     const names = [...new Set([...fromFiles.keys(), ...appliedByName.keys()])].sort();
     const fleets: FleetView[] = [];
     for (const name of names) {

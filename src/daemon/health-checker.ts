@@ -28,6 +28,7 @@ import { UNHEALTHY_AFTER_FAILURES } from '../plan/index.js';
 import type { SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { TimerHandle, Time } from '../util/time.js';
+import { rejectOnAbort } from '../util/abort.js';
 
 /** Heartbeats in flight at once, across fleets: a sweep never bursts a provider. */
 export const HEARTBEAT_CONCURRENCY = 4;
@@ -205,11 +206,4 @@ export class HealthChecker {
 
 function isInService(state: string): boolean {
   return state === 'ready' || state === 'in_use';
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    if (signal.aborted) reject(signal.reason as Error);
-    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-  });
 }

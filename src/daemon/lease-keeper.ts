@@ -5,8 +5,8 @@
  * own (`model/leases.ts` decides; the SQL is `store/pg-leases.ts`). A release announced by another
  * manager starts a round at once.
  *
- * A lease is trusted only until its trust window ends (round start + remaining time granted by the
- * database − margin), whether or not the database can be reached: a manager that loses its
+ * A lease is trusted only until its trust window ends (when its renew or acquire statement was sent
+ * + remaining time granted by the database − margin, on the monotonic clock), whether or not the database can be reached: a manager that loses its
  * database stops owning, and so stops changing, its fleets within one lease period, and resumes
  * with fresh terms when the database answers again. `termOf` is the store's fence.
  */
@@ -21,7 +21,7 @@ import {
   type LeaseRow,
   type LeaseStep,
 } from '../model/leases.js';
-import { asError } from '../errors.js';
+import { FleetError, asError } from '../errors.js';
 import type { Granted, ManagerInfo, MemberRow } from '../store/pg-leases.js';
 import type { Logger } from '../util/logger.js';
 import type { Time, TimerHandle } from '../util/time.js';
@@ -74,6 +74,27 @@ interface Held {
   until: number;
 }
 
+/** One provider mutation under a fleet's lease (`LeaseKeeper.callWindow`). */
+export interface CallWindow {
+  /** The term the call is made under. */
+  term: number;
+  /**
+   * Aborts when the call's budget is spent (before the lease could expire by the database's clock)
+   * and at once when the lease is lost or handed over; its reason is a FleetError(FENCED).
+   */
+  signal: AbortSignal;
+  /** The call ended (settled): the window closes. */
+  done(): void;
+}
+
+interface OpenWindow {
+  abort: AbortController;
+  /** Monotonic ms the call's budget ends. */
+  deadline: number;
+  settled: Promise<void>;
+  settle: () => void;
+}
+
 export class LeaseKeeper {
   private readonly held = new Map<string, Held>();
   private readonly renewMs: number;
@@ -88,6 +109,8 @@ export class LeaseKeeper {
   private tick: TimerHandle | undefined;
   private expiry: TimerHandle | undefined;
   private unlisten: (() => Promise<void>) | undefined;
+  /** Provider calls under way, by fleet. */
+  private readonly windows = new Map<string, Set<OpenWindow>>();
   /** Last members as read by a round (for `runfleet managers` and status). */
   lastMembers: MemberRow[] = [];
 
@@ -117,6 +140,56 @@ export class LeaseKeeper {
     const h = this.held.get(fleet);
     if (!h) return undefined;
     return validFor(h.until, this.now(), purpose === 'intent' ? this.budgetMs : 0) ? h.term : undefined;
+  }
+
+  /**
+   * Opens the window of one provider mutation on `fleet` (what the call does: `what`). The call may
+   * start only under a lease trusted for its whole budget (`callBudgetMs`) from now, else
+   * FleetError(FENCED) is thrown; the window's signal ends the call at that budget, so before the
+   * lease could run out, and at once if the lease is lost or handed over meanwhile.
+   */
+  callWindow(fleet: string, what: string): CallWindow {
+    const h = this.held.get(fleet);
+    const now = this.now();
+    if (!h || !validFor(h.until, now, this.budgetMs)) {
+      const left = h ? Math.max(0, Math.round(h.until - now)) : 0;
+      throw new FleetError(
+        'FENCED',
+        `cannot ${what}: the lease of fleet ${fleet} is ${h ? `trusted for only ${left} ms more` : 'not this manager’s'}, and a provider call needs ${this.budgetMs} ms`,
+        {
+          hint: h
+            ? 'the lease is renewed every renew period; the next pass tries again'
+            : 'another manager owns the fleet now (runfleet managers)',
+          retryable: true,
+        },
+      );
+    }
+    const abort = new AbortController();
+    let settle = () => undefined as void;
+    const settled = new Promise<void>((r) => (settle = r));
+    const open: OpenWindow = { abort, deadline: now + this.budgetMs, settled, settle };
+    const timer = this.opts.time.after(this.budgetMs, () =>
+      abort.abort(
+        new FleetError(
+          'FENCED',
+          `${what} stopped: it took longer than the ${this.budgetMs} ms its lease on fleet ${fleet} covers`,
+          { hint: 'the call is retried by a later pass under a renewed lease', retryable: true },
+        ),
+      ),
+    );
+    let set = this.windows.get(fleet);
+    if (!set) this.windows.set(fleet, (set = new Set()));
+    set.add(open);
+    return {
+      term: h.term,
+      signal: abort.signal,
+      done: () => {
+        timer.cancel();
+        set.delete(open);
+        if (set.size === 0 && this.windows.get(fleet) === set) this.windows.delete(fleet);
+        settle();
+      },
+    };
   }
 
   /** Fleets owned now, with their terms. */
@@ -165,9 +238,10 @@ export class LeaseKeeper {
     await this.running;
     this.stopped = true;
     const held = [...this.held].map(([fleet, h]) => ({ fleet, term: h.term }));
-    const lost = [...this.held.keys()];
-    this.held.clear();
+    const lost: string[] = [];
+    for (const fleet of [...this.held.keys()]) this.drop(fleet, lost, 'handed over');
     await this.opts.onChange([], lost).catch(() => undefined);
+    await this.callsEnded(lost);
     try {
       await this.opts.api.release(this.id, held);
       await this.opts.api.deregister(this.id);
@@ -209,7 +283,6 @@ export class LeaseKeeper {
 
   private async oneRound(): Promise<void> {
     const { api } = this.opts;
-    const started = this.now();
     const gained: string[] = [];
     const lost: string[] = [];
     try {
@@ -227,14 +300,11 @@ export class LeaseKeeper {
         leases.filter((l) => l.owner === this.id && l.remainingMs > 0).map((l) => [l.fleet, l]),
       );
       for (const [fleet, h] of this.held) {
-        if (mine.get(fleet)?.term !== h.term) {
-          this.held.delete(fleet);
-          lost.push(fleet);
-        }
+        if (mine.get(fleet)?.term !== h.term) this.drop(fleet, lost, 'taken over');
       }
-      await this.renew(steps, started, lost);
+      await this.renew(steps, lost, gained);
       await this.release(steps, lost);
-      await this.acquire(steps, started, gained);
+      await this.acquire(steps, gained);
     } catch (e) {
       this.opts.logger.warn('lease round failed; owned fleets stay trusted only until their leases run out', {
         event: 'lease',
@@ -245,15 +315,20 @@ export class LeaseKeeper {
     await this.changed(gained, lost);
   }
 
-  private async renew(steps: LeaseStep[], started: number, lost: string[]): Promise<void> {
+  private async renew(steps: LeaseStep[], lost: string[], gained: string[]): Promise<void> {
     const todo = steps.flatMap((s) => (s.action === 'renew' ? [{ fleet: s.fleet, term: s.term }] : []));
+    // Trusted from when the statement was sent: the database granted the time at some later moment.
+    const sent = this.now();
     const granted = new Map((await this.opts.api.renew(this.id, todo, this.ttlMs)).map((g) => [g.fleet, g]));
     for (const s of todo) {
       const g = granted.get(s.fleet);
       if (g) {
-        this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
-      } else if (this.held.delete(s.fleet)) {
-        lost.push(s.fleet);
+        // A lease this manager stopped trusting (its window ran out a moment before the
+        // database's) is owned again under the same term: the daemon takes it over again.
+        if (this.held.get(s.fleet)?.term !== g.term) gained.push(s.fleet);
+        this.held.set(s.fleet, { term: g.term, until: trustedUntil(sent, g.remainingMs, this.marginMs) });
+      } else if (this.held.has(s.fleet)) {
+        this.drop(s.fleet, lost, 'not renewed');
       }
     }
   }
@@ -261,18 +336,24 @@ export class LeaseKeeper {
   private async release(steps: LeaseStep[], lost: string[]): Promise<void> {
     const todo = steps.flatMap((s) => (s.action === 'release' ? [{ fleet: s.fleet, term: s.term }] : []));
     if (todo.length === 0) return;
-    // Stop acting on them first: the daemon drops them before the database hands them on.
-    for (const s of todo) if (this.held.delete(s.fleet)) lost.push(s.fleet);
-    await this.changed([], lost.splice(0));
+    // Stop acting on them first: the daemon drops them and their provider calls end before the
+    // database hands them on.
+    for (const s of todo) if (this.held.has(s.fleet)) this.drop(s.fleet, lost, 'handed over');
+    const dropped = lost.splice(0);
+    await this.changed([], dropped);
+    await this.callsEnded(dropped);
     await this.opts.api.release(this.id, todo);
   }
 
-  private async acquire(steps: LeaseStep[], started: number, gained: string[]): Promise<void> {
+  private async acquire(steps: LeaseStep[], gained: string[]): Promise<void> {
     for (const s of steps) {
       if (s.action !== 'acquire') continue;
+      // Each acquisition is trusted from its own statement, not the round's start: a round taking
+      // many fleets at once (a manager starting alone) must not see its first leases run out.
+      const sent = this.now();
       const g = await this.opts.api.acquire(s.fleet, this.id, this.ttlMs);
       if (!g) continue;
-      this.held.set(s.fleet, { term: g.term, until: trustedUntil(started, g.remainingMs, this.marginMs) });
+      this.held.set(s.fleet, { term: g.term, until: trustedUntil(sent, g.remainingMs, this.marginMs) });
       gained.push(s.fleet);
       this.opts.events?.acquired(s.fleet);
       this.opts.logger.info('fleet lease acquired', { event: 'lease', fleet: s.fleet, term: g.term });
@@ -281,12 +362,7 @@ export class LeaseKeeper {
 
   private dropExpired(lost: string[]): void {
     const now = this.now();
-    for (const [fleet, h] of this.held) {
-      if (now >= h.until) {
-        this.held.delete(fleet);
-        lost.push(fleet);
-      }
-    }
+    for (const [fleet, h] of this.held) if (now >= h.until) this.drop(fleet, lost, 'expired');
     this.expiry?.cancel();
     const next = Math.min(...[...this.held.values()].map((h) => h.until));
     if (Number.isFinite(next) && !this.stopped) {
@@ -296,6 +372,36 @@ export class LeaseKeeper {
         void this.changed([], dropped);
       });
     }
+  }
+
+  /** Stops owning `fleet`: its provider calls under way are aborted at once. */
+  private drop(fleet: string, lost: string[], why: string): void {
+    this.held.delete(fleet);
+    lost.push(fleet);
+    for (const w of this.windows.get(fleet) ?? []) {
+      w.abort.abort(
+        new FleetError('FENCED', `provider call stopped: the lease of fleet ${fleet} was ${why}`, {
+          hint: 'the fleet’s new owner carries on (runfleet managers)',
+          retryable: true,
+        }),
+      );
+    }
+  }
+
+  /**
+   * Resolves once the provider calls under way on `fleets` have ended, or their budgets are spent
+   * (a provider that ignores its signal cannot hold up a hand-over past the lease).
+   */
+  private async callsEnded(fleets: readonly string[]): Promise<void> {
+    const open = fleets.flatMap((f) => [...(this.windows.get(f) ?? [])]);
+    if (open.length === 0) return;
+    const wait = Math.max(...open.map((w) => w.deadline)) - this.now();
+    const cancel = new AbortController();
+    await Promise.race([
+      Promise.all(open.map((w) => w.settled)),
+      this.opts.time.sleep(Math.max(0, wait), cancel.signal).catch(() => undefined),
+    ]);
+    cancel.abort();
   }
 
   private async changed(gained: string[], lost: string[]): Promise<void> {

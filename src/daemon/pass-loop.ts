@@ -38,6 +38,8 @@ export interface PassLoopDeps {
   onProviderError?: ((fleet: string, during: string, error: unknown) => void) | undefined;
   /** Told after each pass that completed, with its trigger (the health checks follow passes). */
   afterPass?: ((trigger: PassTrigger) => void) | undefined;
+  /** The fleets this daemon plans (several managers: owned and taken over). @default every fleet */
+  owns?: ((fleet: string) => boolean) | undefined;
 }
 
 export class PassLoop {
@@ -67,7 +69,8 @@ export class PassLoop {
 
   /** Rebuilds the view from the loaded fleet files and the applied fleets in the store. */
   async refreshView(): Promise<void> {
-    this.currentView = this.deps.config.view(await this.deps.store.listFleets());
+    const applied = await this.deps.store.listFleets();
+    this.currentView = this.deps.config.view(applied, this.deps.owns);
   }
 
   /** The definitions in force, by fleet name. */

@@ -18,6 +18,8 @@ import type { Demand, LedgerInstance, ObservedGroup, ObservedState } from '../mo
 import type { CapacityPlan, Plan, RemovalReason } from '../model/plan.js';
 import { planFleets, type FleetConstraints } from '../plan/index.js';
 import type { UnavailableReason } from '../runtime/slots/types.js';
+import { scopedStore } from '../store/scoped-store.js';
+import type { StateStore } from '../store/store.js';
 import { specsByName, type ConfigView } from './fleet-config.js';
 import { RemovalMemory, syncInstances, retryRemoval, type SyncDeps } from './instance-sync.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -68,7 +70,12 @@ export class Reconciler {
     const { deps } = this;
     const now = deps.time.now();
     const specs = specsByName(view);
-    const applied = await deps.store.listFleets();
+    // The pass sees the fleets of its view and nothing else: a fleet gained while it runs (several
+    // managers) waits for the next pass instead of showing up applied but undefined, which would
+    // plan its deletion. Writes to a fleet outside the view are refused.
+    const known = new Set(view.fleets.map((f) => f.name));
+    const store = scopedStore(deps.store, (fleet) => known.has(fleet));
+    const applied = await store.listFleets();
     const everySpec = new Map<string, Fleet>(applied.map((a) => [a.name, a.spec]));
     for (const [name, spec] of specs) everySpec.set(name, spec);
 
@@ -83,15 +90,15 @@ export class Reconciler {
       trigger === 'demand' && this.cache && now.getTime() - this.cache.at < deps.observeMaxAgeMs
         ? this.cache.groups
         : undefined;
-    const { observed, basis, groupChanges } = await observeState(view.desired, deps.store, deps.providers, {
+    const { observed, basis, groupChanges } = await observeState(view.desired, store, deps.providers, {
       demand,
       ...(cached ? { cachedGroups: cached } : {}),
     });
     if (!cached) this.cache = { groups: observed.groups, at: now.getTime() };
 
-    const sync = await syncInstances(observed, everySpec, !cached, this.syncDeps());
-    if (!cached) await this.retryStuckRemovals(observed, everySpec);
-    if (sync.changed) observed.ledger = await deps.store.listInstances();
+    const sync = await syncInstances(observed, everySpec, !cached, this.syncDeps(store));
+    if (!cached) await this.retryStuckRemovals(observed, everySpec, store);
+    if (sync.changed) observed.ledger = await store.listInstances();
 
     if (!cached) this.reportOrphans(observed);
     const outcome: PassOutcome = {
@@ -117,7 +124,7 @@ export class Reconciler {
 
     const started = deps.time.now();
     const result = await applyPlan(plan, view.desired, {
-      store: deps.store,
+      store,
       ledger: deps.ledger,
       providers: deps.providers,
       time: deps.time,
@@ -126,7 +133,7 @@ export class Reconciler {
     outcome.applied = result;
     outcome.expecting = true;
     this.invalidate();
-    await this.account(plan, result, started, observed, everySpec, outcome);
+    await this.account(plan, result, started, observed, everySpec, outcome, store);
     return outcome;
   }
 
@@ -241,10 +248,11 @@ export class Reconciler {
     return work;
   }
 
-  private syncDeps(): SyncDeps {
+  private syncDeps(store: StateStore): SyncDeps {
     const { deps } = this;
     return {
       ...deps,
+      store,
       removing: this.removing,
       onGone: (fleet, row) =>
         deps.metrics.lived(fleet, (deps.time.now().getTime() - Date.parse(row.created_at)) / 1000),
@@ -255,6 +263,7 @@ export class Reconciler {
   private async retryStuckRemovals(
     observed: ObservedState,
     specs: ReadonlyMap<string, Fleet>,
+    store: StateStore,
   ): Promise<void> {
     for (const group of observed.groups) {
       const spec = specs.get(group.ref.fleet);
@@ -264,7 +273,7 @@ export class Reconciler {
         .filter((r) => r.fleet === spec.name && r.state === 'deleting' && running.has(r.id))
         .map((r) => r.id);
       if (stuck.length === 0) continue;
-      await retryRemoval(spec, stuck, this.syncDeps());
+      await retryRemoval(spec, stuck, this.syncDeps(store));
       // The cached observation still lists them running: a demand pass reusing it must not
       // find rows missing and take them for new instances.
       this.invalidate();
@@ -278,6 +287,7 @@ export class Reconciler {
     observed: ObservedState,
     specs: ReadonlyMap<string, Fleet>,
     outcome: PassOutcome,
+    store: StateStore,
   ): Promise<void> {
     const { deps } = this;
     const seconds = (deps.time.now().getTime() - started.getTime()) / 1000;
@@ -307,7 +317,7 @@ export class Reconciler {
         deps.metrics.scaled(step.fleet, 'up', fp?.capacity?.increase ?? 0);
         deps.metrics.created(step.fleet, seconds);
         // New instances get probed now, not on the next observe.
-        for (const row of await deps.store.listInstances(step.fleet)) {
+        for (const row of await store.listInstances(step.fleet)) {
           if (row.state === 'creating') {
             outcome.toProbe.push({ fleet: step.fleet, id: row.id, created_at: row.created_at });
           }
@@ -329,7 +339,7 @@ export class Reconciler {
     if (result.result !== 'noop') {
       const finished = deps.time.now();
       // Not awaited: the history write must not hold up the next pass (a demand event waits on it).
-      void recordApply(deps.store, plan, result, { started, finished, via: 'watch' })
+      void recordApply(store, plan, result, { started, finished, via: 'watch' })
         .then((hash) => deps.metrics.appliedPlan(hash, finished))
         .catch((e: unknown) => deps.logger.error('cannot record apply', { error: String(e) }));
     }

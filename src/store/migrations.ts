@@ -19,6 +19,55 @@ export interface Migration {
   pg?: string;
 }
 
+/**
+ * The fence trigger function as released with schema version 3 (its text is part of migration 3,
+ * which never changes), and as version 4 replaces it: the fleet of a `fleets` row is its name.
+ */
+const FENCE_V3 = `      CREATE FUNCTION runfleet_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
+      DECLARE
+        row_fleet TEXT;
+        fence     TEXT := current_setting('runfleet.fence', true);
+        want      BIGINT;
+        lease     leases%ROWTYPE;
+      BEGIN
+        IF TG_OP = 'DELETE' THEN row_fleet := OLD.fleet; ELSE row_fleet := NEW.fleet; END IF;
+        SELECT * INTO lease FROM leases WHERE fleet = row_fleet FOR SHARE;
+        IF fence IS NULL OR fence = '' THEN
+          IF FOUND AND lease.owner IS NOT NULL AND lease.expires_at > now() THEN
+            RAISE EXCEPTION 'fleet % is leased to manager % (term %): only its owner may write it',
+              row_fleet, lease.owner, lease.term USING ERRCODE = 'RF409';
+          END IF;
+        ELSE
+          IF split_part(fence, E'\t', 1) <> row_fleet THEN
+            RAISE EXCEPTION 'write to fleet % under the fence of fleet %', row_fleet,
+              split_part(fence, E'\t', 1) USING ERRCODE = 'RF409';
+          END IF;
+          want := split_part(fence, E'\t', 2)::BIGINT;
+          IF NOT FOUND OR lease.term <> want OR lease.owner IS DISTINCT FROM split_part(fence, E'\t', 3)
+             OR lease.expires_at <= now() THEN
+            RAISE EXCEPTION 'stale term % for fleet % (current term %)', want, row_fleet,
+              COALESCE(lease.term::TEXT, 'none') USING ERRCODE = 'RF409';
+          END IF;
+          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := want; END IF;
+          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'intents' THEN NEW.term := want; END IF;
+        END IF;
+        IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+        IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := OLD.created_term; END IF;
+        RETURN NEW;
+      END
+      $fence$;
+`;
+const ROW_FLEET_V3 = "IF TG_OP = 'DELETE' THEN row_fleet := OLD.fleet; ELSE row_fleet := NEW.fleet; END IF;";
+const ROW_FLEET_V4 = `IF TG_TABLE_NAME = 'fleets' THEN
+          IF TG_OP = 'DELETE' THEN row_fleet := OLD.name; ELSE row_fleet := NEW.name; END IF;
+        ELSIF TG_OP = 'DELETE' THEN row_fleet := OLD.fleet;
+        ELSE row_fleet := NEW.fleet;
+        END IF;`;
+const FENCE_V4 = FENCE_V3.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION').replace(
+  ROW_FLEET_V3,
+  ROW_FLEET_V4,
+);
+
 export const migrations: readonly Migration[] = [
   {
     version: 1,
@@ -213,42 +262,20 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE instances ADD COLUMN created_term BIGINT;
       ALTER TABLE intents ADD COLUMN term BIGINT;
 
-      CREATE FUNCTION runfleet_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
-      DECLARE
-        row_fleet TEXT;
-        fence     TEXT := current_setting('runfleet.fence', true);
-        want      BIGINT;
-        lease     leases%ROWTYPE;
-      BEGIN
-        IF TG_OP = 'DELETE' THEN row_fleet := OLD.fleet; ELSE row_fleet := NEW.fleet; END IF;
-        SELECT * INTO lease FROM leases WHERE fleet = row_fleet FOR SHARE;
-        IF fence IS NULL OR fence = '' THEN
-          IF FOUND AND lease.owner IS NOT NULL AND lease.expires_at > now() THEN
-            RAISE EXCEPTION 'fleet % is leased to manager % (term %): only its owner may write it',
-              row_fleet, lease.owner, lease.term USING ERRCODE = 'RF409';
-          END IF;
-        ELSE
-          IF split_part(fence, E'\t', 1) <> row_fleet THEN
-            RAISE EXCEPTION 'write to fleet % under the fence of fleet %', row_fleet,
-              split_part(fence, E'\t', 1) USING ERRCODE = 'RF409';
-          END IF;
-          want := split_part(fence, E'\t', 2)::BIGINT;
-          IF NOT FOUND OR lease.term <> want OR lease.owner IS DISTINCT FROM split_part(fence, E'\t', 3)
-             OR lease.expires_at <= now() THEN
-            RAISE EXCEPTION 'stale term % for fleet % (current term %)', want, row_fleet,
-              COALESCE(lease.term::TEXT, 'none') USING ERRCODE = 'RF409';
-          END IF;
-          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := want; END IF;
-          IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'intents' THEN NEW.term := want; END IF;
-        END IF;
-        IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-        IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'instances' THEN NEW.created_term := OLD.created_term; END IF;
-        RETURN NEW;
-      END
-      $fence$;
-      CREATE TRIGGER instances_fence BEFORE INSERT OR UPDATE OR DELETE ON instances
+${FENCE_V3}      CREATE TRIGGER instances_fence BEFORE INSERT OR UPDATE OR DELETE ON instances
         FOR EACH ROW EXECUTE FUNCTION runfleet_fence();
       CREATE TRIGGER intents_fence BEFORE INSERT OR UPDATE OR DELETE ON intents
+        FOR EACH ROW EXECUTE FUNCTION runfleet_fence();
+    `,
+  },
+  {
+    version: 4,
+    name: 'fleet rows fenced like the ledger',
+    // A fleet row (its applied spec) is state a manager writes after a provider call (configure,
+    // delete group): it gets the same fence as instances and intents. SQLite enforces no fence.
+    up: `SELECT 1;`,
+    pg: `
+${FENCE_V4}      CREATE TRIGGER fleets_fence BEFORE INSERT OR UPDATE OR DELETE ON fleets
         FOR EACH ROW EXECUTE FUNCTION runfleet_fence();
     `,
   },

@@ -87,7 +87,8 @@ export class PostgresStateStore implements StateStore {
   }
 
   async putFleet(f: AppliedFleet): Promise<void> {
-    await this.run(
+    await this.fenced(
+      f.name,
       `write fleet ${f.name}`,
       `INSERT INTO fleets (name, spec, hash, applied_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, hash = excluded.hash,
@@ -97,7 +98,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   async deleteFleet(name: string): Promise<void> {
-    await this.run(`delete fleet ${name}`, 'DELETE FROM fleets WHERE name = $1', [name]);
+    await this.fenced(name, `delete fleet ${name}`, 'DELETE FROM fleets WHERE name = $1', [name]);
   }
 
   async listInstances(fleet?: string): Promise<LedgerInstance[]> {
@@ -189,6 +190,11 @@ export class PostgresStateStore implements StateStore {
     return rows.map(intentFromRow);
   }
 
+  /**
+   * Not fenced: a history record says what this process did, and is written after the provider
+   * calls it describes, which were each made under the lease. Refusing it would hide a change that
+   * did happen; it decides nothing (no manager reads it to plan).
+   */
   async recordApply(r: ApplyRecord): Promise<number> {
     const rows = await this.rows<{ id: number }>(
       'record apply',
@@ -271,7 +277,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   /**
-   * One write to a fleet's instances or intents. Without a fence: a plain statement (the trigger
+   * One write to a fleet's row, instances or intents. Without a fence: a plain statement (the trigger
    * still refuses it while another manager holds the fleet). With one: a transaction that names
    * the fleet and this manager's term in `runfleet.fence` first, so the database checks the term.
    */

@@ -1,5 +1,5 @@
 /** Runs the real CLI binary (compiled dist, built by `npm test` before tap) in a temp directory. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 
 export const BIN = resolve(import.meta.dirname, '../../bin/runfleet.js');
@@ -60,4 +60,54 @@ export async function until<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface SpawnedManager {
+  child: ChildProcess;
+  /** What it wrote so far (empty when its output goes to a file). */
+  stdout(): string;
+  stderr(): string;
+  /** host:port of its metrics and status, once it said so. */
+  address(): string | undefined;
+}
+
+/**
+ * Starts `runfleet watch` in `dir` on the PostgreSQL store `url`, with the lease rhythm shortened
+ * (renew 300 ms, TTL 1.5 s) as the several-managers tests run it. `log`: a file descriptor that
+ * gets both its outputs instead of keeping them.
+ */
+export function spawnManager(
+  dir: string,
+  url: string,
+  opts: { grace?: string; log?: number } = {},
+): SpawnedManager {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'watch',
+      '--listen',
+      '127.0.0.1:0',
+      '--interval',
+      '1s',
+      '--grace',
+      opts.grace ?? '2s',
+      '--state',
+      url,
+    ],
+    {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: '1', RUNFLEET_LEASE_RENEW_MS: '300', RUNFLEET_LEASE_TTL_MS: '1500' },
+      stdio: opts.log === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', opts.log, opts.log],
+    },
+  );
+  let out = '';
+  let err = '';
+  let address: string | undefined;
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+    address ??= /metrics and status on http:\/\/(\S+);/.exec(err)?.[1];
+  });
+  return { child, stdout: () => out, stderr: () => err, address: () => address };
 }

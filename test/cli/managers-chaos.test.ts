@@ -1,27 +1,36 @@
 /**
  * Chaos on three `runfleet watch` processes sharing one PostgreSQL store (a cluster this file
  * starts): local fleets whose idle_count changes while, every few seconds, one manager is
- * SIGKILLed (and restarted) or SIGSTOPped (and continued later). Shortened for the suite (the
- * issue's 30 fleets and 3 minutes: CHAOS_FLEETS=30 CHAOS_SECONDS=180), with the lease rhythm
- * shortened through RUNFLEET_LEASE_RENEW_MS / _TTL_MS. Asserts, from the database and the
- * sandboxes, never from durations:
+ * SIGKILLed (and restarted) or SIGSTOPped (and continued later). Shortened for the suite (12
+ * fleets, 40 s, an event every 4 s); the issue's full size is
+ *
+ *   RUNFLEET_CHAOS_FLEETS=30 RUNFLEET_CHAOS_SECONDS=180 RUNFLEET_CHAOS_EVERY_S=10 npx tap test/cli/managers-chaos.test.ts
+ *
+ * (RUNFLEET_CHAOS_LOGS=DIR keeps each manager's JSON log there). The lease rhythm is shortened
+ * through RUNFLEET_LEASE_RENEW_MS / _TTL_MS. Asserts, from the database and the sandboxes, never
+ * from durations:
  * - never two owners acting on one fleet: per fleet, intents (each stamped by the database with
  *   its writer's term) never go back to an older term;
  * - never more sandboxes than max_instances in any fleet at any sample;
  * - nothing lost or leaked: at the end the ledger and the sandboxes hold the same instances;
+ * - no fleet is ever planned as deleted (all stay defined);
  * - every fleet is owned again after the chaos (the longest wait is printed).
+ * It also prints where the lease acquisitions went (every acquisition is one term): owner changes
+ * seen by the samples, and re-acquisitions that a sample saw as no change of owner (churn).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { BIN, until } from './helpers.js';
+import { spawnManager, until } from './helpers.js';
 
 const cluster = await startPostgres(t);
-const FLEETS = Number(process.env['CHAOS_FLEETS'] ?? 12);
-const SECONDS = Number(process.env['CHAOS_SECONDS'] ?? 40);
+const FLEETS = Number(process.env['RUNFLEET_CHAOS_FLEETS'] ?? 12);
+const SECONDS = Number(process.env['RUNFLEET_CHAOS_SECONDS'] ?? 40);
+const EVERY_MS = Number(process.env['RUNFLEET_CHAOS_EVERY_S'] ?? 4) * 1000;
+const LOGS = process.env['RUNFLEET_CHAOS_LOGS'];
 const MAX = 2;
 
 const fleetFile = (idle: (i: number) => number) =>
@@ -54,26 +63,16 @@ if (cluster) {
         }
       }
     });
-    const spawnManager = () => {
-      const child = spawn(
-        process.execPath,
-        [BIN, 'watch', '--listen', '127.0.0.1:0', '--interval', '1s', '--grace', '2s', '--state', url],
-        {
-          cwd: dir,
-          env: {
-            ...process.env,
-            NO_COLOR: '1',
-            RUNFLEET_LEASE_RENEW_MS: '300',
-            RUNFLEET_LEASE_TTL_MS: '1500',
-          },
-          stdio: 'ignore',
-        },
-      );
+    let spawned = 0;
+    if (LOGS) mkdirSync(LOGS, { recursive: true });
+    const startManager = () => {
+      const log = LOGS ? openSync(join(LOGS, `manager-${++spawned}.log`), 'w') : undefined;
+      const { child } = spawnManager(dir, url, log === undefined ? {} : { log });
       all.push(child);
       return child;
     };
     const slots: { child: ChildProcess; stopped: boolean }[] = [0, 1, 2].map(() => ({
-      child: spawnManager(),
+      child: startManager(),
       stopped: false,
     }));
 
@@ -95,6 +94,32 @@ if (cluster) {
       60_000,
     );
 
+    // Where acquisitions go: per fleet the owner and term of the last sample.
+    const seen = new Map<string, { owner: string | null; term: number }>();
+    let moves = 0;
+    let sameOwner = 0;
+    const sampleTerms = async () => {
+      const rows = (
+        await pool.query<{ fleet: string; owner: string | null; term: string }>(
+          'SELECT fleet, owner, term::text AS term FROM leases',
+        )
+      ).rows;
+      for (const r of rows) {
+        const term = Number(r.term);
+        const before = seen.get(r.fleet);
+        if (r.owner === null) continue;
+        if (before && term > before.term) {
+          if (before.owner === r.owner) sameOwner += term - before.term;
+          else {
+            moves++;
+            sameOwner += term - before.term - 1;
+          }
+        }
+        seen.set(r.fleet, { owner: r.owner, term });
+      }
+    };
+    await sampleTerms();
+
     let over = 0;
     let longestUnowned = 0;
     let unownedSince: number | undefined;
@@ -107,7 +132,7 @@ if (cluster) {
         victim.stopped = false;
       } else if (round % 2 === 0) {
         victim.child.kill('SIGKILL');
-        victim.child = spawnManager();
+        victim.child = startManager();
       } else {
         victim.child.kill('SIGSTOP');
         victim.stopped = true;
@@ -118,10 +143,11 @@ if (cluster) {
         fleetFile((i) => (i + round) % (MAX + 1)),
       );
       round++;
-      const until_ = Date.now() + 4000;
+      const until_ = Date.now() + EVERY_MS;
       while (Date.now() < until_) {
         for (let i = 0; i < FLEETS; i++) if (sandboxes(`c${i}`).length > MAX) over++;
         const owned = await ownedFleets();
+        await sampleTerms();
         if (owned < FLEETS) unownedSince ??= Date.now();
         else if (unownedSince !== undefined) {
           longestUnowned = Math.max(longestUnowned, Date.now() - unownedSince);
@@ -138,8 +164,14 @@ if (cluster) {
       60_000,
     );
     longestUnowned = Math.max(longestUnowned, Date.now() - settle);
+    await sampleTerms();
+    const acquisitions = [...seen.values()].reduce((n, s) => n + s.term, 0) - FLEETS;
     t.comment(
       `chaos: ${round} rounds over ${SECONDS}s, ${FLEETS} fleets; longest time with a fleet unowned ${longestUnowned} ms`,
+    );
+    t.comment(
+      `chaos: ${acquisitions} lease acquisitions after the first ones: ${moves} owner changes seen, ` +
+        `${sameOwner} re-acquisitions not seen as a change of owner (churn)`,
     );
     t.equal(over, 0, 'never more sandboxes than max_instances in a fleet');
 
@@ -161,6 +193,12 @@ if (cluster) {
       last.set(i.fleet, Math.max(term, last.get(i.fleet) ?? 0));
     }
     t.same(backwards, [], 'no write of an older term after a newer one');
+    // Every fleet stays defined throughout: a new owner that planned one as deleted (seeing it
+    // applied before its definition) would have removed its instances and its group.
+    const deletions = (
+      await pool.query<{ fleet: string }>("SELECT fleet FROM intents WHERE action = 'delete-group'")
+    ).rows.map((r) => r.fleet);
+    t.same(deletions, [], 'no fleet ever planned as deleted');
 
     // Stop everyone gracefully, then ledger and sandboxes must agree exactly.
     const live = slots.map((s) => s.child);

@@ -5,13 +5,13 @@
  * adopting its instances (none created twice, none deleted); a SIGTERMed one hands over and
  * leaves. Waits poll the database; nothing asserts on durations.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { BIN, runCli, until } from './helpers.js';
+import { runCli, spawnManager, until } from './helpers.js';
 
 const cluster = await startPostgres(t);
 const FLEETS = 6;
@@ -58,24 +58,9 @@ if (cluster) {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     });
     const start = () => {
-      const child = spawn(
-        process.execPath,
-        [BIN, 'watch', '--listen', '127.0.0.1:0', '--interval', '1s', '--grace', '5s', '--state', url],
-        {
-          cwd: dir,
-          env: {
-            ...process.env,
-            NO_COLOR: '1',
-            RUNFLEET_LEASE_RENEW_MS: '300',
-            RUNFLEET_LEASE_TTL_MS: '1500',
-          },
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
-      let err = '';
-      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      children.push(child);
-      return { child, stderr: () => err };
+      const m = spawnManager(dir, url, { grace: '5s' });
+      children.push(m.child);
+      return m;
     };
     const a = start();
     const b = start();

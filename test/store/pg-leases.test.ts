@@ -4,7 +4,7 @@
  * does) is refused by the database itself for every ledger and intent write.
  */
 import t, { type Test } from 'tap';
-import type { LedgerInstance } from '../../src/model/observed.js';
+import type { AppliedFleet, LedgerInstance } from '../../src/model/observed.js';
 import { PostgresLeases } from '../../src/store/pg-leases.js';
 import { openPostgresStore, type PostgresStateStore } from '../../src/store/postgres-store.js';
 import { startPostgres, type PgCluster } from '../helpers/topology/postgres.js';
@@ -41,6 +41,13 @@ async function untilExpired(leases: PostgresLeases, fleet: string): Promise<void
     await new Promise((r) => setTimeout(r, Math.min(50, l.remainingMs + 1)));
   }
 }
+
+const fleetRow = (name = 'ci'): AppliedFleet => ({
+  name,
+  spec: { name } as AppliedFleet['spec'],
+  hash: 'h',
+  applied_at: '2026-03-01T09:00:00.000Z',
+});
 
 const fenceOf = (store: PostgresStateStore, me: string, terms: Map<string, number>) =>
   store.setFence(me, (fleet) => terms.get(fleet));
@@ -122,6 +129,7 @@ if (cluster) {
 
     const ga = await a.leases.acquire('ci', 'm-a', 300);
     termsA.set('ci', ga!.term);
+    await a.store.putFleet(fleetRow());
     await a.store.putInstance(row('i-1'));
     const intent = await a.store.openIntent('ci', 'increase', { n: 1 });
     t.same(
@@ -147,6 +155,13 @@ if (cluster) {
     await t.rejects(a.store.deleteInstance('ci', 'i-1'), fenced, 'no delete');
     await t.rejects(a.store.openIntent('ci', 'decrease', { ids: ['i-1'] }), fenced, 'no intent');
     await t.rejects(a.store.closeIntent(intent, 'done'), fenced, 'no closing');
+    await t.rejects(a.store.putFleet({ ...fleetRow(), hash: 'stale' }), fenced, 'no fleet row');
+    await t.rejects(a.store.deleteFleet('ci'), fenced, 'no fleet deletion');
+    t.same(
+      (await b.store.listFleets()).map((f) => f.hash),
+      ['h'],
+      'the fleet row is as a wrote it under its term',
+    );
     t.same(
       (await b.store.listInstances('ci')).map((i) => [i.id, i.state]),
       [['i-1', 'creating']],
@@ -159,6 +174,7 @@ if (cluster) {
       [intent],
     );
     await b.store.closeIntent(intent, 'resolved after takeover');
+    await b.store.putFleet({ ...fleetRow(), hash: 'h2' });
     await b.store.putInstance({ ...row('i-1'), state: 'ready' });
     await b.store.putInstance(row('i-3'));
     t.same(
@@ -187,6 +203,7 @@ if (cluster) {
         code: 'FENCED',
         message: /fleet ci is leased to manager m-b \(term 1\)/,
       });
+      await t.rejects(a.store.putFleet(fleetRow()), { code: 'FENCED', message: /leased to manager m-b/ });
       await a.store.putInstance(row('i-9', 'unleased'));
       t.equal((await a.store.listInstances('unleased')).length, 1, 'a fleet nobody leases stays writable');
     },

@@ -41,8 +41,11 @@ export interface PgCluster {
   createDatabase(prefix?: string): Promise<string>;
   /** A pool on `database` as the superuser (the test ends it, or the store it is handed to does). */
   pool(database: string): pg.Pool;
-  /** Stops the server (fast), e.g. to test connection loss; `start` brings it back on the same port. */
-  stop(): Promise<void>;
+  /**
+   * Stops the server, e.g. to test connection loss (`immediate`: no shutdown checkpoint, clients
+   * cut off as by a crash); `start` brings it back on the same port. @default 'fast'
+   */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
   start(): Promise<void>;
 }
 
@@ -130,7 +133,8 @@ export async function startPostgres(
     sh('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']).then(
       () => undefined,
     );
-  const stop = () => sh('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).then(() => undefined);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') =>
+    sh('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']).then(() => undefined);
   await start();
   let running = true;
   const reap = () => {
@@ -158,9 +162,9 @@ export async function startPostgres(
       return name;
     },
     pool: (database) => new pg.Pool({ host, port, user: 'postgres', database, max: 4 }),
-    async stop() {
+    async stop(mode) {
       await admin.end().catch(() => undefined);
-      await stop();
+      await stop(mode);
       running = false;
     },
     async start() {
