@@ -183,7 +183,12 @@ async function manager(
   instances: SshdInstance[],
   capacityPerInstance: number,
   coordinator: RemoteCoordinator,
-  o: { requestConcurrency?: number; checkIntervalMs?: number } = {},
+  o: {
+    requestConcurrency?: number;
+    checkIntervalMs?: number;
+    /** Jobs wait for their slot until this resolves (their `running` PUT and trace loop go on). */
+    holdJobs?: Promise<unknown>;
+  } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'rf-bench-'));
   const keyPath = join(dir, 'id');
@@ -218,6 +223,14 @@ async function manager(
     acquireTimeoutMs: 60_000,
   });
   for (const h of hosts) scheduler.addReadyInstance('bench', h, 0);
+  const hold = o.holdJobs;
+  if (hold) {
+    const acquire = scheduler.acquire.bind(scheduler);
+    scheduler.acquire = async (target, signal) => {
+      await hold;
+      return acquire(target, signal);
+    };
+  }
   for (const inst of instances.slice(1))
     writeFileSync(
       join(inst.dir, 'authorized_keys'),
@@ -531,7 +544,9 @@ async function bareIntake(n: number, concurrency: number): Promise<number> {
 
 async function intake(instances: SshdInstance[]): Promise<void> {
   const N = 1000;
+  const floorCpu0 = cpuMs();
   const floorS = await bareIntake(N, 16);
+  const floorCpu = (cpuMs() - floorCpu0) / N;
   const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
   const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
   await sleep(3500);
@@ -591,7 +606,44 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   console.log(
     `  until the last assignment: CPU ms/job manager ${(cpu.manager / N).toFixed(2)}, coordinator ${(cpu.coordinator / N).toFixed(2)}, sshds ${(cpu.instances / N).toFixed(2)}; manager event-loop delay p50 ${ms(loopDelay.percentile(50))} ms p99 ${ms(loopDelay.percentile(99))} ms max ${ms(loopDelay.max)} ms`,
   );
-  console.log(`  empty queue: ${perS.toFixed(2)} requests/s (target <= 2)`);
+  console.log(
+    `  floor client CPU ${floorCpu.toFixed(2)} ms/job (its coordinator start and stop included)   empty queue: ${perS.toFixed(2)} requests/s (target <= 2)`,
+  );
+  await m.stop();
+  await coordinator.close();
+  await heldIntake(instances, N, floorS);
+}
+
+/**
+ * The same intake with every job's work (instance, SSH, stages) held until the last assignment:
+ * what runfleet's request path costs when the jobs it took do not compete for the event loop.
+ */
+async function heldIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
+  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
+  const inRun = (id: number) => id >= 40_000 && id < 40_000 + n;
+  let release = () => {};
+  const holdJobs = new Promise<void>((r) => (release = r));
+  const m = await manager(instances, 50, coordinator, {
+    requestConcurrency: 16,
+    checkIntervalMs: 3000,
+    holdJobs,
+  });
+  await sleep(3500);
+  const cpu0 = cpuMs();
+  const t0 = await coordinator.enqueue(
+    Array.from({ length: n }, (_, i) => ({ id: 40_000 + i, script: ['true'] })),
+  );
+  await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
+  const cpu = (cpuMs() - cpu0) / n;
+  const last = Math.max(
+    ...coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => e.at!),
+  );
+  const s = (last - t0) / 1000;
+  release();
+  await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
+  console.log(
+    `  with the jobs' work held until the last assignment: assigned in ${f1(s)} s (${f1(s / floorS)}x the floor); manager CPU ${cpu.toFixed(2)} ms/job (requests, running PUTs, trace loops)`,
+  );
   await m.stop();
   await coordinator.close();
 }
