@@ -17,7 +17,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Client } from 'ssh2';
@@ -56,14 +58,22 @@ interface ChildEvent {
 
 class RemoteCoordinator {
   readonly events: ChildEvent[] = [];
+  /** The events by kind: `count()` runs on every event, and must not scan all of them each time. */
+  private readonly byKind = new Map<string, ChildEvent[]>();
   /** Checked after every event; several events can arrive in one tick, so none is one-shot. */
   private waiters: ((e: ChildEvent) => boolean)[] = [];
   private watchers = new Set<() => void>();
   url = '';
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
   private constructor(private readonly child: ChildProcess) {
     child.on('message', (m) => {
       const e = m as ChildEvent;
       this.events.push(e);
+      const kind = this.byKind.get(e.ev) ?? [];
+      if (kind.length === 0) this.byKind.set(e.ev, kind);
+      kind.push(e);
       this.waiters = this.waiters.filter((w) => !w(e));
       for (const w of [...this.watchers]) w();
     });
@@ -115,7 +125,11 @@ class RemoteCoordinator {
   }
 
   count(ev: string, ids?: (id: number) => boolean): number {
-    return this.events.filter((e) => e.ev === ev && (!ids || ids(e.id!))).length;
+    const xs = this.byKind.get(ev) ?? [];
+    if (!ids) return xs.length;
+    let n = 0;
+    for (const e of xs) if (ids(e.id!)) n++;
+    return n;
   }
 
   async enqueue(jobs: { id: number; script: string[] }[]): Promise<number> {
@@ -139,11 +153,42 @@ class RemoteCoordinator {
 
 // ---- the manager side ---------------------------------------------------------------------------
 
+/** A count of open requests over time: its highest value and its time-weighted mean since `mark()`. */
+class InFlight {
+  private n = 0;
+  private since = at();
+  private last = at();
+  private area = 0;
+  private top = 0;
+  change(d: number): void {
+    const now = at();
+    this.area += this.n * (now - this.last);
+    this.last = now;
+    this.n += d;
+    this.top = Math.max(this.top, this.n);
+  }
+  mark(): void {
+    this.since = this.last = at();
+    this.area = 0;
+    this.top = this.n;
+  }
+  /** Mean and highest since `mark()`. */
+  read(): { mean: number; max: number } {
+    this.change(0);
+    return { mean: this.area / Math.max(1, this.last - this.since), max: this.top };
+  }
+}
+
 async function manager(
   instances: SshdInstance[],
   capacityPerInstance: number,
   coordinator: RemoteCoordinator,
-  o: { requestConcurrency?: number; checkIntervalMs?: number } = {},
+  o: {
+    requestConcurrency?: number;
+    checkIntervalMs?: number;
+    /** Jobs wait for their slot until this resolves (their `running` PUT and trace loop go on). */
+    holdJobs?: Promise<unknown>;
+  } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'rf-bench-'));
   const keyPath = join(dir, 'id');
@@ -178,6 +223,14 @@ async function manager(
     acquireTimeoutMs: 60_000,
   });
   for (const h of hosts) scheduler.addReadyInstance('bench', h, 0);
+  const hold = o.holdJobs;
+  if (hold) {
+    const acquire = scheduler.acquire.bind(scheduler);
+    scheduler.acquire = async (target, signal) => {
+      await hold;
+      return acquire(target, signal);
+    };
+  }
   for (const inst of instances.slice(1))
     writeFileSync(
       join(inst.dir, 'authorized_keys'),
@@ -186,16 +239,28 @@ async function manager(
   const ssh = new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) });
   const firstLine = new Map<number, number>();
   const logger = process.env.BENCH_DEBUG ? createPinoLogger({ level: 'debug' }) : silentLogger;
+  const client = new GitlabClient({
+    url: coordinator.url,
+    token: TOKEN,
+    systemId: 's_00000000bench',
+    version: 'bench',
+  });
+  // Job requests open at once, over time: the intake phase's in-flight figures.
+  const inFlight = new InFlight();
+  const requestJob = client.requestJob.bind(client);
+  client.requestJob = async (signal) => {
+    inFlight.change(+1);
+    try {
+      return await requestJob(signal);
+    } finally {
+      inFlight.change(-1);
+    }
+  };
   const runner = new JobIntake(fleet, {
     scheduler,
     providers: new ProviderRegistry(() => provider),
     ssh,
-    client: new GitlabClient({
-      url: coordinator.url,
-      token: TOKEN,
-      systemId: 's_00000000bench',
-      version: 'bench',
-    }),
+    client,
     token: TOKEN,
     systemId: 's_00000000bench',
     version: 'bench',
@@ -209,6 +274,7 @@ async function manager(
   await runner.start();
   return {
     firstLine,
+    inFlight,
     async stop() {
       await runner.stop(1000);
       await ssh.close();
@@ -273,6 +339,27 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 const f1 = (x: number) => x.toFixed(1);
+
+/**
+ * With BENCH_PROFILE=<dir>, a CPU profile of the manager over one measured window (node:inspector),
+ * written as <dir>/<name>.cpuprofile for Chrome DevTools; a no-op without it.
+ */
+async function windowProfile(): Promise<{ stop(name: string): Promise<void> }> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return { stop: async () => undefined };
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return {
+    async stop(name) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
 
 // ---- phases -------------------------------------------------------------------------------------
 
@@ -400,35 +487,162 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
 }
 const cpu_ = (x: number) => x.toFixed(2);
 
+/**
+ * Floor of the intake phase: `concurrency` bare `node:http` loops on one keep-alive agent, each
+ * POSTing `jobs/request` until it gets no job, against a coordinator like runfleet's (+50 ms) with
+ * the same jobs queued. Nothing is run or reported. Resolves with seconds from queued to the
+ * last assignment, as runfleet's figure is measured.
+ */
+async function bareIntake(n: number, concurrency: number): Promise<number> {
+  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
+  const { info } = new GitlabClient({
+    url: coordinator.url,
+    token: TOKEN,
+    systemId: 's_0000000floor',
+    version: 'bench',
+  });
+  const body = Buffer.from(JSON.stringify({ info, token: TOKEN, system_id: 's_0000000floor' }));
+  const agent = new Agent({ keepAlive: true });
+  const post = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${coordinator.url}/api/v4/jobs/request`,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'Content-Type': 'application/json',
+            'Content-Length': body.length,
+            'RUNNER-TOKEN': TOKEN,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            if (res.statusCode === 201) JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            resolve(res.statusCode ?? 0);
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const t0 = await coordinator.enqueue(
+    Array.from({ length: n }, (_, i) => ({ id: 30_000 + i, script: ['true'] })),
+  );
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while ((await post()) === 201);
+    }),
+  );
+  const last = Math.max(...coordinator.events.filter((e) => e.ev === 'assigned').map((e) => e.at!));
+  agent.destroy();
+  await coordinator.close();
+  return (last - t0) / 1000;
+}
+
 async function intake(instances: SshdInstance[]): Promise<void> {
   const N = 1000;
+  const floorCpu0 = cpuMs();
+  const floorS = await bareIntake(N, 16);
+  const floorCpu = (cpuMs() - floorCpu0) / N;
   const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
   const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
   await sleep(3500);
   const inRun = (id: number) => id >= 20_000 && id < 20_000 + N;
-  const intakeCpu0 = cpuMs();
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  const cpu0 = {
+    manager: cpuMs(),
+    coordinator: treeCpuMs(coordinator.pid),
+    instances: instancesCpuMs(instances),
+  };
+  m.inFlight.mark();
+  const profile = await windowProfile();
+  loopDelay.enable();
   const t0 = await coordinator.enqueue(
     Array.from({ length: N }, (_, i) => ({ id: 20_000 + i, script: ['true'] })),
   );
   await coordinator.until(() => coordinator.count('assigned', inRun) >= N, 120_000);
+  loopDelay.disable();
+  await profile.stop('intake');
+  const open = m.inFlight.read();
+  const cpu = {
+    manager: cpuMs() - cpu0.manager,
+    coordinator: treeCpuMs(coordinator.pid) - cpu0.coordinator,
+    instances: instancesCpuMs(instances) - cpu0.instances,
+  };
   const assignedEvents = coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!));
   const assignS = (Math.max(...assignedEvents.map((e) => e.at!)) - t0) / 1000;
   const assigned = { size: assignedEvents.length };
   const times = assignedEvents.map((e) => (e.at! - t0) / 1000).sort((a, b) => a - b);
   const share = (q: number) => f1(times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN);
-  const assignedCpu = (cpuMs() - intakeCpu0) / N;
   // Let them finish, then count job requests over 9 s of an empty queue.
-  await coordinator.until(() => coordinator.count('finished', inRun) >= assigned.size, 120_000);
+  const allFinished = await coordinator.until(
+    () => coordinator.count('finished', inRun) >= assigned.size,
+    120_000,
+  );
+  if (!allFinished) console.log(`  only ${coordinator.count('finished', inRun)}/${N} finished within 120 s`);
+  const failed = coordinator.events.filter(
+    (e) => e.ev === 'finished' && inRun(e.id!) && e.state !== 'success',
+  );
+  if (failed.length > 0) {
+    console.log(
+      `  ${failed.length} jobs failed; the first (job ${failed[0]!.id}): ${JSON.stringify(failed[0]!.log)}`,
+    );
+  }
   await sleep(3500);
   const r0 = await coordinator.requests();
   await sleep(9000);
   const perS = ((await coordinator.requests()) - r0) / 9;
+  const ms = (ns: number) => f1(ns / 1e6);
   console.log(`${N} queued jobs, coordinator +50 ms per request, request_concurrency 16`);
   console.log(
-    `  assigned ${assigned.size}/${N} in ${f1(assignS)} s (target < 5 s)   empty queue: ${perS.toFixed(2)} requests/s (target <= 2)`,
+    `  assigned ${assigned.size}/${N} in ${f1(assignS)} s (target < 5 s)   floor (16 bare HTTP loops) ${f1(floorS)} s   ratio ${f1(assignS / floorS)}x`,
   );
   console.log(
-    `  assigned by: 10% ${share(0.1)} s, 50% ${share(0.5)} s, 90% ${share(0.9)} s; manager CPU until the last assignment ${assignedCpu.toFixed(2)} ms/job`,
+    `  assigned by: 10% ${share(0.1)} s, 50% ${share(0.5)} s, 90% ${share(0.9)} s   job requests open: mean ${f1(open.mean)}, max ${open.max}`,
+  );
+  console.log(
+    `  until the last assignment: CPU ms/job manager ${(cpu.manager / N).toFixed(2)}, coordinator ${(cpu.coordinator / N).toFixed(2)}, sshds ${(cpu.instances / N).toFixed(2)}; manager event-loop delay p50 ${ms(loopDelay.percentile(50))} ms p99 ${ms(loopDelay.percentile(99))} ms max ${ms(loopDelay.max)} ms`,
+  );
+  console.log(
+    `  floor client CPU ${floorCpu.toFixed(2)} ms/job (its coordinator start and stop included)   empty queue: ${perS.toFixed(2)} requests/s (target <= 2)`,
+  );
+  await m.stop();
+  await coordinator.close();
+  await heldIntake(instances, N, floorS);
+}
+
+/**
+ * The same intake with every job's work (instance, SSH, stages) held until the last assignment:
+ * what runfleet's request path costs when the jobs it took do not compete for the event loop.
+ */
+async function heldIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
+  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
+  const inRun = (id: number) => id >= 40_000 && id < 40_000 + n;
+  let release = () => {};
+  const holdJobs = new Promise<void>((r) => (release = r));
+  const m = await manager(instances, 50, coordinator, {
+    requestConcurrency: 16,
+    checkIntervalMs: 3000,
+    holdJobs,
+  });
+  await sleep(3500);
+  const cpu0 = cpuMs();
+  const t0 = await coordinator.enqueue(
+    Array.from({ length: n }, (_, i) => ({ id: 40_000 + i, script: ['true'] })),
+  );
+  await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
+  const cpu = (cpuMs() - cpu0) / n;
+  const last = Math.max(
+    ...coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => e.at!),
+  );
+  const s = (last - t0) / 1000;
+  release();
+  await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
+  console.log(
+    `  with the jobs' work held until the last assignment: assigned in ${f1(s)} s (${f1(s / floorS)}x the floor); manager CPU ${cpu.toFixed(2)} ms/job (requests, running PUTs, trace loops)`,
   );
   await m.stop();
   await coordinator.close();

@@ -7,11 +7,13 @@
  * waits as pending demand while the daemon scales up, bounded by the fleet's total slots so the
  * runner never takes more jobs than the fleet could ever run.
  *
- * Request concurrency is adaptive (GitLab Runner's FF_USE_ADAPTIVE_REQUEST_CONCURRENCY): up to
- * `request_concurrency` loops may hold a job request open, but only as many as the recent
- * requests justify: the number doubles while requests return jobs and drops back to one as soon
- * as one returns none, so a busy queue drains fast and an empty one costs one request per check
- * interval. Free slots bound it too: a loop without a slot to run a job in does not ask.
+ * Request concurrency is adaptive (GitLab Runner's FF_USE_ADAPTIVE_REQUEST_CONCURRENCY, see
+ * request-concurrency.ts): `request_concurrency` loops, of which ceil(limit) may hold a job request
+ * open while requests return jobs; the limit grows 10 % per job, shrinks 5 % per empty answer and
+ * halves when GitLab pushes back (429, 5xx). Once a request returns none, only the first loop asks,
+ * once per check interval, until a request returns a job again: GitLab Runner's empty queue costs
+ * one request per `check_interval` too (its feeder), however high the limit is. Free slots bound it
+ * as well: a loop without a slot to run a job in does not ask.
  */
 import { setMaxListeners } from 'node:events';
 import { isFleetError } from '../errors.js';
@@ -31,6 +33,7 @@ import { runAssignedJob, startJob, type JobOutcome } from './assigned-job.js';
 import type { Reservation, SlotScheduler } from './slots/index.js';
 import type { JobResult } from './executors/stage-runner.js';
 import { jobTimeoutSeconds } from './script/layout.js';
+import { AdaptiveConcurrency } from './request-concurrency.js';
 
 function failedBeforeRun(
   status: 'canceled' | 'timedout',
@@ -84,9 +87,13 @@ export class JobIntake {
   private loop: Promise<void> | undefined;
   /** Jobs received whose `running` PUT is in flight: not yet pending in the scheduler. */
   private starting = 0;
-  /** Loops allowed to request now (1 … request_concurrency). */
-  private active = 1;
-  /** Loops parked until `active` grows past their index. */
+  /** Job requests open now. */
+  private requesting = 0;
+  /** The adaptive limit on open job requests (1 … request_concurrency). */
+  private readonly adaptive = new AdaptiveConcurrency(() => this.fleet.gitlab?.request_concurrency ?? 1);
+  /** The last job request that ended returned a job: more than the first loop may ask. */
+  private busy = false;
+  /** Loops parked until `requestConcurrency` grows past their index. */
   private readonly parked = new Set<() => void>();
   /** The next runner token rotation, while the token has an expiry. */
   private rotation: TimerHandle | undefined;
@@ -123,9 +130,19 @@ export class JobIntake {
     this.fleet = fleet;
   }
 
-  /** Job requests allowed at once right now (adaptive; see the class comment). */
+  /** Job requests allowed open at once right now (adaptive; see the class comment). */
   get requestConcurrency(): number {
-    return this.active;
+    return this.busy ? this.adaptive.allowed : 1;
+  }
+
+  /** The adaptive limit, a real number in [1, request_concurrency] (GitLab Runner's metric). */
+  get adaptiveLimit(): number {
+    return this.adaptive.limit;
+  }
+
+  /** Job requests open now. */
+  get openRequests(): number {
+    return this.requesting;
   }
 
   get runningJobs(): number {
@@ -184,17 +201,17 @@ export class JobIntake {
     }
   }
 
-  /** A request returned a job: allow twice as many at once, up to request_concurrency. */
-  private grow(): void {
-    const max = Math.max(1, this.fleet.gitlab?.request_concurrency ?? 1);
-    if (this.active >= max) return;
-    this.active = Math.min(max, this.active * 2);
-    for (const wake of [...this.parked]) wake();
+  /** A job request ended: adapt the limit, and wake the loops it lets ask. */
+  private requested(outcome: { job: boolean; retried: boolean }): void {
+    const before = this.requestConcurrency;
+    this.adaptive.record(outcome);
+    this.busy = outcome.job;
+    if (this.requestConcurrency > before) for (const wake of [...this.parked]) wake();
   }
 
-  /** Waits until this loop may request (its index is under `active`) or polling stops. */
+  /** Waits until this loop may request (its index is under `requestConcurrency`) or polling stops. */
   private async mayRequest(index: number): Promise<void> {
-    while (index >= this.active && !this.polling.signal.aborted) {
+    while (index >= this.requestConcurrency && !this.polling.signal.aborted) {
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.parked.delete(wake);
@@ -224,30 +241,40 @@ export class JobIntake {
         continue;
       }
       let job: JobPayload | undefined;
+      const pushback = { retried: false };
+      this.requesting++;
       try {
-        job = await this.deps.client.requestJob(signal);
+        job = await this.deps.client.requestJob(signal, pushback);
       } catch (e) {
         if (reservation) this.deps.scheduler.unreserve(reservation);
         if (signal.aborted) return;
-        this.active = 1;
+        this.requested({ job: false, retried: pushback.retried });
         this.deps.logger.error('job request failed', {
           error: (e as Error).message,
           code: isFleetError(e) ? e.code : undefined,
         });
         await this.deps.time.sleep(UNHEALTHY_PAUSE_MS, signal).catch(() => undefined);
         continue;
+      } finally {
+        this.requesting--;
       }
+      this.requested({ job: job !== undefined, retried: pushback.retried });
       if (!job) {
-        // The queue is empty: back to one request at a time.
-        this.active = 1;
+        // The queue is empty: only the first loop asks again, after the check interval.
         if (reservation) this.deps.scheduler.unreserve(reservation);
         const pause =
           this.deps.client.consecutiveUnhealthy >= UNHEALTHY_LIMIT ? UNHEALTHY_PAUSE_MS : interval;
         await this.deps.time.sleep(pause, signal).catch(() => undefined);
         continue;
       }
-      this.grow();
-      this.track(this.handle(job, reservation));
+      // The job counts as starting at once (the free-slot bound), but its work begins on the next
+      // turn of the event loop: this loop's next request goes out first, so a busy queue is not
+      // asked more slowly because each job's first steps run in between.
+      this.starting++;
+      const received = job;
+      this.track(
+        new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.handle(received, reservation)),
+      );
     }
   }
 
@@ -259,15 +286,15 @@ export class JobIntake {
   private async handle(job: JobPayload, reservation: Reservation | undefined): Promise<void> {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
-    log.info('job received', { job: job.job_info.name, project: job.job_info.project_name });
     // Job deadlines run on the executors' clock (always real time; see root.ts), not the trace's.
     const clock = this.deps.ssh.time;
     const deadlineAt = clock.now().getTime() + jobTimeoutSeconds(job) * 1000;
     // The `running` PUT goes out before any work (§3 step 1), also before waiting for an instance:
-    // the trace loop then keeps the job alive and sees a cancel while the fleet scales up.
-    this.starting++;
+    // the trace loop then keeps the job alive and sees a cancel while the fleet scales up. The
+    // caller counted the job in `starting`.
     let started;
     try {
+      log.info('job received', { job: job.job_info?.name, project: job.job_info?.project_name });
       started = await startJob(job, { client: this.deps.client, time: this.deps.time });
     } finally {
       this.starting--;
@@ -381,9 +408,10 @@ export class JobIntake {
     return max * Math.max(1, this.fleet.capacity_per_instance);
   }
 
+  /** Jobs this fleet holds or may soon hold: a job request open now may bring one. */
   private inFlight(): number {
     const d = this.deps.scheduler.demand(this.fleet.name);
-    return d.acquired + d.pending + d.reserved + this.starting;
+    return d.acquired + d.pending + d.reserved + this.starting + this.requesting;
   }
 
   /** Waits until a slot event of this fleet, or `ms`, whichever comes first. */

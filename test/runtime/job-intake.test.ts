@@ -196,39 +196,154 @@ t.test('a manager stop past the grace period ends a running job as runner_interr
   t.same(done, ['301:failed']);
 });
 
+/**
+ * Watches the runner's job requests: how many are open when each one starts, and what each
+ * returned. `onEnd` runs after each request ended, with the count still open.
+ */
+function watchRequests(client: GitlabClient, onEnd?: (job: boolean, open: number) => void) {
+  const w = { open: 0, max: 0, requests: 0, jobs: 0, empty: 0, openAtStart: [] as number[] };
+  const requestJob = client.requestJob.bind(client);
+  client.requestJob = async (signal, pushback) => {
+    w.open++;
+    w.requests++;
+    w.max = Math.max(w.max, w.open);
+    w.openAtStart.push(w.open);
+    let job;
+    try {
+      job = await requestJob(signal, pushback);
+      return job;
+    } finally {
+      w.open--;
+      if (job) w.jobs++;
+      else w.empty++;
+      onEnd?.(job !== undefined, w.open);
+    }
+  };
+  return w;
+}
+
 t.test(
-  'adaptive request concurrency: grows while requests return jobs, back to one when empty',
+  'adaptive request concurrency: ramps up while requests return jobs, up to request_concurrency',
   async (t) => {
-    const { coordinator, runner } = await setup(t, {
+    const { coordinator, runner, client } = await setup(t, {
       preemptive: true,
-      concurrency: 8,
+      concurrency: 4,
       capacity: 16,
-      requestDelayMs: 20,
+      requestDelayMs: 50,
     });
     const ids = Array.from({ length: 40 }, (_, i) => 300 + i);
     for (const id of ids) coordinator.enqueue(exampleJob(id, { script: ['true'] }));
+    // What the runner allows when each request starts, and the highest limit it computed.
+    const allowed: number[] = [];
     let highest = 0;
-    const sampler = setInterval(() => (highest = Math.max(highest, runner.requestConcurrency)), 1);
-    t.teardown(() => clearInterval(sampler));
+    const w = watchRequests(client, () => (highest = Math.max(highest, runner.adaptiveLimit)));
+    const requestJob = client.requestJob.bind(client);
+    client.requestJob = (signal, pushback) => {
+      allowed.push(runner.requestConcurrency);
+      return requestJob(signal, pushback);
+    };
     await runner.start();
     const jobs = await Promise.all(
       ids.map((id) => coordinator.waitFor(id, (j) => j.state === 'success' || j.state === 'failed', 30_000)),
     );
+    await runner.stop(1000);
     t.same(
       jobs.map((j) => j.state),
       ids.map(() => 'success'),
     );
-    t.equal(highest, 8, 'up to request_concurrency while the queue has jobs');
-    await new Promise((r) => setTimeout(r, 200));
-    t.equal(runner.requestConcurrency, 1, 'one request at a time once the queue is empty');
-    const count = () => coordinator.requests().filter((r) => r.url.includes('jobs/request')).length;
-    const before = count();
-    await new Promise((r) => setTimeout(r, 500));
-    // One loop asks every 20 ms check interval (+20 ms delay): about 12; eight loops would make ~100.
-    t.ok(count() - before <= 30, `an empty queue is asked by one loop (${count() - before} requests)`);
-    await runner.stop(1000);
+    t.equal(w.openAtStart[0], 1, 'the first request goes alone');
+    t.equal(allowed[1], 2, 'one job lets a second request open (limit 1.1, rounded up)');
+    t.equal(Math.max(...allowed), 4, 'requests returning jobs raise it to request_concurrency');
+    t.ok(w.max > 1, `requests were open at once (${w.max})`);
+    t.ok(w.max <= 4, `never more than request_concurrency open (${w.max})`);
+    t.equal(highest, 4, 'the computed limit reached request_concurrency');
   },
 );
+
+t.test('adaptive request concurrency: one request at a time once a request returns none', async (t) => {
+  const { coordinator, runner, client } = await setup(t, {
+    preemptive: true,
+    concurrency: 8,
+    capacity: 16,
+    requestDelayMs: 20,
+  });
+  const ids = Array.from({ length: 40 }, (_, i) => 350 + i);
+  for (const id of ids) coordinator.enqueue(exampleJob(id, { script: ['true'] }));
+  // From the first moment the queue answered empty and no request was open, only the first loop
+  // may ask (the others park until a job comes): count what opens after that point.
+  let quiet: { max: number; requests: number } | undefined;
+  let reached: () => void;
+  const enough = new Promise<void>((resolve) => (reached = resolve));
+  const w = watchRequests(client, (job, open) => {
+    if (quiet) {
+      quiet.requests++;
+      if (quiet.requests >= 6) reached();
+    } else if (!job && open === 0 && w.jobs === ids.length) {
+      quiet = { max: 0, requests: 0 };
+    }
+  });
+  const requestJob = client.requestJob.bind(client);
+  client.requestJob = (signal, pushback) => {
+    if (quiet) quiet.max = Math.max(quiet.max, w.open + 1);
+    return requestJob(signal, pushback);
+  };
+  await runner.start();
+  await enough;
+  t.equal(w.jobs, ids.length);
+  t.ok(w.max > 1, `several requests were open while the queue had jobs (${w.max})`);
+  t.equal(quiet?.max, 1, 'an empty queue is asked by one request at a time');
+  t.equal(runner.requestConcurrency, 1);
+  t.ok(runner.adaptiveLimit > 1, 'the limit itself decays 5 % per empty answer, as GitLab Runner');
+  await runner.stop(1000);
+});
+
+for (const preemptive of [true, false]) {
+  t.test(
+    `adaptive request concurrency never asks for more jobs than free slots (preemptive ${preemptive})`,
+    async (t) => {
+      // One instance of 2 slots; non-preemptive fleets may hold max_instances (2) x 2 jobs, waiting.
+      const { coordinator, runner, client, scheduler } = await setup(t, {
+        preemptive,
+        concurrency: 8,
+        capacity: 2,
+        requestDelayMs: 10,
+      });
+      const slots = preemptive ? 2 : 4;
+      const ids = Array.from({ length: 12 }, (_, i) => 400 + i);
+      for (const id of ids) coordinator.enqueue(exampleJob(id, { script: ['sleep 0.2'] }));
+      // A slot is held from a job's arrival until its release (which frees it at once).
+      let released = 0;
+      const release = scheduler.release.bind(scheduler);
+      scheduler.release = (a, o) => {
+        released++;
+        return release(a, o);
+      };
+      const held: number[] = [];
+      const w = watchRequests(client);
+      const requestJob = client.requestJob.bind(client);
+      client.requestJob = (signal, pushback) => {
+        // Slots held by the jobs received, plus the requests open with this one.
+        held.push(w.jobs - released + w.open + 1);
+        return requestJob(signal, pushback);
+      };
+      await runner.start();
+      const jobs = await Promise.all(
+        ids.map((id) =>
+          coordinator.waitFor(id, (j) => j.state === 'success' || j.state === 'failed', 30_000),
+        ),
+      );
+      await runner.stop(1000);
+      t.same(
+        jobs.map((j) => j.state),
+        ids.map(() => 'success'),
+      );
+      t.ok(
+        Math.max(...held) <= slots,
+        `jobs held plus requests open stay within ${slots} (${Math.max(...held)})`,
+      );
+    },
+  );
+}
 
 t.test('a canceling answer to the first PUT: the job ends canceled and nothing of it runs', async (t) => {
   const { coordinator, runner, done } = await setup(t, { preemptive: true, cancelOnAssign: [401] });

@@ -17,7 +17,7 @@ import {
   type RunnerInfo,
   type RunnerInfoOptions,
 } from './runner-info.js';
-import { apiBaseUrl, Transport, type ApiEndpoint, type ApiResponse } from './transport.js';
+import { apiBaseUrl, isRetriedStatus, Transport, type ApiEndpoint, type ApiResponse } from './transport.js';
 import { ArtifactsApi } from './artifacts-api.js';
 
 export interface GitlabClientOptions {
@@ -238,9 +238,12 @@ export class GitlabClient {
   /**
    * `POST /jobs/request` (§2): one long poll. Resolves with a job (201) or `undefined` (204, 409,
    * 422, 429 after retries, 503, network errors: poll again after `check_interval`).
+   * `pushback`, when given, is told whether GitLab answered a retried status (429, 5xx) on the way,
+   * whatever the final answer: adaptive request concurrency halves its limit then (GitLab Runner's
+   * retry tracker, `R:network/retry_tracker.go`).
    * @throws FleetError(GITLAB_AUTH) on 403: the token was revoked; polling again will not help.
    */
-  async requestJob(signal?: AbortSignal): Promise<JobPayload | undefined> {
+  async requestJob(signal?: AbortSignal, pushback?: { retried: boolean }): Promise<JobPayload | undefined> {
     const body: Record<string, unknown> = {
       info: this.info,
       token: this.token,
@@ -265,6 +268,7 @@ export class GitlabClient {
       this.transport.log.warn('Checking for jobs... failed', { err: (e as Error).message });
       return undefined;
     }
+    if (pushback) pushback.retried = res.attempts > 1 || isRetriedStatus(res.status);
     const lastUpdate = res.headers.get('x-gitlab-last-update');
     if (lastUpdate) this.lastUpdateValue = lastUpdate;
 

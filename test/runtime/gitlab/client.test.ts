@@ -129,6 +129,26 @@ t.test('503 is retried with growing jittered backoff, at most 5 attempts', async
   t.equal(client.consecutiveUnhealthy, 0, '503 counts as healthy');
 });
 
+t.test(
+  'requestJob tells whether GitLab pushed back (429/5xx) on the way, for adaptive concurrency',
+  async (t) => {
+    const { coordinator, client } = await setup(t);
+    const pushback = { retried: true };
+    coordinator.enqueue(exampleJob(6));
+    t.equal((await client.requestJob(undefined, pushback))?.id, 6);
+    t.equal(pushback.retried, false, 'a clean 201');
+    coordinator.inject({ kind: 'status', route: 'request', status: 429, retryAfterSeconds: 0 });
+    coordinator.enqueue(exampleJob(7));
+    t.equal((await client.requestJob(undefined, pushback))?.id, 7);
+    t.equal(pushback.retried, true, 'the job came after a 429 was retried');
+    t.equal(await client.requestJob(undefined, pushback), undefined);
+    t.equal(pushback.retried, false, 'a clean 204');
+    coordinator.inject({ kind: 'status', route: 'request', status: 503, count: 10 });
+    t.equal(await client.requestJob(undefined, pushback), undefined);
+    t.equal(pushback.retried, true, '503 after all attempts');
+  },
+);
+
 t.test('409 and 422 are healthy "no job" replies', async (t) => {
   const { coordinator, client } = await setup(t);
   coordinator.inject({ kind: 'status', route: 'request', status: 409 });
