@@ -71,6 +71,12 @@ export interface SshdOptions {
   maxSessions?: number;
   /** sshd's `LogLevel`; VERBOSE logs each session it starts (see `sessionsStarted`). @default INFO */
   logLevel?: 'INFO' | 'VERBOSE';
+  /**
+   * Directories this sshd's sessions see as their own, empty at start (a bind mount from the
+   * instance's dir, in a mount namespace of its own): several sshds on one machine then model
+   * machines that do not share, say, `/tmp/runfleet-builds`. Needs root (unshare).
+   */
+  privateDirs?: string[];
 }
 
 /** Sessions sshd started so far (needs `logLevel: 'VERBOSE'`): one per exec channel. */
@@ -118,9 +124,35 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
 
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    const proc = spawn(sshd, ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], {
-      stdio: 'ignore',
-    });
+    const args = ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')];
+    const privateDirs = opts.privateDirs ?? [];
+    // `unshare` (no --fork) and `sh` exec into sshd: the pid stays the listener's.
+    const mounts = privateDirs
+      .map((d, i) => {
+        const own = join(dir, `private-${i}`);
+        mkdirSync(own, { recursive: true });
+        return `mkdir -p '${d}' && mount --bind '${own}' '${d}' && `;
+      })
+      .join('');
+    const proc =
+      privateDirs.length === 0
+        ? spawn(sshd, args, { stdio: 'ignore' })
+        : spawn(
+            'unshare',
+            [
+              '--mount',
+              '--propagation',
+              'private',
+              '--',
+              'sh',
+              '-c',
+              `${mounts}exec "$@"`,
+              'sh',
+              sshd,
+              ...args,
+            ],
+            { stdio: 'ignore' },
+          );
     child = proc;
     // If the test process dies without its teardown (a tap timeout), do not leave sshd behind.
     const reap = (): void => void proc.kill('SIGKILL');
