@@ -56,12 +56,16 @@ process.on('message', (raw) => {
         send({ ev: 'enqueued', at: t });
         break;
       }
-      case 'requests':
-        send({
-          ev: 'requests',
-          n: coordinator?.requests().filter((r) => r.url.includes('jobs/request')).length ?? 0,
-        });
+      case 'requests': {
+        const all = coordinator?.requests() ?? [];
+        const kinds: Record<string, number> = {};
+        for (const r of all) {
+          const kind = `${r.method} ${r.url.replace(/\/\d+/g, '/:id').replace(/\?.*/, '')}`;
+          kinds[kind] = (kinds[kind] ?? 0) + 1;
+        }
+        send({ ev: 'requests', n: all.filter((r) => r.url.includes('jobs/request')).length, kinds });
         break;
+      }
       case 'log':
         send({ ev: 'log', id: m.id, log: coordinator?.job(m.id)?.log ?? '' });
         break;

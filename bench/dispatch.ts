@@ -15,7 +15,8 @@
  *
  * The fleet phase also says where its wall goes (when jobs were assigned and finished, and per job
  * assigned → first log line → last log line → finished); BENCH_SLOWEST=1 prints the slowest job's
- * log, BENCH_DEBUG=1 the manager's log. Each sshd has its own /tmp/runfleet-builds (a private
+ * log, BENCH_DEBUG=1 the manager's log, BENCH_CPU_PROFILE=<file> writes a CPU profile of the
+ * manager over the 1,000 jobs (open it in Chrome DevTools). Each sshd has its own /tmp/runfleet-builds (a private
  * mount, so it needs root), as 20 machines would.
  *
  * Run: npm run bench:dispatch [-- phase…]   (needs openssh-server; bounded; loopback only)
@@ -23,6 +24,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Client } from 'ssh2';
@@ -60,6 +62,7 @@ interface ChildEvent {
   log?: string;
   firstLine?: number;
   lastLine?: number;
+  kinds?: Record<string, number>;
 }
 
 class RemoteCoordinator {
@@ -133,9 +136,14 @@ class RemoteCoordinator {
   }
 
   async requests(): Promise<number> {
+    return (await this.requestCounts()).n!;
+  }
+
+  /** Job requests so far (`n`), and all requests by method and path (`kinds`). */
+  requestCounts(): Promise<ChildEvent> {
     const r = this.next((e) => e.ev === 'requests');
     this.child.send({ op: 'requests' });
-    return (await r).n!;
+    return r;
   }
 
   async log(id: number): Promise<string> {
@@ -288,6 +296,23 @@ const pct = (xs: number[], p: number) => {
 };
 const f1 = (x: number) => x.toFixed(1);
 
+/** With BENCH_CPU_PROFILE=<file>: a V8 CPU profile of the manager from now until `stop`. */
+async function startProfile(): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.BENCH_CPU_PROFILE;
+  if (!file) return { stop: async () => undefined };
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 // ---- phases -------------------------------------------------------------------------------------
 
 async function latency(): Promise<void> {
@@ -384,6 +409,7 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   const coordinator = await RemoteCoordinator.start({ longPollMs: 30_000 });
   const m = await manager(instances, slots, coordinator, { requestConcurrency: 16, checkIntervalMs: 50 });
   await sleep(200);
+  const profile = await startProfile();
   inst0 = instancesCpuMs(instances);
   cpu0 = cpuMs();
   t0 = at();
@@ -392,6 +418,7 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   await coordinator.until(() => coordinator.count('finished', inRun) >= N, 300_000);
   const wall = (at() - t0) / 1000;
   const cpu = (cpuMs() - cpu0) / N;
+  await profile.stop();
   await m.stop();
   await sleep(500);
   const inst = (instancesCpuMs(instances) - inst0) / N;
@@ -431,6 +458,12 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   console.log(`    assigned -> first log line: ${part((e) => e.firstLine! - assignedAt.get(e.id!)!)}`);
   console.log(`    first -> last log line:     ${part((e) => e.lastLine! - e.firstLine!)}`);
   console.log(`    last log line -> finished:  ${part((e) => e.at! - e.lastLine!)}`);
+  const kinds = (await coordinator.requestCounts()).kinds ?? {};
+  console.log(
+    `  HTTP requests per job: ${Object.entries(kinds)
+      .map(([k, n]) => `${k} ${(n / N).toFixed(2)}`)
+      .join(', ')}`,
+  );
   if (process.env.BENCH_SLOWEST) {
     const slowest = fin.reduce((a, e) => (e.lastLine! - e.firstLine! > a.lastLine! - a.firstLine! ? e : a));
     console.log(`  the slowest job's log (job ${slowest.id}):\n${await coordinator.log(slowest.id!)}`);
