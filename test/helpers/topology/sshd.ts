@@ -69,6 +69,11 @@ export interface SshdOptions {
   host?: string;
   /** sshd's `MaxSessions` (sessions per connection). @default 64; OpenSSH's own default is 10 */
   maxSessions?: number;
+  /**
+   * sshd's `MaxStartups` (unauthenticated connections at once beyond which it drops new ones).
+   * @default '64'; OpenSSH's own default is '10:30:100'
+   */
+  maxStartups?: string;
   /** sshd's `LogLevel`; VERBOSE logs each session it starts (see `sessionsStarted`). @default INFO */
   logLevel?: 'INFO' | 'VERBOSE';
   /**
@@ -113,7 +118,7 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
       'AllowStreamLocalForwarding yes',
       `MaxSessions ${opts.maxSessions ?? 64}`,
       `LogLevel ${opts.logLevel ?? 'INFO'}`,
-      'MaxStartups 64',
+      `MaxStartups ${opts.maxStartups ?? '64'}`,
       // bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is nested; the
       // developer's root .bashrc (pyenv init, rehash locks) must not leak into test instances.
       'SetEnv SHLVL=1',
