@@ -10,11 +10,18 @@ type Msg =
   | { op: 'start'; token: string; longPollMs: number; requestDelayMs: number; intervalSeconds: number }
   | { op: 'enqueue'; jobs: { id: number; script: string[] }[] }
   | { op: 'requests' }
+  | { op: 'log'; id: number }
   | { op: 'close' };
 
 const at = () => performance.timeOrigin + performance.now();
 const send = (m: unknown) => process.send?.(m);
 let coordinator: Coordinator | undefined;
+
+/** When the job's first and last log lines were written at the manager (their timestamps). */
+function lineTimes(log: string): { firstLine?: number; lastLine?: number } {
+  const stamps = [...log.matchAll(/^(\d{4}-\d\d-\d\dT[\d:.]+Z) /gm)].map((m) => Date.parse(m[1]!));
+  return stamps.length ? { firstLine: stamps[0], lastLine: stamps[stamps.length - 1] } : {};
+}
 /** Jobs whose first PATCH was not seen yet. */
 const traced = new Set<number>();
 
@@ -35,8 +42,9 @@ process.on('message', (raw) => {
               send({ ev: 'trace', id: e.jobId, at: at(), log: coordinator?.job(e.jobId)?.log ?? '' });
             } else if (e.type === 'assigned') send({ ev: 'assigned', id: e.jobId, at: at() });
             else {
-              const log = e.state === 'success' ? '' : (coordinator?.job(e.jobId)?.log.slice(-400) ?? '');
-              send({ ev: 'finished', id: e.jobId, at: at(), state: e.state, log });
+              const full = coordinator?.job(e.jobId)?.log ?? '';
+              const log = e.state === 'success' ? '' : full.slice(-4000);
+              send({ ev: 'finished', id: e.jobId, at: at(), state: e.state, log, ...lineTimes(full) });
             }
           },
         });
@@ -48,11 +56,18 @@ process.on('message', (raw) => {
         send({ ev: 'enqueued', at: t });
         break;
       }
-      case 'requests':
-        send({
-          ev: 'requests',
-          n: coordinator?.requests().filter((r) => r.url.includes('jobs/request')).length ?? 0,
-        });
+      case 'requests': {
+        const all = coordinator?.requests() ?? [];
+        const kinds: Record<string, number> = {};
+        for (const r of all) {
+          const kind = `${r.method} ${r.url.replace(/\/\d+/g, '/:id').replace(/\?.*/, '')}`;
+          kinds[kind] = (kinds[kind] ?? 0) + 1;
+        }
+        send({ ev: 'requests', n: all.filter((r) => r.url.includes('jobs/request')).length, kinds });
+        break;
+      }
+      case 'log':
+        send({ ev: 'log', id: m.id, log: coordinator?.job(m.id)?.log ?? '' });
         break;
       case 'close':
         await coordinator?.close();

@@ -13,6 +13,13 @@
  * intake   1,000 queued jobs assigned, coordinator adding 50 ms per request, request_concurrency
  *          16 (target < 5 s); then job requests per second while the queue is empty (target ≤ 2).
  *
+ * The fleet phase also says where its wall goes (when jobs were assigned and finished, and per job
+ * assigned → first log line → last log line → finished); BENCH_SLOWEST=1 prints the slowest job's
+ * log, BENCH_DEBUG=1 the manager's log, BENCH_PROFILE=<dir> writes CPU profiles of the manager
+ * over the 1,000 jobs (fleet.cpuprofile) and over the intake window (intake.cpuprofile), for Chrome
+ * DevTools. Each sshd has its own /tmp/runfleet-builds (a private mount, so it needs root), as 20
+ * machines would.
+ *
  * Run: npm run bench:dispatch [-- phase…]   (needs openssh-server; bounded; loopback only)
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -31,6 +38,7 @@ import { createStaticProvider } from '../src/providers/static/index.js';
 import { KnownHostsFile } from '../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../src/runtime/connectors/ssh-connector.js';
 import { JobIntake } from '../src/runtime/job-intake.js';
+import { REMOTE_BUILDS_DIR } from '../src/runtime/executor-factory.js';
 import { GitlabClient } from '../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../src/runtime/slots/index.js';
 import { openSqliteStore } from '../src/store/index.js';
@@ -54,6 +62,9 @@ interface ChildEvent {
   n?: number;
   state?: string;
   log?: string;
+  firstLine?: number;
+  lastLine?: number;
+  kinds?: Record<string, number>;
 }
 
 class RemoteCoordinator {
@@ -139,9 +150,20 @@ class RemoteCoordinator {
   }
 
   async requests(): Promise<number> {
+    return (await this.requestCounts()).n!;
+  }
+
+  /** Job requests so far (`n`), and all requests by method and path (`kinds`). */
+  requestCounts(): Promise<ChildEvent> {
     const r = this.next((e) => e.ev === 'requests');
     this.child.send({ op: 'requests' });
-    return (await r).n!;
+    return r;
+  }
+
+  async log(id: number): Promise<string> {
+    const r = this.next((e) => e.ev === 'log' && e.id === id);
+    this.child.send({ op: 'log', id });
+    return (await r).log ?? '';
   }
 
   async close(): Promise<void> {
@@ -416,7 +438,9 @@ async function latency(): Promise<void> {
 
 async function startFleetSshds(n: number): Promise<SshdInstance[]> {
   const xs: SshdInstance[] = [];
-  for (let i = 0; i < n; i++) xs.push(await startSshd(owner));
+  // 20 machines do not share a builds dir: jobs in slot k of two instances would clean up each
+  // other's files.
+  for (let i = 0; i < n; i++) xs.push(await startSshd(owner, { privateDirs: [REMOTE_BUILDS_DIR] }));
   return xs;
 }
 
@@ -455,6 +479,7 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   const coordinator = await RemoteCoordinator.start({ longPollMs: 30_000 });
   const m = await manager(instances, slots, coordinator, { requestConcurrency: 16, checkIntervalMs: 50 });
   await sleep(200);
+  const profile = await windowProfile();
   inst0 = instancesCpuMs(instances);
   cpu0 = cpuMs();
   t0 = at();
@@ -463,8 +488,8 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   await coordinator.until(() => coordinator.count('finished', inRun) >= N, 300_000);
   const wall = (at() - t0) / 1000;
   const cpu = (cpuMs() - cpu0) / N;
+  await profile.stop('fleet');
   await m.stop();
-  await coordinator.close();
   await sleep(500);
   const inst = (instancesCpuMs(instances) - inst0) / N;
   const ok = coordinator.events.filter(
@@ -473,7 +498,7 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   const failure = coordinator.events.find(
     (e) => e.ev === 'finished' && inRun(e.id!) && e.state !== 'success',
   );
-  if (failure) console.log(`  first failure (job ${failure.id}): ${JSON.stringify(failure.log)}`);
+  if (failure) console.log(`  first failure (job ${failure.id}):\n${failure.log}`);
   console.log(`${N} x sleep 1 across ${instances.length} sshd x ${slots} slots`);
   console.log(
     `  runfleet ${ok}/${N} ok  wall ${f1(wall)} s  manager CPU ${cpu.toFixed(2)} ms/job  instance CPU ${cpu_(inst)} ms/job`,
@@ -484,6 +509,36 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   console.log(
     `  ratios: wall ${f1(wall / rawWall)}x (target <= 2x)  instance CPU ${f1(inst / rawInst)}x (target <= 2x)  manager CPU target <= 2 ms/job`,
   );
+  // Where the wall goes: when jobs were assigned (intake) and when they finished.
+  const since = (ev: string) =>
+    coordinator.events.filter((e) => e.ev === ev && inRun(e.id!)).map((e) => (e.at! - t0) / 1000);
+  const spread = (xs: number[]) =>
+    `10% ${f1(pct(xs, 10))} s, 50% ${f1(pct(xs, 50))} s, 90% ${f1(pct(xs, 90))} s, last ${f1(Math.max(...xs))} s`;
+  console.log(`  assigned by: ${spread(since('assigned'))}`);
+  console.log(`  finished by: ${spread(since('finished'))}`);
+  const assignedAt = new Map(
+    coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => [e.id!, e.at!]),
+  );
+  const ran = coordinator.events
+    .filter((e) => e.ev === 'finished' && assignedAt.has(e.id!))
+    .map((e) => (e.at! - assignedAt.get(e.id!)!) / 1000);
+  console.log(`  assigned -> finished per job: ${spread(ran)}`);
+  const fin = coordinator.events.filter((e) => e.ev === 'finished' && assignedAt.has(e.id!) && e.firstLine);
+  const part = (f: (e: ChildEvent) => number) => spread(fin.map((e) => f(e) / 1000));
+  console.log(`    assigned -> first log line: ${part((e) => e.firstLine! - assignedAt.get(e.id!)!)}`);
+  console.log(`    first -> last log line:     ${part((e) => e.lastLine! - e.firstLine!)}`);
+  console.log(`    last log line -> finished:  ${part((e) => e.at! - e.lastLine!)}`);
+  const kinds = (await coordinator.requestCounts()).kinds ?? {};
+  console.log(
+    `  HTTP requests per job: ${Object.entries(kinds)
+      .map(([k, n]) => `${k} ${(n / N).toFixed(2)}`)
+      .join(', ')}`,
+  );
+  if (process.env.BENCH_SLOWEST) {
+    const slowest = fin.reduce((a, e) => (e.lastLine! - e.firstLine! > a.lastLine! - a.firstLine! ? e : a));
+    console.log(`  the slowest job's log (job ${slowest.id}):\n${await coordinator.log(slowest.id!)}`);
+  }
+  await coordinator.close();
 }
 const cpu_ = (x: number) => x.toFixed(2);
 

@@ -9,6 +9,16 @@
  * A refused channel open is retried with backoff on another connection, never reported as the
  * instance failing, so more slots than `MaxSessions` on one instance lose no job.
  *
+ * Connections that cannot be established: nothing of the command ran yet, so a dial that fails
+ * (handshake timeout, a reset or close before the key exchange, refused) is retried with jittered
+ * exponential backoff on a new connection (`connectRetries` times; GitLab Runner's SSH client
+ * retries a dial 3 times, its job preparation 3 times more). So is a command whose connection
+ * dropped before its channel was confirmed (the command gets a new tag; the old one is killed on
+ * the next connection, in case its exec had reached sshd). At most `maxHandshakes` dials to one
+ * instance are in progress at once: sshd drops unauthenticated connections beyond `MaxStartups`
+ * (OpenSSH's default `10:30:100` starts dropping at 10), and a connection it closes before the
+ * key exchange while others are being dialled lowers that limit for the instance.
+ *
  * Killing a remote command: sshd starts every non-pty command in a session of its own (OpenSSH's
  * `do_exec_no_pty` calls `setsid`), so the login shell running our wrapper is the leader of a
  * process group holding everything the command starts. The wrapper prints that pid on its first
@@ -23,6 +33,7 @@
  * process that merely reuses a pid is never touched.
  */
 import { randomBytes } from 'node:crypto';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { Writable, type Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import { FleetError, isFleetError } from '../../errors.js';
@@ -74,6 +85,10 @@ export interface SshConnectorOptions {
   maxConnections?: number;
   /** Retries of a refused channel open before the command fails. @default 8 */
   channelRetries?: number;
+  /** Retries of a dial that failed (or a connection lost before the channel opened). @default 6 */
+  connectRetries?: number;
+  /** Dials (SSH handshakes) in progress at once to one instance. @default 3 */
+  maxHandshakes?: number;
   /** Runs the TERM → KILL grace and the retry backoff. @default systemTime */
   time?: Time;
 }
@@ -81,8 +96,12 @@ export interface SshConnectorOptions {
 /** OpenSSH's `MaxSessions` default. */
 export const DEFAULT_MAX_SESSIONS = 10;
 const DEFAULT_MAX_CONNECTIONS = 8;
-/** Dials retried for a command before it fails with SSH_CONNECT. */
-const CONNECT_RETRIES = 2;
+const DEFAULT_CONNECT_RETRIES = 6;
+const DEFAULT_MAX_HANDSHAKES = 3;
+/** Backoff before the n-th retry of a dial (0-based): 250 ms doubling to 5 s, ±50 % jitter. */
+function dialBackoffMs(attempt: number): number {
+  return Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random());
+}
 const PID_MARKER = '__runfleet_pid=';
 
 /** Filled by the channel's `exit` event: the command's exit code, or the signal that ended it. */
@@ -119,9 +138,16 @@ export class SshConnector implements Connector {
   private readonly waiting: (() => void)[] = [];
   /** Sessions a new connection may hold (`connector.max_sessions`). */
   maxSessions: number;
+  /** The server's limit as learned from a refusal on any connection (sshd's MaxSessions is per server). */
+  private learnedSessions = Infinity;
   private closed = false;
   /** Tags of commands whose connection was lost: their processes are killed on the next connection. */
   private leftBehind: string[] = [];
+  /** Dials in progress, and those waiting for one of the `handshakeLimit` places. */
+  private dialing = 0;
+  private readonly dialQueue: (() => void)[] = [];
+  /** Handshakes at once to this instance; lowered when sshd drops one early (`MaxStartups`). */
+  handshakeLimit: number;
 
   constructor(
     private readonly target: SshTarget,
@@ -130,6 +156,7 @@ export class SshConnector implements Connector {
     this.hostPort = target.pinAs ?? `${target.host}:${target.port}`;
     this.description = `ssh ${target.username}@${target.host}:${target.port}`;
     this.maxSessions = Math.max(1, target.maxSessions ?? opts.maxSessions ?? DEFAULT_MAX_SESSIONS);
+    this.handshakeLimit = Math.max(1, opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES);
   }
 
   private get time(): Time {
@@ -154,7 +181,7 @@ export class SshConnector implements Connector {
     const conn: Connection = {
       client: Promise.resolve(undefined as unknown as Client),
       open: 0,
-      limit: this.maxSessions,
+      limit: Math.min(this.maxSessions, this.learnedSessions),
       lost: false,
       inFlight: new Set(),
     };
@@ -163,7 +190,7 @@ export class SshConnector implements Connector {
       conn.client.catch(() => undefined);
       return conn;
     }
-    conn.client = this.dial(conn);
+    conn.client = this.dialInTurn(conn);
     // A failed dial is seen by whoever awaits it; never an unhandled rejection.
     conn.client.catch(() => undefined);
     this.connections.push(conn);
@@ -182,6 +209,21 @@ export class SshConnector implements Connector {
     next?.();
   }
 
+  /** Dials once fewer than `handshakeLimit` handshakes to the instance are in progress. */
+  private async dialInTurn(conn: Connection): Promise<Client> {
+    while (this.dialing >= this.handshakeLimit) {
+      await new Promise<void>((resolve) => this.dialQueue.push(resolve));
+      if (this.closed) throw new FleetError('SSH_CONNECT', `${this.description}: connector closed`);
+    }
+    this.dialing++;
+    try {
+      return await this.dial(conn);
+    } finally {
+      this.dialing--;
+      this.dialQueue.shift()?.();
+    }
+  }
+
   private dial(conn: Connection): Promise<Client> {
     return new Promise<Client>((resolve, reject) => {
       const client = new Client();
@@ -189,6 +231,23 @@ export class SshConnector implements Connector {
       conn.closed = new Promise((r) => client.once('close', () => r()));
       let verdict: HostKeyVerdict | undefined;
       let ready = false;
+      let keyExchanged = false;
+      client.once('handshake', () => (keyExchanged = true));
+      let failed = false;
+      /** The dial failed (first of `error` and `close`); learns from sshd dropping it early. */
+      const failDial = (err: Error): void => {
+        if (failed) return;
+        failed = true;
+        // Closed or reset before the key exchange while other dials ran: sshd's MaxStartups.
+        const early =
+          /Connection lost before handshake|closed during handshake/.test(err.message) ||
+          (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+        if (!keyExchanged && early && this.dialing > 1) {
+          this.handshakeLimit = Math.max(1, Math.min(this.handshakeLimit, this.dialing - 1));
+        }
+        this.forget(conn);
+        reject(this.connectError(err, verdict));
+      };
       const dropped = (why: string): void => {
         this.forget(conn);
         const err = new FleetError('SSH_CONNECT', `${this.description}: connection lost (${why})`, {
@@ -203,17 +262,14 @@ export class SshConnector implements Connector {
         client.setNoDelay(true);
         void this.reapLeftBehind(client).then(() => resolve(client));
       });
-      client.on('error', (err: Error) => {
-        if (ready) return dropped(err.message);
-        this.forget(conn);
-        reject(this.connectError(err, verdict));
-      });
-      client.on('close', () => {
-        if (ready) return dropped('closed');
-        this.forget(conn);
-        reject(this.connectError(new Error('connection closed during handshake'), verdict));
-      });
+      client.on('error', (err: Error) => (ready ? dropped(err.message) : failDial(err)));
+      client.on('close', () =>
+        ready ? dropped('closed') : failDial(new Error('connection closed during handshake')),
+      );
+      const sock = connectTcp({ host: this.target.host, port: this.target.port });
+      coalesceWrites(sock);
       client.connect({
+        sock,
         host: this.target.host,
         port: this.target.port,
         username: this.target.username,
@@ -299,48 +355,76 @@ export class SshConnector implements Connector {
 
   /**
    * Opens an exec channel on a connection with a free session, retrying a refused open with
-   * backoff (on another connection once this one counts as full). The exit status is recorded by
-   * a listener attached in the same tick the channel arrives: a short command's data,
-   * exit-status and close can come in the same TCP read as the channel confirmation, and ssh2
-   * emits `exit` (a plain event) synchronously, before an awaiting caller could listen.
+   * backoff (on another connection once this one counts as full), and a dial that failed or a
+   * connection lost before the channel was confirmed on a new connection. `build` makes the
+   * command for a tag (`RUNFLEET_EXEC_TAG`), new for each attempt: an attempt whose connection was
+   * lost is killed by its tag on the next connection, in case its exec reached sshd. The exit
+   * status is recorded by a listener attached in the same tick the channel arrives: a short
+   * command's data, exit-status and close can come in the same TCP read as the channel
+   * confirmation, and ssh2 emits `exit` (a plain event) synchronously, before an awaiting caller
+   * could listen.
    */
-  private async channel(command: string): Promise<{ ch: ClientChannel; exit: ExitRecord; conn: Connection }> {
+  private async channel(
+    build: (tag: string) => string,
+  ): Promise<{ ch: ClientChannel; exit: ExitRecord; conn: Connection; tag: string }> {
     const retries = this.opts.channelRetries ?? 8;
-    for (let attempt = 0; ; attempt++) {
+    const connectRetries = this.opts.connectRetries ?? DEFAULT_CONNECT_RETRIES;
+    let refusals = 0;
+    let connectFailures = 0;
+    for (;;) {
       const conn = await this.takeSession();
       let client: Client;
       try {
         client = await conn.client;
       } catch (e) {
         this.releaseSession(conn);
-        // Nothing ran yet: a dial that failed (a handshake timed out on a busy manager) is tried
-        // again on a new connection, a few times; a pinned host key that differs never is.
-        if (!isFleetError(e) || e.code !== 'SSH_CONNECT' || attempt >= CONNECT_RETRIES || this.closed)
+        // Nothing ran yet: a dial that failed (a handshake timed out on a busy manager, sshd
+        // dropped it) is tried again on a new connection; a pinned host key that differs never is.
+        if (!isFleetError(e) || e.code !== 'SSH_CONNECT' || connectFailures >= connectRetries || this.closed)
           throw e;
-        await this.time.sleep(Math.min(1000, 100 * 2 ** attempt));
+        await this.time.sleep(dialBackoffMs(connectFailures++));
         continue;
       }
+      const tag = randomBytes(8).toString('hex');
       const opened = await new Promise<{ ch: ClientChannel; exit: ExitRecord } | Error>((resolve) => {
-        client.exec(command, (err, ch) => {
-          if (err) return resolve(err);
-          const exit: ExitRecord = {};
-          ch.once('exit', (code: number | null, signal?: string) => {
-            exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+        try {
+          client.exec(build(tag), (err, ch) => {
+            if (err) return resolve(err);
+            const exit: ExitRecord = {};
+            ch.once('exit', (code: number | null, signal?: string) => {
+              exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
+            });
+            resolve({ ch, exit });
           });
-          resolve({ ch, exit });
-        });
+        } catch (e) {
+          // ssh2 throws "Not connected" when the socket closed after the connection was taken.
+          resolve(e as Error);
+        }
       });
       if (!(opened instanceof Error)) {
         opened.ch.once('close', () => this.releaseSession(conn));
-        return { ...opened, conn };
+        return { ...opened, conn, tag };
+      }
+      this.releaseSession(conn);
+      if (conn.lost) {
+        // The connection went before the channel was confirmed: retry on a new one.
+        this.leftBehind.push(tag);
+        if (connectFailures >= connectRetries || this.closed) {
+          throw new FleetError('SSH_CONNECT', `${this.description}: connection lost: ${opened.message}`, {
+            retryable: true,
+            cause: opened,
+          });
+        }
+        await this.time.sleep(dialBackoffMs(connectFailures++));
+        continue;
       }
       const refused = isChannelRefused(opened);
       if (refused) {
         // The server holds fewer sessions than we thought: learn its limit for this connection.
-        conn.limit = Math.max(1, Math.min(conn.limit, conn.open - 1));
+        conn.limit = Math.max(1, Math.min(conn.limit, conn.open));
+        this.learnedSessions = Math.min(this.learnedSessions, conn.limit);
       }
-      this.releaseSession(conn);
-      if (!refused || attempt >= retries) {
+      if (!refused || refusals >= retries) {
         throw new FleetError('SSH_CONNECT', `${this.description}: cannot open a channel: ${opened.message}`, {
           retryable: true,
           hint: refused
@@ -349,7 +433,7 @@ export class SshConnector implements Connector {
           cause: opened,
         });
       }
-      await this.time.sleep(Math.min(1000, 10 * 2 ** attempt));
+      await this.time.sleep(Math.min(1000, 10 * 2 ** refusals++));
     }
   }
 
@@ -366,9 +450,14 @@ export class SshConnector implements Connector {
       .map(([k, v]) => `export ${k}=${shellQuote(v)}; `)
       .join('');
     const cd = opts.cwd ? `cd ${shellQuote(opts.cwd)} && ` : '';
-    const tag = randomBytes(8).toString('hex');
-    const wrapped = `printf '${PID_MARKER}%s\\n' "$$"; export RUNFLEET_EXEC_TAG=${tag}; ${env}${cd}${command}`;
-    const { ch, exit: exitRecord, conn } = await this.channel(wrapped);
+    const {
+      ch,
+      exit: exitRecord,
+      conn,
+      tag,
+    } = await this.channel(
+      (tag) => `printf '${PID_MARKER}%s\\n' "$$"; export RUNFLEET_EXEC_TAG=${tag}; ${env}${cd}${command}`,
+    );
 
     let pid: number | undefined;
     let head: Buffer = Buffer.alloc(0);
@@ -502,7 +591,7 @@ export class SshConnector implements Connector {
   async close(): Promise<void> {
     this.closed = true;
     const conns = this.connections.splice(0);
-    for (const wake of this.waiting.splice(0)) wake();
+    for (const wake of [...this.waiting.splice(0), ...this.dialQueue.splice(0)]) wake();
     await Promise.all(
       conns.map(async (conn) => {
         if (!conn.raw) return;
@@ -511,6 +600,29 @@ export class SshConnector implements Connector {
       }),
     );
   }
+}
+
+/**
+ * ssh2 writes every packet to the socket on its own (a channel open, its exec request, each data
+ * chunk, EOF, close): one syscall each. Corking the socket at the first write of a tick and
+ * uncorking it on the next tick sends what one tick wrote in one `writev`, for every job sharing
+ * the connection. TCP_NODELAY stays on, so nothing waits longer than the tick.
+ */
+function coalesceWrites(sock: Socket): void {
+  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    sock.uncork();
+  };
+  sock.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      sock.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as Socket['write'];
 }
 
 /** The channel's writable side as a stream of its own: ending it sends EOF, nothing else. */

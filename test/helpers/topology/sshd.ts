@@ -69,8 +69,19 @@ export interface SshdOptions {
   host?: string;
   /** sshd's `MaxSessions` (sessions per connection). @default 64; OpenSSH's own default is 10 */
   maxSessions?: number;
+  /**
+   * sshd's `MaxStartups` (unauthenticated connections at once beyond which it drops new ones).
+   * @default '64'; OpenSSH's own default is '10:30:100'
+   */
+  maxStartups?: string;
   /** sshd's `LogLevel`; VERBOSE logs each session it starts (see `sessionsStarted`). @default INFO */
   logLevel?: 'INFO' | 'VERBOSE';
+  /**
+   * Directories this sshd's sessions see as their own, empty at start (a bind mount from the
+   * instance's dir, in a mount namespace of its own): several sshds on one machine then model
+   * machines that do not share, say, `/tmp/runfleet-builds`. Needs root (unshare).
+   */
+  privateDirs?: string[];
 }
 
 /** Sessions sshd started so far (needs `logLevel: 'VERBOSE'`): one per exec channel. */
@@ -107,7 +118,7 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
       'AllowStreamLocalForwarding yes',
       `MaxSessions ${opts.maxSessions ?? 64}`,
       `LogLevel ${opts.logLevel ?? 'INFO'}`,
-      'MaxStartups 64',
+      `MaxStartups ${opts.maxStartups ?? '64'}`,
       // bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is nested; the
       // developer's root .bashrc (pyenv init, rehash locks) must not leak into test instances.
       'SetEnv SHLVL=1',
@@ -118,9 +129,35 @@ export async function startSshd(t: Teardownable, opts: SshdOptions = {}): Promis
 
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    const proc = spawn(sshd, ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')], {
-      stdio: 'ignore',
-    });
+    const args = ['-D', '-f', join(dir, 'sshd_config'), '-E', join(dir, 'sshd.log')];
+    const privateDirs = opts.privateDirs ?? [];
+    // `unshare` (no --fork) and `sh` exec into sshd: the pid stays the listener's.
+    const mounts = privateDirs
+      .map((d, i) => {
+        const own = join(dir, `private-${i}`);
+        mkdirSync(own, { recursive: true });
+        return `mkdir -p '${d}' && mount --bind '${own}' '${d}' && `;
+      })
+      .join('');
+    const proc =
+      privateDirs.length === 0
+        ? spawn(sshd, args, { stdio: 'ignore' })
+        : spawn(
+            'unshare',
+            [
+              '--mount',
+              '--propagation',
+              'private',
+              '--',
+              'sh',
+              '-c',
+              `${mounts}exec "$@"`,
+              'sh',
+              sshd,
+              ...args,
+            ],
+            { stdio: 'ignore' },
+          );
     child = proc;
     // If the test process dies without its teardown (a tap timeout), do not leave sshd behind.
     const reap = (): void => void proc.kill('SIGKILL');

@@ -131,7 +131,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
   });
 
   t.test('unreachable instance is SSH_CONNECT', async (t) => {
-    const other = new SshConnectorPool({ knownHosts, connectTimeoutMs: 1000 });
+    const other = new SshConnectorPool({ knownHosts, connectTimeoutMs: 1000, connectRetries: 1 });
     t.teardown(() => other.close());
     await t.rejects(other.get({ ...target, host: '127.0.0.254', port: 2 }).exec('true'), {
       code: 'SSH_CONNECT',
