@@ -170,7 +170,7 @@ async function runOnInstance(
   try {
     const info: ConnectInfo = await req.connect();
     const connector = connectorFor(info, deps.ssh, req.fleet.connector.max_sessions);
-    const built = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time);
+    const built = executorFor(req.fleet, info, connector, req.slot, deps.ssh.time, deps.shortToken);
     executor = built;
     // The project directory is on the instance host for both executors (docker mounts it).
     artifacts = new ArtifactStages({

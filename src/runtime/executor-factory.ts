@@ -13,9 +13,18 @@ import { DockerExecutor } from './executors/docker-executor.js';
 import type { Executor } from './executors/executor.js';
 import { InstanceExecutor } from './executors/instance-executor.js';
 import type { Time } from '../util/time.js';
+import { runnerSegment } from './script/layout.js';
 
-/** Builds root on remote instances; writable by any login user. */
+/**
+ * Builds root on remote instances; writable by any login user. Each runner (fleet token) has its
+ * own directory under it (`remoteRunnerBuildsDir`), so two fleets on one host never share a
+ * project directory.
+ */
 export const REMOTE_BUILDS_DIR = '/tmp/runfleet-builds';
+
+/** Where the docker executor of the runner with `shortToken` keeps its builds on an instance. */
+export const remoteRunnerBuildsDir = (shortToken: string): string =>
+  `${REMOTE_BUILDS_DIR}/${runnerSegment(shortToken)}`;
 
 /** `maxSessions`: the fleet's `connector.max_sessions`, when it sets one. */
 export function connectorFor(info: ConnectInfo, ssh: SshConnectorPool, maxSessions?: number): Connector {
@@ -44,8 +53,11 @@ export function executorFor(
   connector: Connector,
   slot: number,
   time: Time,
+  /** The runner's short token (CI_RUNNER_SHORT_TOKEN): its directory on shared builds roots. */
+  shortToken: string,
 ): Executor {
-  const buildsDir = info.protocol === 'local' ? `${info.workdir}/builds` : REMOTE_BUILDS_DIR;
+  const local = info.protocol === 'local';
+  const buildsDir = local ? `${info.workdir}/builds` : REMOTE_BUILDS_DIR;
   if (fleet.executor === 'docker') {
     const docker = fleet.docker;
     if (!docker)
@@ -56,7 +68,8 @@ export function executorFor(
     return new DockerExecutor({
       connector,
       socketPath: docker.host.replace(/^unix:\/\//, ''),
-      hostBuildsDir: buildsDir,
+      // Mounted at /builds: the container sees its own runner's projects only.
+      hostBuildsDir: local ? buildsDir : remoteRunnerBuildsDir(shortToken),
       defaultImage: docker.image,
       pullPolicy: docker.pull_policy,
       privileged: docker.privileged,
@@ -69,5 +82,11 @@ export function executorFor(
       time,
     });
   }
-  return new InstanceExecutor({ connector, buildsDir, concurrentId: slot });
+  // A sandbox is the fleet's own; an instance's builds root may be shared with other runners.
+  return new InstanceExecutor({
+    connector,
+    buildsDir,
+    concurrentId: slot,
+    ...(local ? {} : { runnerDir: shortToken }),
+  });
 }

@@ -25,6 +25,8 @@ export interface InstanceExecutorOptions {
   concurrentId?: number;
   /** Let jobs set GIT_CLONE_PATH (GitLab Runner's `custom_build_dir`). @default false */
   customBuildDir?: boolean;
+  /** The runner's short token: its own directory under a builds root other runners share. */
+  runnerDir?: string;
 }
 
 export class InstanceExecutor implements Executor {
@@ -51,6 +53,7 @@ export class InstanceExecutor implements Executor {
     }
     this.layout = jobLayout(job, this.opts.buildsDir, this.opts.concurrentId ?? 0, {
       customBuildDir: this.opts.customBuildDir ?? false,
+      ...(this.opts.runnerDir ? { runnerDir: this.opts.runnerDir } : {}),
     });
     output.write(`Preparing the instance executor on ${this.opts.connector.description}\n`, 'stdout');
     // Reaches the instance, once per instance: which shell it has, and its name.

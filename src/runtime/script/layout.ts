@@ -11,7 +11,7 @@ import { expandValue } from './variables.js';
 export interface JobLayout {
   /** `CI_BUILDS_DIR`: absolute. */
   buildsDir: string;
-  /** `CI_PROJECT_DIR`: `<buildsDir>/<concurrentId>/<project path>`. */
+  /** `CI_PROJECT_DIR`: `<buildsDir>[/<runnerDir>]/<concurrentId>/<project path>`. */
   projectDir: string;
   /** `<projectDir>.tmp`: file variables, git template. Removed by `cleanup_file_variables`. */
   tmpDir: string;
@@ -53,6 +53,13 @@ export interface JobLayoutOptions {
    * `custom_build_dir`: on for the docker executor, off for the instance executor). @default true
    */
   customBuildDir?: boolean;
+  /**
+   * On a builds root that several runners may share (an instance's), the segment that keeps each
+   * runner's projects apart: its short token, so the project is
+   * `<buildsDir>/<short token>/<concurrent id>/<project path>`, as in GitLab Runner's shared
+   * builds directories. Without it, `<buildsDir>/<concurrent id>/<project path>`.
+   */
+  runnerDir?: string;
 }
 
 /**
@@ -90,8 +97,17 @@ export function jobLayout(
     }
     return { buildsDir, projectDir: dir, tmpDir: `${dir}.tmp` };
   }
-  const projectDir = posix.join(buildsDir, String(concurrentId), projectPath(job));
+  const runnerDir = opts.runnerDir === undefined ? '' : runnerSegment(opts.runnerDir);
+  const projectDir = posix.join(buildsDir, runnerDir, String(concurrentId), projectPath(job));
   return { buildsDir, projectDir, tmpDir: `${projectDir}.tmp` };
+}
+
+/**
+ * A runner's directory name under a shared builds root: the short token's letters, digits, `_`
+ * and `-` (never `.` or `..`, so it stays under the root); `runner` if none are left.
+ */
+export function runnerSegment(shortToken: string): string {
+  return shortToken.replace(/[^A-Za-z0-9_-]/g, '') || 'runner';
 }
 
 /** Value of the last variable named `key` among the job's own variables. */

@@ -77,7 +77,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen') && requireMotoOrSkip(t)) {
   // Every test instance is an sshd on this machine, so all share one builds dir: it is emptied
   // before each job, as on a new instance, so what a job finds came from the cache.
   const project = `cached-${process.pid}`;
-  const buildsDir = `${REMOTE_BUILDS_DIR}/0/acme/${project}`;
+  const buildsDir = `${REMOTE_BUILDS_DIR}/${h.shortToken}/0/acme/${project}`;
   t.teardown(() => rmSync(buildsDir, { recursive: true, force: true }));
   const run = async (id: number, script: string[], cache: JobCache[]) => {
     rmSync(buildsDir, { recursive: true, force: true });

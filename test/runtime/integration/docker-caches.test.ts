@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
 import { exampleJob } from '../../../src/devtools/coordinator/example-job.js';
-import { REMOTE_BUILDS_DIR } from '../../../src/runtime/executor-factory.js';
+import { remoteRunnerBuildsDir } from '../../../src/runtime/executor-factory.js';
 import { startHarness } from './harness.js';
 import { startDockerd, TEST_IMAGE } from '../../helpers/topology/dockerd.js';
 import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
@@ -38,7 +38,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox')) {
   });
   await h.readyInstances(1);
   const project = `dc-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const builds = `${REMOTE_BUILDS_DIR}/0/acme/${project}`;
+  const builds = `${remoteRunnerBuildsDir(h.shortToken)}/0/acme/${project}`;
   t.teardown(() => rmSync(`/tmp/runfleet-cache/acme/${project}`, { recursive: true, force: true }));
   t.teardown(() => rmSync(builds, { recursive: true, force: true }));
 

@@ -21,6 +21,7 @@ import { memoryLogger, type LogLine } from '../../../src/util/logger.js';
 import type { InstanceStatus } from '../../../src/daemon/status.js';
 import type { ProviderBuilder } from '../../../src/providers/registry.js';
 import { scaledTime } from '../../../src/util/time.js';
+import { shortToken } from '../../../src/runtime/gitlab/runner-info.js';
 import { descendants, waitFor } from '../../helpers/topology/processes.js';
 import type { SshdInstance } from '../../helpers/topology/sshd.js';
 
@@ -49,6 +50,8 @@ export interface Harness {
   dir: string;
   /** Everything the manager logged. */
   logs: LogLine[];
+  /** The fleet's runner short token: its directory under an instance's builds root. */
+  shortToken: string;
   /** Queues a job with a project path of its own (builds dirs on the instance never collide). */
   enqueue(id: number, opts?: ExampleJobOptions): void;
   /**
@@ -134,6 +137,7 @@ export async function startHarness(t: HarnessTest, opts: HarnessOptions): Promis
     manager,
     dir,
     logs,
+    shortToken: shortToken(token),
     enqueue: (id, o = {}) =>
       coordinator.enqueue(
         exampleJob(id, { projectName: `${project}-${id}`, serverUrl: coordinator.url, ...o }),

@@ -147,7 +147,7 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const cache = [{ key: 'deps', paths: ['out/'] }];
     // The sshd instances share this machine's builds dir: emptied between jobs, as on a new instance.
-    const builds = `${REMOTE_BUILDS_DIR}/0/acme/${project}`;
+    const builds = `${REMOTE_BUILDS_DIR}/${h.shortToken}/0/acme/${project}`;
     t.teardown(() => rmSync(builds, { recursive: true, force: true }));
     const first = await run(h, 1, project, ['mkdir -p out', 'echo "kept on the instance" > out/y'], cache);
     rmSync(builds, { recursive: true, force: true });

@@ -255,3 +255,22 @@ t.test('the detect command prefers bash and falls back to sh', async (t) => {
   });
   t.equal(noBash, 'sh\n', 'no bash on PATH: plain sh');
 });
+
+t.test(
+  'a shared builds root: each runner (short token) has its own directory, as in GitLab Runner',
+  async (t) => {
+    const job = makeJob({});
+    t.equal(jobLayout(job, '/b', 3).projectDir, '/b/3/group/project', 'a root of its own');
+    const a = jobLayout(job, '/b', 3, { runnerDir: 'abcdefghi' });
+    const b = jobLayout(job, '/b', 3, { runnerDir: 'zyxwvutsr' });
+    t.equal(a.projectDir, '/b/abcdefghi/3/group/project');
+    t.equal(a.buildsDir, '/b', 'CI_BUILDS_DIR stays the root');
+    t.equal(a.tmpDir, '/b/abcdefghi/3/group/project.tmp');
+    t.not(a.projectDir, b.projectDir, 'two runners in the same slot never share a project directory');
+    t.equal(
+      jobLayout(job, '/b', 0, { runnerDir: '../../etc' }).projectDir,
+      '/b/etc/0/group/project',
+      'only plain characters of the segment are kept: it cannot leave the root',
+    );
+  },
+);
