@@ -148,16 +148,19 @@ export class ArtifactsApi {
   }
 
   /**
-   * `GET /jobs/:id/artifacts?direct_download=true` with `token`, following redirects to object
-   * storage without the token. Resolves with the 200 body as a stream.
+   * `GET /jobs/:id/artifacts?direct_download=true` (without the parameter when `directDownload`
+   * is false) with `token`, following redirects to object storage without the token. Resolves with the 200 body as a stream.
    * @throws ArtifactError: 401/403/404 not retryable; others retryable.
    */
   async download(
     jobId: number,
     token: string,
     signal?: AbortSignal,
+    opts: { directDownload?: boolean } = {},
   ): Promise<{ body: Readable; size?: number }> {
-    let url = `${this.opts.baseUrl}jobs/${jobId}/artifacts?direct_download=true`;
+    // gitlab-runner asks for direct_download=true, or leaves the parameter out (never `false`).
+    const query = (opts.directDownload ?? true) ? '?direct_download=true' : '';
+    let url = `${this.opts.baseUrl}jobs/${jobId}/artifacts${query}`;
     const gitlab = new URL(this.opts.baseUrl).origin;
     for (let hop = 0; ; hop++) {
       const toGitlab = new URL(url).origin === gitlab;
