@@ -625,7 +625,11 @@ function coalesceWrites(sock: Socket): void {
   }) as Socket['write'];
 }
 
-/** The channel's writable side as a stream of its own: ending it sends EOF, nothing else. */
+/**
+ * The channel's writable side as a stream of its own: ending it sends EOF, nothing else. A chunk's
+ * packets (ssh2 cuts it at the peer's packet size, 32 KiB from OpenSSH, and writes each in four
+ * pieces) leave in one writev, since they are written in one tick (`coalesceWrites`).
+ */
 function channelStdin(ch: ClientChannel): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, cb) {

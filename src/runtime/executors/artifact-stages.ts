@@ -32,9 +32,36 @@ export interface ArtifactStagesOptions {
   projectDir: () => string;
   /** Retry waits. @default systemTime */
   time?: Time;
+  /** In [0, 1); jitters the stage retry wait. @default Math.random */
+  random?: () => number;
 }
 
 const MAX_DOWNLOAD_ATTEMPTS = 10;
+/** Tries after the first the artifacts-downloader helper makes for one dependency, and the wait. */
+const HELPER_RETRIES = 2;
+const HELPER_RETRY_MS = 1000;
+const STAGE_BACKOFF_FLAG = 'FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY';
+
+/**
+ * The wait before stage attempt `retry + 2` (`retry` counts from 0), as gitlab-runner's
+ * jpillora/backoff with {Min: 5s, Max: 5m, Factor: 1.5, Jitter: true}: 5 s · 1.5^retry, jittered
+ * uniformly between 5 s and that, at most 5 min.
+ */
+export function stageRetryDelayMs(retry: number, random: () => number): number {
+  const min = 5000;
+  const max = 300_000;
+  const top = min * 1.5 ** retry;
+  const jittered = random() * (top - min) + min;
+  return Math.round(Math.min(max, Math.max(min, jittered)));
+}
+
+/** A duration the way Go's time.Duration prints it (`5s`, `7.25s`, `1m2.5s`), to the millisecond. */
+export function goDurationString(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = (ms - minutes * 60_000) / 1000;
+  const sec = `${Number(seconds.toFixed(3))}s`;
+  return minutes > 0 ? `${minutes}m${sec}` : sec;
+}
 
 /** The artifacts `job` uploads in the stage for `succeeded` (each entry's `when`). */
 export function artifactsToUpload(job: JobPayload, succeeded: boolean): JobArtifact[] {
@@ -52,10 +79,12 @@ export function dependenciesToDownload(job: JobPayload): JobDependency[] {
 
 export class ArtifactStages {
   private readonly time: Time;
+  private readonly random: () => number;
   private readonly values: ReadonlyMap<string, string>;
 
   constructor(private readonly opts: ArtifactStagesOptions) {
     this.time = opts.time ?? systemTime;
+    this.random = opts.random ?? Math.random;
     this.values = new Map(expandVariables(opts.job.variables).map((v) => [v.key, v.value]));
   }
 
@@ -71,17 +100,46 @@ export class ArtifactStages {
   }
 
   /**
-   * `download_artifacts`: each dependency's archive, unpacked into the project directory.
-   * @throws BuildError naming the dependency when it cannot be had after the attempts.
+   * `download_artifacts`: each dependency's archive, unpacked into the project directory, with
+   * gitlab-runner's two levels of retry (docs/gitlab-job-api.md §6):
+   *
+   * - the stage runs up to `ARTIFACT_DOWNLOAD_ATTEMPTS` times (1 by default, 1 to 10 or the stage
+   *   fails; `Build.attemptExecuteStage`), every dependency again each time, whatever the error
+   *   (a 404 too: the archive may not be there yet), waiting `stageRetryDelayMs` in between
+   *   (`FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY`, on by default; off: no wait);
+   * - within an attempt, each dependency is fetched up to three times, a second apart, only while
+   *   the failure is a network error or a status other than 401/403/404 (the artifacts-downloader
+   *   helper's `retryHelper{Retry: 2, RetryTime: 1s}`); `direct_download=true` on the first try
+   *   only, as the helper asks for it.
+   *
+   * @throws BuildError naming the dependency when the last attempt failed.
    */
   async download(output: JobOutput, signal: AbortSignal): Promise<void> {
     const attempts = this.downloadAttempts();
+    const backoff = this.values.get(STAGE_BACKOFF_FLAG)?.trim().toLowerCase();
+    const waits = !['false', '0', 'f'].includes(backoff ?? '');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.downloadAll(output, signal);
+        return;
+      } catch (e) {
+        if (signal.aborted || attempt >= attempts - 1) throw e;
+        if (waits) {
+          const ms = stageRetryDelayMs(attempt, this.random);
+          output.write(`Retrying in ${goDurationString(ms)}\n`, 'stdout');
+          await this.time.sleep(ms, signal);
+        }
+      }
+    }
+  }
+
+  private async downloadAll(output: JobOutput, signal: AbortSignal): Promise<void> {
     const root = this.opts.projectDir();
     for (const dep of dependenciesToDownload(this.opts.job)) {
       output.write(style.heading(`Downloading artifacts for ${dep.name} (${dep.id})...`), 'stdout');
-      for (let attempt = 1; ; attempt++) {
+      for (let tryNo = 0; ; tryNo++) {
         try {
-          const size = await this.downloadOne(dep, root, signal);
+          const size = await this.downloadOne(dep, root, tryNo === 0, signal);
           output.write(
             `Downloading artifacts from coordinator... ok        id=${dep.id} responseStatus=200 OK size=${size}\n`,
             'stdout',
@@ -89,9 +147,9 @@ export class ArtifactStages {
           break;
         } catch (e) {
           if (signal.aborted) throw e;
-          const final = e instanceof ArtifactError && !e.retryable;
           const why = describe(e);
-          if (final || attempt >= attempts) {
+          const retryable = e instanceof ArtifactError && e.retryable;
+          if (!retryable || tryNo >= HELPER_RETRIES) {
             output.write(
               style.error(`Downloading artifacts from coordinator... ${why}  id=${dep.id}`),
               'stdout',
@@ -106,7 +164,7 @@ export class ArtifactStages {
             style.warning(`Downloading artifacts from coordinator... ${why}  id=${dep.id}, retrying`),
             'stdout',
           );
-          await this.time.sleep(1000 * attempt, signal);
+          await this.time.sleep(HELPER_RETRY_MS, signal);
         }
       }
     }
@@ -185,10 +243,19 @@ export class ArtifactStages {
     return failure;
   }
 
-  private async downloadOne(dep: JobDependency, root: string, signal: AbortSignal): Promise<number> {
+  private async downloadOne(
+    dep: JobDependency,
+    root: string,
+    directDownload: boolean,
+    signal: AbortSignal,
+  ): Promise<number> {
     const token = dep.token || this.opts.job.token;
-    const { body } = await this.opts.api.download(dep.id, token, signal);
-    const spooled = await spoolToFile(body, { name: 'artifacts.zip', signal });
+    const { body } = await this.opts.api.download(dep.id, token, signal, { directDownload });
+    // A body cut short is a failed download (retried), not a broken archive.
+    const spooled = await spoolToFile(body, { name: 'artifacts.zip', signal }).catch((e: unknown) => {
+      if (signal.aborted) throw e;
+      throw new ArtifactError(`download failed: ${describe(e)}`, undefined, true);
+    });
     try {
       const summary = await extractZip(this.opts.connector, { root, zipFile: spooled.path, signal });
       if (summary.skipped.length > 0) {
@@ -200,9 +267,18 @@ export class ArtifactStages {
     }
   }
 
+  /** `ARTIFACT_DOWNLOAD_ATTEMPTS` read as Go's strconv.Atoi would; not a number: 1. */
   private downloadAttempts(): number {
-    const n = Number(this.values.get('ARTIFACT_DOWNLOAD_ATTEMPTS') ?? '1');
-    return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_DOWNLOAD_ATTEMPTS) : 1;
+    const raw = this.values.get('ARTIFACT_DOWNLOAD_ATTEMPTS') ?? '';
+    const n = /^[+-]?\d+$/.test(raw) ? Number(raw) : 1;
+    if (n < 1 || n > MAX_DOWNLOAD_ATTEMPTS) {
+      throw new BuildError(
+        'script_failure',
+        `number of attempts out of the range [1, ${MAX_DOWNLOAD_ATTEMPTS}] for stage: download_artifacts`,
+        { exitCode: 1 },
+      );
+    }
+    return n;
   }
 
   private expand(value: string): string {

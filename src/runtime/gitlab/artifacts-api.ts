@@ -9,7 +9,12 @@
  * is followed without it (the signed URL carries its own credentials).
  */
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { ErrorCode, FleetError } from '../../errors.js';
@@ -19,7 +24,6 @@ export interface ArtifactsApiOptions {
   /** `…/api/v4/`. */
   baseUrl: string;
   userAgent: string;
-  fetch?: typeof fetch;
   time?: Time;
   /** In [0, 1); jitters the backoff. */
   random?: () => number;
@@ -67,12 +71,10 @@ const UNAVAILABLE_TRIES = 6;
 const MAX_REDIRECTS = 5;
 
 export class ArtifactsApi {
-  private readonly fetch: typeof fetch;
   private readonly time: Time;
   private readonly random: () => number;
 
   constructor(private readonly opts: ArtifactsApiOptions) {
-    this.fetch = opts.fetch ?? globalThis.fetch;
     this.time = opts.time ?? systemTime;
     this.random = opts.random ?? Math.random;
   }
@@ -146,49 +148,50 @@ export class ArtifactsApi {
   }
 
   /**
-   * `GET /jobs/:id/artifacts?direct_download=true` with `token`, following redirects to object
-   * storage without the token. Resolves with the 200 body as a stream.
+   * `GET /jobs/:id/artifacts?direct_download=true` (without the parameter when `directDownload`
+   * is false) with `token`, following redirects to object storage without the token. Resolves with the 200 body as a stream.
    * @throws ArtifactError: 401/403/404 not retryable; others retryable.
    */
   async download(
     jobId: number,
     token: string,
     signal?: AbortSignal,
+    opts: { directDownload?: boolean } = {},
   ): Promise<{ body: Readable; size?: number }> {
-    let url = `${this.opts.baseUrl}jobs/${jobId}/artifacts?direct_download=true`;
+    // gitlab-runner asks for direct_download=true, or leaves the parameter out (never `false`).
+    const query = (opts.directDownload ?? true) ? '?direct_download=true' : '';
+    let url = `${this.opts.baseUrl}jobs/${jobId}/artifacts${query}`;
     const gitlab = new URL(this.opts.baseUrl).origin;
     for (let hop = 0; ; hop++) {
       const toGitlab = new URL(url).origin === gitlab;
-      let res: Response;
+      let res: IncomingMessage;
       try {
-        res = await this.fetch(url, {
-          method: 'GET',
-          headers: { 'User-Agent': this.opts.userAgent, ...(toGitlab ? { 'JOB-TOKEN': token } : {}) },
-          redirect: 'manual',
+        // node:http rather than fetch, as for uploads: the body is the socket's own stream,
+        // without a WHATWG stream converted back to a Node one chunk by chunk in between
+        // (bench/artifacts: the download spools a 1 GiB archive).
+        res = await getStream(
+          url,
+          { 'User-Agent': this.opts.userAgent, ...(toGitlab ? { 'JOB-TOKEN': token } : {}) },
           signal,
-        });
+        );
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw new ArtifactError(`download failed: ${this.opts.scrub(describe(e))}`, undefined, true);
       }
-      const statusText = `${res.status} ${res.statusText || reasonPhrase(res.status)}`;
-      if (res.status === 200 && res.body) {
-        const size = Number(res.headers.get('content-length'));
-        return {
-          body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
-          ...(Number.isFinite(size) && size > 0 ? { size } : {}),
-        };
+      const status = res.statusCode ?? 0;
+      const statusText = `${status} ${res.statusMessage || reasonPhrase(status)}`;
+      if (status === 200) {
+        const size = Number(header(res.headers, 'content-length'));
+        return { body: res, ...(Number.isFinite(size) && size > 0 ? { size } : {}) };
       }
-      await res.text().catch(() => '');
-      if ([301, 302, 303, 307, 308].includes(res.status) && hop < MAX_REDIRECTS) {
-        const location = res.headers.get('location');
-        if (location) {
-          url = new URL(location, url).toString();
-          continue;
-        }
+      res.resume();
+      const location = header(res.headers, 'location');
+      if ([301, 302, 303, 307, 308].includes(status) && hop < MAX_REDIRECTS && location) {
+        url = new URL(location, url).toString();
+        continue;
       }
-      const final = res.status === 401 || res.status === 403 || res.status === 404;
-      throw new ArtifactError(statusText, res.status, !final);
+      const final = status === 401 || status === 403 || status === 404;
+      throw new ArtifactError(statusText, status, !final);
     }
   }
 
@@ -243,6 +246,21 @@ function postStream(
         req.destroy(e as Error);
       }
     })();
+  });
+}
+
+/** GETs `url`; resolves with the response (its body unread) once the headers are in. */
+function getStream(
+  url: string,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method: 'GET', headers, ...(signal ? { signal } : {}) });
+    req.on('response', resolve);
+    req.on('error', reject);
+    req.end();
   });
 }
 

@@ -123,7 +123,7 @@ export class GitlabClient {
   private token: string;
   /** Tokens replaced by rotation: still scrubbed from anything logged. */
   private readonly retiredTokens: string[] = [];
-  /** The artifact endpoints (§6), streamed; same base URL, fetch, time and secrets as the rest. */
+  /** The artifact endpoints (§6), streamed over node:http; same base URL, time and secrets as the rest. */
   readonly artifacts: ArtifactsApi;
 
   constructor(private readonly opts: GitlabClientOptions) {
@@ -143,7 +143,6 @@ export class GitlabClient {
     this.artifacts = new ArtifactsApi({
       baseUrl: this.baseUrl,
       userAgent: runnerUserAgent(opts.version),
-      fetch: opts.fetch,
       time: opts.time,
       random: opts.random,
       scrub: (text) => this.transport.scrub(text),

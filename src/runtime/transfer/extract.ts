@@ -8,7 +8,9 @@
  * Entries that would land outside the directory (absolute names, `..`, or a path below a symlink
  * the same archive made) are skipped and reported, never written.
  */
-import type { Readable, Writable } from 'node:stream';
+import { close, open, read } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable, type Writable } from 'node:stream';
 import tar from 'tar-stream';
 import yauzl from 'yauzl';
 import type { Connector } from '../connectors/connector.js';
@@ -89,15 +91,77 @@ export async function extractZip(connector: Connector, opts: ExtractOptions): Pr
   return summary;
 }
 
-function openZip(path: string): Promise<yauzl.ZipFile> {
+/**
+ * How much of the spooled zip one read takes. yauzl's own file reader reads 16 KiB at a time
+ * (Node's default highWaterMark): 65,536 thread-pool reads per GiB, and as many 16 KiB SSH
+ * packets instead of full 32 KiB ones. 1 MiB reads keep the chunk count small all the way to the
+ * SSH channel (which cuts them into full packets) at a cost of a few MiB held per transfer.
+ */
+const READ_CHUNK = 1024 * 1024;
+
+/** The spooled zip as yauzl's random-access source, read in READ_CHUNK pieces. */
+class SpooledZipReader extends yauzl.RandomAccessReader {
+  constructor(private readonly fd: number) {
+    super();
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    // A stream of its own rather than fs.createReadStream: given an fd, that one closes it at the
+    // end of the range even with autoClose: false once yauzl destroys it, and the next entry fails.
+    const fd = this.fd;
+    let pos = start;
+    return new Readable({
+      highWaterMark: READ_CHUNK,
+      read(this: Readable) {
+        const n = Math.min(READ_CHUNK, end - pos);
+        if (n <= 0) return void this.push(null);
+        const buffer = Buffer.allocUnsafe(n);
+        read(fd, buffer, 0, n, pos, (err, got) => {
+          if (err) return void this.destroy(err);
+          if (got === 0) return void this.destroy(new Error('unexpected end of file'));
+          pos += got;
+          this.push(got === n ? buffer : buffer.subarray(0, got));
+        });
+      },
+    });
+  }
+
+  /** The small reads (central directory, local headers): one pread, not a stream. */
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (err: Error | null) => void,
+  ): void {
+    read(this.fd, buffer, offset, length, position, (err, n) =>
+      callback(err ?? (n < length ? new Error('unexpected end of file') : null)),
+    );
+  }
+
+  override close(callback: (err: Error | null) => void): void {
+    close(this.fd, callback);
+  }
+}
+
+async function openZip(path: string): Promise<yauzl.ZipFile> {
+  const { size } = await stat(path);
+  const fd = await new Promise<number>((resolve, reject) =>
+    open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+  const reader = new SpooledZipReader(fd);
   return new Promise((resolve, reject) => {
-    yauzl.open(
-      path,
+    yauzl.fromRandomAccessReader(
+      reader,
+      size,
       { lazyEntries: true, autoClose: false, decodeStrings: true, strictFileNames: false },
-      (err, zip) =>
-        err || !zip
-          ? reject(new TransferError(`not a valid zip archive: ${err?.message ?? 'unreadable'}`))
-          : resolve(zip),
+      (err, zip) => {
+        if (err || !zip) {
+          close(fd, () => undefined);
+          return reject(new TransferError(`not a valid zip archive: ${err?.message ?? 'unreadable'}`));
+        }
+        resolve(zip);
+      },
     );
   });
 }

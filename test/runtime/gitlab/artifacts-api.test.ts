@@ -2,7 +2,7 @@
  * The artifact endpoints' client against real HTTP servers on loopback: uploads retried on 5xx
  * (six times on 503, three otherwise), moved by 307 to another host, final on 403 / 413, and a body
  * that fails is never retried; downloads follow a 302 to another host without the job token, and
- * 404 is final.
+ * 404 is final, 5xx and a refused connection are not, and the body arrives whole.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -152,4 +152,48 @@ t.test('download: a 302 to object storage is followed without JOB-TOKEN; 404 is 
     retryable: false,
     message: /404/,
   });
+});
+
+t.test(
+  'download: 5xx and a refused connection are retryable; an abort rejects with its reason',
+  async (t) => {
+    const gitlab = await server(t, (_s, _n, res) => reply(res, 502));
+    await t.rejects(api(gitlab.url).download(5, 'glcbt-secret'), {
+      status: 502,
+      retryable: true,
+      message: /502 Bad Gateway/,
+    });
+    // a port nothing listens on: take one, then free it
+    const free = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    await t.rejects(api(`http://127.0.0.1:${free}`).download(5, 'glcbt-secret'), {
+      retryable: true,
+      status: undefined,
+      message: /^download failed: .*ECONNREFUSED/,
+    });
+    const hang = await server(t, () => undefined);
+    const stop = new AbortController();
+    const pending = api(hang.url).download(5, 'glcbt-secret', stop.signal);
+    setTimeout(() => stop.abort(new Error('job canceled')), 50);
+    await t.rejects(pending, /job canceled/);
+  },
+);
+
+t.test('download: the body is the response stream, every byte in order', async (t) => {
+  const data = Buffer.alloc(8 * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+  const gitlab = await server(t, (_s, _n, res) => {
+    res.writeHead(200, { 'Content-Length': String(data.length) });
+    res.end(data);
+  });
+  const { body: got, size } = await api(gitlab.url).download(5, 'glcbt-secret');
+  t.equal(size, data.length, 'size from Content-Length');
+  const chunks: Buffer[] = [];
+  for await (const c of got) chunks.push(c as Buffer);
+  t.ok(Buffer.concat(chunks).equals(data));
 });
