@@ -10,14 +10,16 @@
  * instance failing, so more slots than `MaxSessions` on one instance lose no job.
  *
  * Connections that cannot be established: nothing of the command ran yet, so a dial that fails
- * (handshake timeout, a reset or close before the key exchange, refused) is retried with jittered
+ * (handshake timeout, a reset or close before the key exchange) is retried with jittered
  * exponential backoff on a new connection (`connectRetries` times; GitLab Runner's SSH client
  * retries a dial 3 times, its job preparation 3 times more). So is a command whose connection
  * dropped before its channel was confirmed (the command gets a new tag; the old one is killed on
  * the next connection, in case its exec had reached sshd). At most `maxHandshakes` dials to one
  * instance are in progress at once: sshd drops unauthenticated connections beyond `MaxStartups`
  * (OpenSSH's default `10:30:100` starts dropping at 10), and a connection it closes before the
- * key exchange while others are being dialled lowers that limit for the instance.
+ * key exchange while others are being dialled lowers that limit for the instance. A refused or
+ * unreachable address is not retried: nothing listens there (the instance died), and a job whose
+ * instance died fails as a system failure at once instead of after every stage's backoff.
  *
  * Killing a remote command: sshd starts every non-pty command in a session of its own (OpenSSH's
  * `do_exec_no_pty` calls `setsid`), so the login shell running our wrapper is the leader of a
@@ -98,6 +100,19 @@ export const DEFAULT_MAX_SESSIONS = 10;
 const DEFAULT_MAX_CONNECTIONS = 8;
 const DEFAULT_CONNECT_RETRIES = 6;
 const DEFAULT_MAX_HANDSHAKES = 3;
+/**
+ * Whether a failed dial is worth another: a handshake that timed out on a busy manager, or a
+ * connection sshd reset or closed before the key exchange (MaxStartups), are passing; a refused or
+ * unreachable address is not (sshd is not listening: the instance is down or gone, and waiting
+ * for it is the readiness probe's and the health checker's job, not a running job's), and neither
+ * is a host key that differs from its pin.
+ */
+function dialWorthRetrying(e: unknown): boolean {
+  if (!isFleetError(e) || e.code !== 'SSH_CONNECT') return false;
+  const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code !== 'ECONNREFUSED' && code !== 'EHOSTUNREACH' && code !== 'ENETUNREACH';
+}
+
 /** Backoff before the n-th retry of a dial (0-based): 250 ms doubling to 5 s, ±50 % jitter. */
 function dialBackoffMs(attempt: number): number {
   return Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random());
@@ -380,8 +395,7 @@ export class SshConnector implements Connector {
         this.releaseSession(conn);
         // Nothing ran yet: a dial that failed (a handshake timed out on a busy manager, sshd
         // dropped it) is tried again on a new connection; a pinned host key that differs never is.
-        if (!isFleetError(e) || e.code !== 'SSH_CONNECT' || connectFailures >= connectRetries || this.closed)
-          throw e;
+        if (!dialWorthRetrying(e) || connectFailures >= connectRetries || this.closed) throw e;
         await this.time.sleep(dialBackoffMs(connectFailures++));
         continue;
       }

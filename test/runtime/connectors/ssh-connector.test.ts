@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { KnownHostsFile } from '../../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
+import { systemTime } from '../../../src/util/time.js';
 import { processesMatching, waitFor } from '../../helpers/topology/processes.js';
 import { requireOrSkip } from '../../helpers/topology/require-or-skip.js';
 import { startSshd } from '../../helpers/topology/sshd.js';
@@ -136,6 +137,25 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
     await t.rejects(other.get({ ...target, host: '127.0.0.254', port: 2 }).exec('true'), {
       code: 'SSH_CONNECT',
     });
+  });
+
+  t.test('a refused address is not dialled again: nothing listens there (the instance died)', async (t) => {
+    // A port that was just free: bound, then closed.
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const backoffs: number[] = [];
+    const time = { ...systemTime, sleep: async (ms: number) => void backoffs.push(ms) };
+    const other = new SshConnectorPool({ knownHosts, connectTimeoutMs: 1000, time });
+    t.teardown(() => other.close());
+    await t.rejects(other.get({ ...target, host: '127.0.0.1', port }).exec('true'), {
+      code: 'SSH_CONNECT',
+      message: /ECONNREFUSED/,
+    });
+    t.same(backoffs, [], 'failed at once, without a backoff (the default retries are for passing failures)');
   });
 
   t.test('instance dying mid-command rejects with SSH_CONNECT', async (t) => {
