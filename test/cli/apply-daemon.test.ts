@@ -25,9 +25,11 @@ t.test('a manual fleet change is applied through the running daemon after review
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
+  // Bounds, not durations: at load average ~20 the daemon had not written watch.json after 10 s.
   await until(
     'the daemon',
     async () => JSON.parse(await readFile(join(dir, '.runfleet', 'watch.json'), 'utf8')) as unknown,
+    60_000,
   );
 
   const appliedMax = async () => {
@@ -50,7 +52,11 @@ t.test('a manual fleet change is applied through the running daemon after review
   const approved = await runCli(dir, ['apply', '--auto-approve']);
   t.equal(approved.code, 0, approved.stderr);
   t.match(approved.stdout, /fleet\.reviewed: approved; the daemon applies it now/);
-  await until('the approved change applied', async () => ((await appliedMax()) === 5 ? true : undefined));
+  await until(
+    'the approved change applied',
+    async () => ((await appliedMax()) === 5 ? true : undefined),
+    60_000,
+  );
 
   child.kill('SIGTERM');
   t.equal(await exited, 0);

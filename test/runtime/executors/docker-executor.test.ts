@@ -116,9 +116,10 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
       { script: ['sleep 61'], afterScript: ['echo "after status=$CI_JOB_STATUS"'] },
       { cancel: cancel.signal },
     );
-    // The build container runs from prepare_script on: wait for the step's own process.
+    // The build container runs from prepare_script on: wait for the step's own process (a bound,
+    // not a duration: at load average ~25 it had not started after 10 s).
     const stepRunning = () => processesMatching('sleep 61').length > 0;
-    t.ok(await waitFor(stepRunning, 10_000), 'the step runs in the build container');
+    t.ok(await waitFor(stepRunning, 60_000), 'the step runs in the build container');
     const started = Date.now();
     cancel.abort();
     const { result, log } = await running;
