@@ -103,8 +103,10 @@ export class JobIntake {
     private readonly deps: JobIntakeDeps,
   ) {
     this.fleet = fleet;
-    // Every running job listens on the hard-stop signal: hundreds at once are expected.
-    setMaxListeners(0, this.hard.signal);
+    // Every running job listens on the hard-stop signal, and every open job request (up to
+    // request_concurrency) on the polling one: more than Node's warning threshold of 10 is expected.
+    // Each listener is removed when its job or request ends.
+    setMaxListeners(0, this.hard.signal, this.polling.signal);
   }
 
   /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
