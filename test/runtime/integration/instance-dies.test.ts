@@ -45,7 +45,11 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
       afterScript: ['echo "after:$CI_JOB_ID"'],
     });
     await h.logShows(1, 'marker:1:started');
-    t.equal(processesMatching(longSleep(3005)).length, 1, 'the job runs on the instance');
+    // The marker line can reach GitLab before the next command has started: wait for it (a bound).
+    t.ok(
+      await waitFor(() => processesMatching(longSleep(3005)).length === 1, 20_000, 20),
+      'the job runs on the instance',
+    );
     dying!.sshd.crash();
 
     const job = await h.finished(1);

@@ -142,7 +142,11 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
         afterScript: ['echo "after:$CI_JOB_ID:$CI_JOB_STATUS"'],
       });
       await h.logShows(5, 'marker:5:started');
-      t.equal(processesMatching(longSleep(3001)).length, 1, 'the step runs on the instance');
+      // The marker line can reach GitLab before the next command has started: wait for it (a bound).
+      t.ok(
+        await waitFor(() => processesMatching(longSleep(3001)).length === 1, 20_000, 20),
+        'the step runs on the instance',
+      );
       t.ok(jobProcessesOn(sshd).length > 0, 'its shell shows among the instance’s job processes');
       h.coordinator.cancel(5, 'graceful');
       const job = await h.finished(5);
@@ -161,7 +165,11 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
       afterScript: ['echo "after:$CI_JOB_ID"'],
     });
     await h.logShows(6, 'marker:6:started');
-    t.equal(processesMatching(longSleep(3002)).length, 1, 'the step runs on the instance');
+    // The marker line can reach GitLab before the next command has started: wait for it (a bound).
+    t.ok(
+      await waitFor(() => processesMatching(longSleep(3002)).length === 1, 20_000, 20),
+      'the step runs on the instance',
+    );
     t.ok(jobProcessesOn(sshd).length > 0, 'its shell shows among the instance’s job processes');
     const canceledAt = Date.now();
     h.coordinator.cancel(6, 'hard');
