@@ -5,7 +5,7 @@
 export { loadFleets } from './load.js';
 export { loadFleetsFromText, validateFleetTexts } from './validate.js';
 export type { FileResult, FleetText, LoadResult } from './validate.js';
-export { formatIssue } from './issues.js';
+export { fileIssue, formatIssue } from './issues.js';
 export type { ConfigIssue } from './issues.js';
 export { normalizeFleet } from './normalize.js';
 export { fleetSchema } from './schema.js';

@@ -22,6 +22,12 @@ export interface FileResult {
   /** Fleets of this file that have no error (a file can mix good and bad documents). */
   fleets: DesiredFleet[];
   errors: ConfigIssue[];
+  /**
+   * The file holds no text at all (nothing but whitespace). `plan` reads that as "no fleets"; the
+   * daemon does not trust it for a file that defined fleets (an editor truncates a file before it
+   * writes the new text, `fleet-config.ts`).
+   */
+  empty?: true;
 }
 
 export interface LoadResult {
@@ -66,6 +72,7 @@ export function validateFleetTexts(texts: readonly FleetText[]): LoadResult {
   const files = new Map<string, FileResult>(
     sources.map((s) => [s.file, { file: s.file, fleets: [], errors: [...s.errors] }]),
   );
+  for (const t of texts) if (t.text.trim() === '') files.get(t.file)!.empty = true;
   const warnings = sources.flatMap((s) => s.warnings);
   for (const { doc, drafts } of states) {
     const file = files.get(doc.file)!;

@@ -4,7 +4,7 @@
  * touches their instances. Decides, per fleet, whether the file's definition is applied
  * (`apply: auto`) or only its applied one is run (`apply: manual`, awaiting a reviewed apply).
  */
-import type { ConfigIssue, LoadResult } from '../config/index.js';
+import { fileIssue, type ConfigIssue, type LoadResult } from '../config/index.js';
 import type { DesiredFleet, Fleet } from '../model/fleet.js';
 import type { AppliedFleet } from '../model/observed.js';
 import { diffSpecs } from '../plan/index.js';
@@ -59,7 +59,17 @@ export class FleetConfig {
     const errorsByFile = new Map<string, ConfigIssue[]>();
     this.unknownOwnership = false;
     for (const f of result.files) {
-      if (f.errors.length === 0) {
+      if (f.empty && (this.lastGood.get(f.file)?.length ?? 0) > 0) {
+        // Caught between an editor's truncate and its write (or emptied by hand): tearing the
+        // file's fleets down on that reading would lose them. They stay until the file says more.
+        errorsByFile.set(f.file, [
+          fileIssue(
+            f.file,
+            'fleet file is empty; its fleets keep their last good definition',
+            'an editor may still be writing it; to remove its fleets, delete the file (or leave a comment in it)',
+          ),
+        ]);
+      } else if (f.errors.length === 0) {
         this.lastGood.set(f.file, f.fleets);
       } else {
         errorsByFile.set(f.file, f.errors);

@@ -223,6 +223,51 @@ t.test(
 );
 
 t.test(
+  'a fleet file read between an editor’s truncate and its write keeps its fleets (an empty file is no removal)',
+  async (t) => {
+    const text = fleet(
+      'keep',
+      'capacity_per_instance: 1\nmax_instances: 5\n',
+      '  - idle_count: 2\n    idle_time: 5m\n',
+    );
+    const h = await simulate({ fleets: { 'f/a.yaml': text }, sim: { bootDelayMs: 1_000 } });
+    await h.daemon.start();
+    await h.advance(5_000);
+    t.equal(h.live('keep'), 2);
+    // The reload lands on the truncated file, then on a broken text: the last good definition runs.
+    h.files['f/a.yaml'] = '';
+    await h.daemon.reloadConfig();
+    await h.advance(minutes(1));
+    t.equal(h.live('keep'), 2, 'instances untouched while the file reads empty');
+    let st = (await h.daemon.status()).fleets.find((f) => f.name === 'keep');
+    t.equal(st?.status, 'held', 'held, not removing');
+    t.match(
+      st?.config_errors.join('\n') ?? '',
+      /f\/a\.yaml:1:1: fleet file is empty/,
+      'the reason, with file and line',
+    );
+    h.files['f/a.yaml'] = fleet('keep', 'capacity_per_instance: 1\nmax_instances: many\n');
+    await h.daemon.reloadConfig();
+    await h.advance(minutes(1));
+    t.equal(h.live('keep'), 2, 'still untouched on the broken text that follows');
+    t.equal((await h.daemon.status()).fleets.find((f) => f.name === 'keep')?.status, 'held');
+    h.files['f/a.yaml'] = text.replace('idle_count: 2', 'idle_count: 3');
+    await h.daemon.reloadConfig();
+    await h.advance(5_000);
+    t.equal(h.live('keep'), 3, 'the finished write applies');
+    st = (await h.daemon.status()).fleets.find((f) => f.name === 'keep');
+    t.equal(st?.status, 'active');
+    // A file that deliberately says nothing (a comment) removes its fleets, as a deleted file does.
+    h.files['f/a.yaml'] = '# retired\n';
+    await h.daemon.reloadConfig();
+    await h.advance(minutes(1));
+    t.equal(h.live('keep'), 0, 'a file left with only a comment removes its fleets');
+    t.same(h.sim.violations, []);
+    await h.daemon.stop();
+  },
+);
+
+t.test(
   'heartbeats: an idle instance that stops answering is replaced after 3 failures; busy ones are left alone',
   async (t) => {
     const h = await simulate({
