@@ -124,6 +124,43 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.match(log, 'after status=canceled');
   });
 
+  t.test('graceful cancel over SSH: the step is killed, after_script runs with canceled', async (t) => {
+    const cancel = new AbortController();
+    const output = new MemoryJobOutput();
+    const executor = new InstanceExecutor({ connector: sshConnector(sshd), buildsDir: join(state, 'sc') });
+    const running = runStages(
+      job({
+        script: ['echo step-started', 'sleep 30', 'echo never'],
+        afterScript: ['echo "after status=$CI_JOB_STATUS"'],
+      }),
+      executor,
+      output,
+      { cancel: cancel.signal },
+    );
+    t.ok(await waitFor(() => output.text().includes('step-started'), 20_000), 'the step runs');
+    cancel.abort();
+    const result = await running;
+    t.match(result, { state: 'failed', status: 'canceled', failureReason: 'unknown_failure' });
+    t.notMatch(output.text(), 'never');
+    t.match(output.text(), 'after status=canceled');
+    t.equal(executor.sessionsStarted, 2, 'after_script in a session of its own, the killed one gone');
+  });
+
+  t.test('over SSH a stage may hold any text: non-ASCII, more than a pipe buffer, GITLAB_ENV', async (t) => {
+    // Past a pipe buffer (64 KiB), within what one variable may hold in the environment (128 KiB).
+    const big = 'x'.repeat(100_000);
+    const { result, log } = await run(sshConnector(sshd), {
+      variables: [{ key: 'BIG', value: big }],
+      // The step's text is not ASCII; after_script's is, and larger than a pipe buffer.
+      script: ['echo "uni=ümlaut ✓ 日本"', 'echo "FROM_STEP=é ✓" >> "$GITLAB_ENV"'],
+      afterScript: ['echo "big=${#BIG}"', 'echo "after=$FROM_STEP"'],
+    });
+    t.equal(result.state, 'success', log.slice(-2000));
+    t.match(log, 'uni=ümlaut ✓ 日本\n');
+    t.match(log, `big=${big.length}\n`);
+    t.match(log, 'after=é ✓\n');
+  });
+
   t.test('hard abort: nothing more runs, not even after_script', async (t) => {
     const signal = AbortSignal.timeout(800);
     const { result, log } = await run(
