@@ -215,9 +215,16 @@ export class ShellSession {
   /**
    * Runs one stage script (a whole POSIX sh script ending in `exit`) in the session and resolves
    * with its exit code. When `signal` aborts, the session's process group is killed and the stage
-   * resolves `aborted`. Rejects when the instance fails.
+   * resolves `aborted`. Rejects when the instance fails. `inline` runs it in the session's shell
+   * itself, without a subshell: only for a script that never exits and changes nothing later
+   * stages see (`runsInSessionShell`).
    */
-  async run(script: string, sink: StageSink, signal: AbortSignal): Promise<StageResult> {
+  async run(
+    script: string,
+    sink: StageSink,
+    signal: AbortSignal,
+    opts: { inline?: boolean } = {},
+  ): Promise<StageResult> {
     if (signal.aborted) return { exitCode: null, aborted: true };
     if (this.running) throw new Error('ShellSession.run: a stage is already running');
     this.proc ??= await this.start();
@@ -230,7 +237,8 @@ export class ShellSession {
     signal.addEventListener('abort', onAbort, { once: true });
     proc.write(
       this.send(
-        `(\nunset _rf_h _rf_s\n${script}\n) </dev/null\nprintf '${m}:%d\\n' "$?"; printf '${m}\\n' >&2\n`,
+        `${opts.inline ? `{\n${script}\n}` : `(\nunset _rf_h _rf_s\n${script}\n)`} </dev/null\n` +
+          `printf '${m}:%d\\n' "$?"; printf '${m}\\n' >&2\n`,
       ),
     );
     try {

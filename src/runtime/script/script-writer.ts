@@ -71,6 +71,14 @@ export class ScriptWriter {
     return this;
   }
 
+  /**
+   * The body alone, without the wrapper's options and `exit`: for a script of runfleet's own that
+   * may run in the caller's shell (its exit status is its last command's).
+   */
+  plain(): string {
+    return [...this.lines, ''].join('\n');
+  }
+
   /** The whole script: the wrapper around the body. */
   finish(): string {
     const body = [...this.lines];

@@ -47,6 +47,15 @@ function sourcesSkipped(job: JobPayload): boolean {
 }
 
 /**
+ * Whether the script of `stage` may run in the shell of the job's session itself, without a
+ * subshell of its own (a process fewer): runfleet's own commands that never `exit`, set no option
+ * and leave nothing a later stage would see. cleanup_file_variables is the job's last stage.
+ */
+export function runsInSessionShell(stage: StageName): boolean {
+  return stage === 'cleanup_file_variables';
+}
+
+/**
  * Whether `stage` has anything to run on the instance. get_sources without sources only prints
  * its notices (the step scripts then create the project directory). cleanup_file_variables always
  * runs: every stage may have written `GITLAB_ENV` under the tmp dir.
@@ -85,7 +94,7 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
   if (stage === 'cleanup_file_variables') {
     // Needs no variables: it only removes what the other stages wrote.
     writeCleanup(w, layout.tmpDir);
-    return w.finish();
+    return w.plain();
   }
 
   // The directories the stage needs, with one mkdir only when one is missing (a later job in the
