@@ -122,6 +122,9 @@ interface RunningStage {
  * own variables are unset in each stage's subshell (see `run`).
  */
 const SESSION_LOOP =
+  // The login shell may have read a ~/.bashrc: options, aliases and IFS as a fresh bash has them
+  // (errexit there would end the session at a stage's failure, before its marker).
+  "set +eux +o pipefail +o noclobber; shopt -u expand_aliases nullglob failglob; unalias -a; IFS=$' \\t\\n'; " +
   'while IFS= read -r _rf_h; do case $_rf_h in ' +
   'n*) IFS= read -r -N "${_rf_h#n}" _rf_s ;; *) IFS= read -r -d \'\' _rf_s ;; esac || break; ' +
   'eval "$_rf_s"; done';

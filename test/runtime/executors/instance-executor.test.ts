@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { shellQuote } from '../../../src/runtime/script/shell-quote.js';
 import { KnownHostsFile } from '../../../src/runtime/connectors/known-hosts.js';
 import { LocalConnector } from '../../../src/runtime/connectors/local-connector.js';
 import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
@@ -160,6 +161,39 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.match(log, `big=${big.length}\n`);
     t.match(log, 'after=é ✓\n');
   });
+
+  t.test(
+    'a bash login shell whose rc file set errexit, aliases and IFS runs the stages as a fresh bash',
+    async (t) => {
+      // A login shell that read such a ~/.bashrc: the connector runs every command through it.
+      const rc = 'set -eu; shopt -s expand_aliases nullglob; alias echo=false; IFS=:; ';
+      const viaRc = (c: string) => `exec bash -c ${shellQuote(rc + c)}`;
+      const login: Connector = {
+        description: 'local bash with an rc file',
+        exec: (c, o) => local.exec(viaRc(c), o),
+        spawn: (c, o) => local.spawn(viaRc(c), o),
+        close: async () => undefined,
+      };
+      const { result, log } = await run(
+        login,
+        {
+          script: [
+            "echo \"session=$(tr '\\0' ' ' < /proc/$$/cmdline)\"",
+            'set -- $(echo "a b"); echo "words=$#"',
+            'exit 3',
+          ],
+          afterScript: ['echo "after status=$CI_JOB_STATUS"'],
+        },
+        {},
+        join(state, 'rc'),
+      );
+      t.match(result, { state: 'failed', failureReason: 'script_failure', exitCode: 3 });
+      t.match(log, /session=.*read -r -N/, 'the login shell runs the session loop itself');
+      t.match(log, 'words=2\n', 'default IFS');
+      t.match(log, 'after status=failed', 'the session outlived the failed stage');
+      t.match(log, 'ERROR: Job failed: exit code 3');
+    },
+  );
 
   t.test('hard abort: nothing more runs, not even after_script', async (t) => {
     const signal = AbortSignal.timeout(800);
