@@ -7,7 +7,7 @@
 import type { Connector } from '../connectors/connector.js';
 import type { JobPayload } from '../gitlab/job.js';
 import { jobLayout, type JobLayout } from '../script/layout.js';
-import type { StageName } from '../script/stage-script.js';
+import { runsInSessionShell, type StageName } from '../script/stage-script.js';
 import { probeShell, ShellSession } from './shell-session.js';
 import {
   BuildError,
@@ -69,11 +69,12 @@ export class InstanceExecutor implements Executor {
     return { layout: this.layout, concurrentId: this.opts.concurrentId ?? 0, extra: [], disposable: false };
   }
 
-  async run(_stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult> {
+  async run(stage: StageName, script: string, output: JobOutput, signal: AbortSignal): Promise<StageResult> {
     return this.session.run(
       script,
       { stdout: (c) => output.write(c, 'stdout'), stderr: (c) => output.write(c, 'stderr') },
       signal,
+      { inline: runsInSessionShell(stage) },
     );
   }
 

@@ -140,6 +140,8 @@ export async function runStages(
     return undefined;
   };
 
+  /** No stage ran a script yet: the next one starts the job's GITLAB_ENV. */
+  let firstScript = true;
   const runStage = async (
     stage: StageName,
     status: JobStatus,
@@ -161,8 +163,10 @@ export async function runStages(
       ...env,
       jobStatus: status,
       getSourcesAttempt: attempt,
+      startsJob: firstScript,
       ...(opts.tlsCaChain ? { tlsCaChain: opts.tlsCaChain } : {}),
     });
+    firstScript = false;
     return output.section(stage, () => {
       if (stage === 'get_sources' && attempt === 2) {
         system(`${CYAN}Deleting all tracked and untracked files due to source fetch failure${RESET}\n`);

@@ -13,7 +13,7 @@ export interface JobLayout {
   buildsDir: string;
   /** `CI_PROJECT_DIR`: `<buildsDir>[/<runnerDir>]/<concurrentId>/<project path>`. */
   projectDir: string;
-  /** `<projectDir>.tmp`: file variables, git template. Removed by `cleanup_file_variables`. */
+  /** `<projectDir>.tmp`: file variables, git template. Emptied by `cleanup_file_variables`. */
   tmpDir: string;
 }
 

@@ -55,19 +55,28 @@ export class ScriptWriter {
    */
   exportVariables(vars: JobVariable[], tmpDir: string): this {
     const files = vars.filter((v) => v.file && isShellName(v.key));
-    if (files.length > 0) this.raw(`mkdir -p ${shellQuote(tmpDir)}`);
+    if (files.length > 0) {
+      // umask in one subshell for all of them: file variables are often keys and certificates.
+      const writes = files.map(
+        (v) => `printf '%s' ${shellQuote(v.value)} > ${shellQuote(`${tmpDir}/${v.key}`)}`,
+      );
+      this.raw(`[ -d ${shellQuote(tmpDir)} ] || mkdir -p ${shellQuote(tmpDir)}`);
+      this.raw(`(umask 077; ${writes.join('; ')})`);
+    }
     for (const v of vars) {
       if (!isShellName(v.key)) continue;
-      if (v.file) {
-        const path = `${tmpDir}/${v.key}`;
-        // umask in a subshell: file variables are often keys and certificates.
-        this.raw(`(umask 077; printf '%s' ${shellQuote(v.value)} > ${shellQuote(path)})`);
-        this.raw(`export ${v.key}=${shellQuote(path)}`);
-      } else {
-        this.raw(`export ${v.key}=${shellQuote(v.value)}`);
-      }
+      const value = v.file ? `${tmpDir}/${v.key}` : v.value;
+      this.raw(`export ${v.key}=${shellQuote(value)}`);
     }
     return this;
+  }
+
+  /**
+   * The body alone, without the wrapper's options and `exit`: for a script of runfleet's own that
+   * may run in the caller's shell (its exit status is its last command's).
+   */
+  plain(): string {
+    return [...this.lines, ''].join('\n');
   }
 
   /** The whole script: the wrapper around the body. */
@@ -76,8 +85,8 @@ export class ScriptWriter {
     return [
       "trap 'exit 1' TERM",
       // `set -o pipefail` is not in every sh (old dash): probe in a subshell so the failure of a
-      // special builtin cannot end the script.
-      'if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi',
+      // special builtin cannot end the script; bash has it, and needs no probe (no fork).
+      'if [ -n "${BASH_VERSION-}" ] || (set -o pipefail) 2>/dev/null; then set -o pipefail; fi',
       'set -o errexit',
       'set +o noclobber',
       `eval ${shellQuote(body.join('\n') + '\n')} </dev/null`,

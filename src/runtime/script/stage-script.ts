@@ -14,7 +14,10 @@ import { jobVariables, type VariableContext } from './variables.js';
 export type StageName =
   'prepare_script' | 'get_sources' | 'after_script' | 'cleanup_file_variables' | `step_${string}`;
 
-export type StageScriptContext = VariableContext;
+export interface StageScriptContext extends VariableContext {
+  /** The first stage of the job that runs a script: it starts `GITLAB_ENV` empty. */
+  startsJob?: boolean;
+}
 
 /** Git settings every get_sources gets (§5, "Git"): never prompt for credentials. */
 const GIT_ENV = [
@@ -41,6 +44,15 @@ export function hasAfterScript(job: JobPayload): boolean {
  */
 function sourcesSkipped(job: JobPayload): boolean {
   return gitStrategy(job) === 'none';
+}
+
+/**
+ * Whether the script of `stage` may run in the shell of the job's session itself, without a
+ * subshell of its own (a process fewer): runfleet's own commands that never `exit`, set no option
+ * and leave nothing a later stage would see. cleanup_file_variables is the job's last stage.
+ */
+export function runsInSessionShell(stage: StageName): boolean {
+  return stage === 'cleanup_file_variables';
 }
 
 /**
@@ -81,18 +93,26 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
 
   if (stage === 'cleanup_file_variables') {
     // Needs no variables: it only removes what the other stages wrote.
-    w.raw(`rm -rf ${shellQuote(layout.tmpDir)}`);
-    return w.finish();
+    writeCleanup(w, layout.tmpDir);
+    return w.plain();
   }
 
+  // The directories the stage needs, with one mkdir only when one is missing (a later job in the
+  // same slot finds them). Without a get_sources run nothing made the project directory yet.
+  const dirs = [layout.tmpDir];
+  if (stage !== 'prepare_script' && stage !== 'get_sources' && sourcesSkipped(job))
+    dirs.push(layout.projectDir);
+  w.raw(
+    `${dirs.map((d) => `[ -d ${shellQuote(d)} ]`).join(' && ')} || mkdir -p ${dirs.map(shellQuote).join(' ')}`,
+  );
   w.exportVariables(stage === 'get_sources' ? [...vars, ...GIT_ENV] : vars, layout.tmpDir);
   // GITLAB_ENV: `KEY=value` lines a stage appends are exported into every later stage (§5).
   const envFile = `${layout.tmpDir}/${GITLAB_ENV_FILE}`;
-  // The first stage that reaches the instance starts the job with an empty file.
-  if (stage === 'get_sources' && (ctx.getSourcesAttempt ?? 1) === 1) w.raw(`rm -f ${shellQuote(envFile)}`);
-  w.raw(`mkdir -p ${shellQuote(layout.tmpDir)}`);
   w.raw(`export GITLAB_ENV=${shellQuote(envFile)}`);
-  w.raw(`touch "$GITLAB_ENV"`);
+  // The job's first stage, and the first get_sources on the instance, start with an empty file
+  // (an earlier job that was killed may have left one); later stages keep what was written.
+  const starts = ctx.startsJob || (stage === 'get_sources' && (ctx.getSourcesAttempt ?? 1) === 1);
+  w.raw(starts ? ': > "$GITLAB_ENV"' : ': >> "$GITLAB_ENV"');
   w.raw(
     'while read -r _runner_env_line || [ -n "$_runner_env_line" ]; do export "$_runner_env_line"; done < "$GITLAB_ENV"',
   );
@@ -108,7 +128,8 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
       // hooks:pre_get_sources_script and post_get_sources_script run around the fetch, as user
       // commands (echoed, failing the stage on a non-zero exit); not for GIT_STRATEGY none/empty.
       if (gitStrategy(job) !== 'empty' && hookCommands(job, 'pre_get_sources_script').length > 0) {
-        w.raw(`mkdir -p ${shellQuote(layout.buildsDir)}`).cd(layout.buildsDir);
+        const builds = shellQuote(layout.buildsDir);
+        w.raw(`[ -d ${builds} ] || mkdir -p ${builds}`).cd(layout.buildsDir);
         for (const cmd of hookCommands(job, 'pre_get_sources_script')) w.userCommand(cmd);
       }
       writeGetSources(w, job, layout);
@@ -118,12 +139,29 @@ export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageSc
       }
       break;
     default:
-      // Without a get_sources run nothing made the project directory yet.
-      if (sourcesSkipped(job)) w.raw(`mkdir -p ${shellQuote(layout.projectDir)}`);
       w.cd(layout.projectDir);
       for (const cmd of stepCommands(job, stage)) w.userCommand(cmd);
   }
   return w.finish();
+}
+
+/**
+ * cleanup_file_variables: the tmp dir goes with everything in it, unless all it holds is an empty
+ * `GITLAB_ENV` file, which stays for the slot's next job (GitLab Runner removes the files it knows
+ * and keeps the dir). Only shell builtins look, so a job that wrote nothing there costs no process.
+ */
+function writeCleanup(w: ScriptWriter, tmpDir: string): void {
+  const tmp = shellQuote(tmpDir);
+  const envFile = shellQuote(`${tmpDir}/${GITLAB_ENV_FILE}`);
+  w.raw(`if [ -d ${tmp} ]; then`);
+  w.raw(`  _runner_keep=1; if [ -s ${envFile} ]; then _runner_keep=; fi`);
+  w.raw(`  for _runner_f in ${tmp}/* ${tmp}/.[!.]* ${tmp}/..?*; do`);
+  w.raw(
+    `    if [ "$_runner_f" != ${envFile} ] && { [ -e "$_runner_f" ] || [ -L "$_runner_f" ]; }; then _runner_keep=; fi`,
+  );
+  w.raw('  done');
+  w.raw(`  if [ -z "$_runner_keep" ]; then rm -rf ${tmp}; fi`);
+  w.raw('fi');
 }
 
 function hookCommands(job: JobPayload, name: 'pre_get_sources_script' | 'post_get_sources_script'): string[] {

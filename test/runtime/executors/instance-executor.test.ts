@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { shellQuote } from '../../../src/runtime/script/shell-quote.js';
 import { KnownHostsFile } from '../../../src/runtime/connectors/known-hosts.js';
 import { LocalConnector } from '../../../src/runtime/connectors/local-connector.js';
 import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
@@ -123,6 +124,76 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.match(result, { state: 'failed', status: 'canceled', failureReason: 'unknown_failure' });
     t.match(log, 'after status=canceled');
   });
+
+  t.test('graceful cancel over SSH: the step is killed, after_script runs with canceled', async (t) => {
+    const cancel = new AbortController();
+    const output = new MemoryJobOutput();
+    const executor = new InstanceExecutor({ connector: sshConnector(sshd), buildsDir: join(state, 'sc') });
+    const running = runStages(
+      job({
+        script: ['echo step-started', 'sleep 30', 'echo never'],
+        afterScript: ['echo "after status=$CI_JOB_STATUS"'],
+      }),
+      executor,
+      output,
+      { cancel: cancel.signal },
+    );
+    t.ok(await waitFor(() => output.text().includes('step-started'), 20_000), 'the step runs');
+    cancel.abort();
+    const result = await running;
+    t.match(result, { state: 'failed', status: 'canceled', failureReason: 'unknown_failure' });
+    t.notMatch(output.text(), 'never');
+    t.match(output.text(), 'after status=canceled');
+    t.equal(executor.sessionsStarted, 2, 'after_script in a session of its own, the killed one gone');
+  });
+
+  t.test('over SSH a stage may hold any text: non-ASCII, more than a pipe buffer, GITLAB_ENV', async (t) => {
+    // Past a pipe buffer (64 KiB), within what one variable may hold in the environment (128 KiB).
+    const big = 'x'.repeat(100_000);
+    const { result, log } = await run(sshConnector(sshd), {
+      variables: [{ key: 'BIG', value: big }],
+      // The step's text is not ASCII; after_script's is, and larger than a pipe buffer.
+      script: ['echo "uni=ümlaut ✓ 日本"', 'echo "FROM_STEP=é ✓" >> "$GITLAB_ENV"'],
+      afterScript: ['echo "big=${#BIG}"', 'echo "after=$FROM_STEP"'],
+    });
+    t.equal(result.state, 'success', log.slice(-2000));
+    t.match(log, 'uni=ümlaut ✓ 日本\n');
+    t.match(log, `big=${big.length}\n`);
+    t.match(log, 'after=é ✓\n');
+  });
+
+  t.test(
+    'a bash login shell whose rc file set errexit, aliases and IFS runs the stages as a fresh bash',
+    async (t) => {
+      // A login shell that read such a ~/.bashrc: the connector runs every command through it.
+      const rc = 'set -eu; shopt -s expand_aliases nullglob; alias echo=false; IFS=:; ';
+      const viaRc = (c: string) => `exec bash -c ${shellQuote(rc + c)}`;
+      const login: Connector = {
+        description: 'local bash with an rc file',
+        exec: (c, o) => local.exec(viaRc(c), o),
+        spawn: (c, o) => local.spawn(viaRc(c), o),
+        close: async () => undefined,
+      };
+      const { result, log } = await run(
+        login,
+        {
+          script: [
+            "echo \"session=$(tr '\\0' ' ' < /proc/$$/cmdline)\"",
+            'set -- $(echo "a b"); echo "words=$#"',
+            'exit 3',
+          ],
+          afterScript: ['echo "after status=$CI_JOB_STATUS"'],
+        },
+        {},
+        join(state, 'rc'),
+      );
+      t.match(result, { state: 'failed', failureReason: 'script_failure', exitCode: 3 });
+      t.match(log, /session=.*read -r -N/, 'the login shell runs the session loop itself');
+      t.match(log, 'words=2\n', 'default IFS');
+      t.match(log, 'after status=failed', 'the session outlived the failed stage');
+      t.match(log, 'ERROR: Job failed: exit code 3');
+    },
+  );
 
   t.test('hard abort: nothing more runs, not even after_script', async (t) => {
     const signal = AbortSignal.timeout(800);

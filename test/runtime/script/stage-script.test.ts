@@ -3,7 +3,15 @@
  * quoting torture, file and raw variables, exit codes, stdin safety, pipefail, after_script status.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -175,6 +183,59 @@ t.test('after_script sees how the job ended; a job variable cannot fake it', asy
   });
   t.match(step, /export CI_JOB_STATUS=running/);
 });
+
+t.test(
+  'cleanup: the tmp dir goes with what a job left in it; one that holds only an empty GITLAB_ENV stays',
+  async (t) => {
+    const job = makeJob({ variables: [{ key: 'GIT_STRATEGY', value: 'none' }], script: ['true'] });
+    const ctx = (slot: number, startsJob = false) => ({
+      layout: jobLayout(job, join(dir, 'cleanup', String(slot)), 0),
+      concurrentId: 0,
+      extra: [],
+      jobStatus: 'running' as const,
+      startsJob,
+    });
+    const cases: [string, (tmp: string) => void, boolean][] = [
+      ['nothing written', () => undefined, true],
+      ['GITLAB_ENV written', (tmp) => writeFileSync(join(tmp, 'gitlab_runner_env'), 'A=1\n'), false],
+      ['a file variable', (tmp) => writeFileSync(join(tmp, 'SECRET'), 'x'), false],
+      ['a hidden file', (tmp) => writeFileSync(join(tmp, '.hidden'), 'x'), false],
+      ['a dangling link', (tmp) => symlinkSync(join(tmp, 'nowhere'), join(tmp, 'link')), false],
+      ['a directory', (tmp) => mkdirSync(join(tmp, 'git-template')), false],
+    ];
+    let slot = 0;
+    for (const [name, shell] of shells) {
+      for (const [what, leave, kept] of cases) {
+        const c = ctx(slot++, true);
+        t.equal(
+          runShell(shell, buildStageScript(job, 'step_script', c)).status,
+          0,
+          `${name}, ${what}: the step`,
+        );
+        leave(c.layout.tmpDir);
+        const r = runShell(shell, buildStageScript(job, 'cleanup_file_variables', c));
+        t.equal(r.status, 0, `${name}, ${what}: cleanup (${r.stderr})`);
+        t.equal(existsSync(c.layout.tmpDir), kept, `${name}, ${what}: tmp dir ${kept ? 'kept' : 'removed'}`);
+      }
+    }
+    // A job that was killed before its cleanup left GITLAB_ENV behind: the next job starts afresh.
+    const c = ctx(slot);
+    mkdirSync(c.layout.tmpDir, { recursive: true });
+    writeFileSync(join(c.layout.tmpDir, 'gitlab_runner_env'), 'STALE=1\n');
+    const see = (startsJob: boolean) =>
+      runShell(
+        ['/bin/sh'],
+        buildStageScript(
+          makeJob({ variables: job.variables, script: ['echo "stale=$STALE"'] }),
+          'step_script',
+          { ...c, startsJob },
+        ),
+      ).stdout;
+    t.match(see(false), 'stale=1\n', 'a later stage of the same job sees what an earlier one wrote');
+    writeFileSync(join(c.layout.tmpDir, 'gitlab_runner_env'), 'STALE=1\n');
+    t.match(see(true), 'stale=\n', "the job's first stage empties it");
+  },
+);
 
 t.test('runner variables', async (t) => {
   const { layout, text } = stepScript(

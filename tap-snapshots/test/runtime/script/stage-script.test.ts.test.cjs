@@ -7,10 +7,11 @@
 'use strict'
 exports[`test/runtime/script/stage-script.test.ts > TAP > get_sources: the token-bearing URL is never echoed; the script shape is stable > get_sources script 1`] = `
 trap 'exit 1' TERM
-if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
+if [ -n "\${BASH_VERSION-}" ] || (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
 set -o errexit
 set +o noclobber
-eval 'export FF_TIMESTAMPS=true
+eval '[ -d /builds/2/group/project.tmp ] || mkdir -p /builds/2/group/project.tmp
+export FF_TIMESTAMPS=true
 export CI_BUILDS_DIR=/builds
 export CI_PROJECT_DIR=/builds/2/group/project
 export CI_CONCURRENT_ID=2
@@ -29,17 +30,11 @@ export RUNNER_TEMP_PROJECT_DIR=/builds/2/group/project.tmp
 export CI_JOB_STATUS=running
 export GIT_TERMINAL_PROMPT=0
 export GCM_INTERACTIVE=Never
-rm -f /builds/2/group/project.tmp/gitlab_runner_env
-mkdir -p /builds/2/group/project.tmp
 export GITLAB_ENV=/builds/2/group/project.tmp/gitlab_runner_env
-touch "$GITLAB_ENV"
+: > "$GITLAB_ENV"
 while read -r _runner_env_line || [ -n "$_runner_env_line" ]; do export "$_runner_env_line"; done < "$GITLAB_ENV"
 export GIT_LFS_SKIP_SMUDGE=1
-rm -f /builds/2/group/project/.git/index.lock
-rm -f /builds/2/group/project/.git/shallow.lock
-rm -f /builds/2/group/project/.git/HEAD.lock
-rm -f /builds/2/group/project/.git/hooks/post-checkout
-rm -f /builds/2/group/project/.git/config.lock
+rm -f /builds/2/group/project/.git/index.lock /builds/2/group/project/.git/shallow.lock /builds/2/group/project/.git/HEAD.lock /builds/2/group/project/.git/hooks/post-checkout /builds/2/group/project/.git/config.lock
 if [ -d /builds/2/group/project/.git/refs ]; then find /builds/2/group/project/.git/refs -name '\\''*.lock'\\'' -type f -exec rm -f {} +; fi
 rm -rf /builds/2/group/project
 printf '\\''%s\\n'\\'' '\\''[32;1mFetching changes with git depth set to 20...[0;m'\\''
@@ -50,9 +45,7 @@ cd /builds/2/group/project
 if git remote add origin https://gitlab-ci-token:glcbt-64_secretjobtoken@gitlab.example/group/project.git >/dev/null 2>&1; then
 printf '\\''%s\\n'\\'' '\\''[32;1mCreated fresh repository.[0;m'\\''
 else git remote set-url origin https://gitlab-ci-token:glcbt-64_secretjobtoken@gitlab.example/group/project.git; fi
-mkdir -p /builds/2/group/project.tmp
-rm -f /builds/2/group/project.tmp/git-ext.config
-touch /builds/2/group/project.tmp/git-ext.config
+: > /builds/2/group/project.tmp/git-ext.config
 git config --file /builds/2/group/project.tmp/git-ext.config --add url.https://gitlab-ci-token:glcbt-64_secretjobtoken@gitlab.example.insteadOf https://gitlab.example
 if [ -n "\${CI_SERVER_TLS_CA_FILE:-}" ]; then git config --file /builds/2/group/project.tmp/git-ext.config http.https://gitlab.example.sslCAInfo "$CI_SERVER_TLS_CA_FILE"; fi
 git config --replace-all include.path /builds/2/group/project.tmp/git-ext.config '\\''git-ext.config$'\\''
