@@ -282,7 +282,11 @@ export class JobIntake {
 
   private track(p: Promise<void>): void {
     this.jobs.add(p);
-    void p.finally(() => this.jobs.delete(p));
+    // A job's handling that throws must not end the manager (an unhandled rejection would, and
+    // every other fleet's jobs with it): it is logged, the job's own reports already went out.
+    void p
+      .catch((e: unknown) => this.deps.logger.error('job handling failed', { error: (e as Error).message }))
+      .finally(() => this.jobs.delete(p));
   }
 
   private async handle(job: JobPayload, reservation: Reservation | undefined): Promise<void> {
