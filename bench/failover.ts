@@ -209,7 +209,20 @@ if (phases.includes('queries')) {
   const p = await project(1000);
   const managers = [p.start(), p.start(), p.start()];
   await p.waitFor('1,000 fleets owned', async () => (await p.owned()) === 1000, 300_000);
-  await sleep(5000); // let the first passes over newly owned fleets settle
+  // Idle means converged: every fleet's spec applied (its first pass's configure step) and no intent
+  // open. On a loaded machine that takes far longer than a fixed pause, and a window that still
+  // holds the first passes counts them, not the idle rhythm.
+  await p.waitFor(
+    'every fleet applied, no intent open',
+    async () =>
+      (
+        await p.pool.query<{ ok: boolean }>(
+          `SELECT (SELECT count(*) FROM fleets) = 1000 AND NOT EXISTS (SELECT 1 FROM intents WHERE closed_at IS NULL) AS ok`,
+        )
+      ).rows[0]?.ok === true,
+    600_000,
+  );
+  await sleep(5000); // and the passes those last steps triggered
   await p.pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   await p.pool.query('SELECT pg_stat_statements_reset()');
   await sleep(WINDOW_S * 1000);

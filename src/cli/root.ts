@@ -76,6 +76,18 @@ export function localStateDir(state: string): string {
 }
 
 /**
+ * The client-side bound on one PostgreSQL statement (pg's `query_timeout`). Without it a statement
+ * sent on a connection that died silently (a partition, a NAT dropping state: no FIN, no RST) waits
+ * for TCP keepalive — hours — and so does whatever awaits it: a lease round, a takeover, a pass.
+ * Every statement runfleet sends is a short one (an indexed read or write of a few rows; the
+ * longest wait is another manager's schema migration, DDL on small tables, under its advisory lock),
+ * taking milliseconds; 30 s is two lease TTLs, far above any of them on a loaded database, and
+ * short enough that a manager whose connection hung renews or re-acquires its leases soon after the
+ * network heals. A timed-out statement fails as STATE (retryable) and its connection is discarded.
+ */
+export const PG_QUERY_TIMEOUT_MS = 30_000;
+
+/**
  * Opens the state store `--state` names: a SQLite file, or a PostgreSQL database by URL, whose
  * pool is built here (the password from the URL's password_file, else PGPASSWORD; never logged).
  */
@@ -101,6 +113,7 @@ export async function openStateStore(
     password: password ?? '',
     max: 5,
     connectionTimeoutMillis: 5000,
+    query_timeout: PG_QUERY_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'runfleet',
@@ -304,8 +317,8 @@ async function startBound(
   let fileFleets = initial.fleets.map((d) => d.spec.name);
   const raw = ctx.store;
   const owns = (fleet: string) => !keeper || keeper.owns(fleet);
-  // The daemon is built below; ownership changes reach it once it exists.
-  const late: { daemon?: Daemon } = {};
+  // The daemon and the job runtime are built below; ownership changes reach them once they exist.
+  const late: { daemon?: Daemon; runtime?: FleetRunners } = {};
   if (isPostgresStore(raw)) {
     const [{ LeaseKeeper }, { PostgresLeases }, bound] = await Promise.all([
       import('../daemon/lease-keeper.js'),
@@ -326,6 +339,9 @@ async function startBound(
       onChange: async (gained, lost) => {
         await late.daemon?.ownershipChanged(gained, lost);
       },
+      // Lost fleets' job requests stop at once: the daemon's pass that would re-sync the runtime
+      // needs the database, which may be what is gone.
+      onLost: (lost) => late.runtime?.ownershipLost(lost),
       events: metrics.leases,
       ...(m.leaseTimings ?? {}),
     });
@@ -358,7 +374,9 @@ async function startBound(
       env: m.env,
     }),
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
+    owns,
   });
+  late.runtime = runtime;
   const daemon = new Daemon({
     store: keeper ? scopedStore(raw, owns) : raw,
     ...(keeper

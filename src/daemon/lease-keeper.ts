@@ -9,6 +9,13 @@
  * + remaining time granted by the database − margin, on the monotonic clock), whether or not the database can be reached: a manager that loses its
  * database stops owning, and so stops changing, its fleets within one lease period, and resumes
  * with fresh terms when the database answers again. `termOf` is the store's fence.
+ *
+ * Rounds never wait on anything unbounded: the next one is scheduled every renew period whether or
+ * not the last has ended (one still running folds it in), and the daemon's reaction to a change of
+ * ownership (`onChange`, which reads the database and may be slow or stuck) is awaited for at most
+ * one renew period, then left to finish on its own — the trust windows and the fence, not the
+ * reaction, keep a manager from acting on what it no longer owns. Statements themselves are bounded
+ * by the pool's client-side timeout (`PG_QUERY_TIMEOUT_MS`, src/cli/root.ts).
  */
 import { performance } from 'node:perf_hooks';
 import {
@@ -53,8 +60,16 @@ export interface LeaseKeeperOptions {
   logger: Logger;
   /** Every fleet there is (defined in files or applied): what leases exist for. */
   fleets: () => Promise<string[]>;
-  /** Told after every change of what this manager owns (gained and lost fleets). */
+  /**
+   * Told after every change of what this manager owns (gained and lost fleets). Calls run one at a
+   * time, in order; a round waits for its call at most one renew period.
+   */
   onChange: (gained: string[], lost: string[]) => Promise<void>;
+  /**
+   * Told at once (synchronously, before `onChange`) of fleets this manager stopped owning: what must
+   * stop without waiting for the daemon (asking GitLab for their jobs).
+   */
+  onLost?: (lost: string[]) => void;
   events?: LeaseEvents;
   renewMs?: number;
   ttlMs?: number;
@@ -109,6 +124,8 @@ export class LeaseKeeper {
   private tick: TimerHandle | undefined;
   private expiry: TimerHandle | undefined;
   private unlisten: (() => Promise<void>) | undefined;
+  /** The daemon's reactions (`onChange`), chained so they run one at a time and in order. */
+  private reactions: Promise<void> = Promise.resolve();
   /** Provider calls under way, by fleet. */
   private readonly windows = new Map<string, Set<OpenWindow>>();
   /** Last members as read by a round (for `runfleet managers` and status). */
@@ -240,7 +257,8 @@ export class LeaseKeeper {
     const held = [...this.held].map(([fleet, h]) => ({ fleet, term: h.term }));
     const lost: string[] = [];
     for (const fleet of [...this.held.keys()]) this.drop(fleet, lost, 'handed over');
-    await this.opts.onChange([], lost).catch(() => undefined);
+    if (lost.length > 0) this.opts.onLost?.(lost);
+    await this.react([], lost);
     await this.callsEnded(lost);
     try {
       await this.opts.api.release(this.id, held);
@@ -274,10 +292,16 @@ export class LeaseKeeper {
     }
   }
 
+  /**
+   * A round every renew period, on a rhythm of its own: the next tick is set before this one's round
+   * runs, so a slow round (a statement waiting on a broken connection) cannot stop the renewals; a
+   * tick while a round runs makes it run once more (`round`).
+   */
   private schedule(): void {
     if (this.stopped) return;
     this.tick = this.opts.time.after(this.renewMs, () => {
-      void this.round().finally(() => this.schedule());
+      this.schedule();
+      void this.round();
     });
   }
 
@@ -396,12 +420,7 @@ export class LeaseKeeper {
     const open = fleets.flatMap((f) => [...(this.windows.get(f) ?? [])]);
     if (open.length === 0) return;
     const wait = Math.max(...open.map((w) => w.deadline)) - this.now();
-    const cancel = new AbortController();
-    await Promise.race([
-      Promise.all(open.map((w) => w.settled)),
-      this.opts.time.sleep(Math.max(0, wait), cancel.signal).catch(() => undefined),
-    ]);
-    cancel.abort();
+    await this.settlesWithin(Promise.all(open.map((w) => w.settled)), wait);
   }
 
   private async changed(gained: string[], lost: string[]): Promise<void> {
@@ -414,10 +433,48 @@ export class LeaseKeeper {
       });
     }
     this.opts.events?.held(this.held.size);
+    if (lost.length > 0) this.opts.onLost?.(lost);
+    await this.react(gained, lost);
+  }
+
+  /**
+   * Hands the change to the daemon (after the ones before it) and waits for it at most one renew
+   * period: a reaction that hangs (the database unreachable mid-takeover) must not hold up the
+   * rounds that renew and re-acquire the leases. It goes on in the background and is logged when it
+   * fails.
+   */
+  private async react(gained: string[], lost: string[]): Promise<void> {
+    if (gained.length === 0 && lost.length === 0) return;
+    const reaction = this.reactions
+      .then(() => this.opts.onChange(gained, lost))
+      .catch((e: unknown) => {
+        this.opts.logger.error('cannot apply a change of fleet ownership', { error: asError(e).message });
+      });
+    this.reactions = reaction;
+    if (!(await this.settlesWithin(reaction, this.renewMs))) {
+      this.opts.logger.warn(
+        'the daemon is still taking in a change of fleet ownership after a renew period; lease rounds go on',
+        { event: 'lease', gained, lost },
+      );
+    }
+  }
+
+  /** Whether `p` settles within `ms` (on the keeper's time). */
+  private async settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+    const cancel = new AbortController();
     try {
-      await this.opts.onChange(gained, lost);
-    } catch (e) {
-      this.opts.logger.error('cannot apply a change of fleet ownership', { error: asError(e).message });
+      return await Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        this.opts.time.sleep(Math.max(0, ms), cancel.signal).then(
+          () => false,
+          () => false,
+        ),
+      ]);
+    } finally {
+      cancel.abort();
     }
   }
 }

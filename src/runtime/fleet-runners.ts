@@ -4,6 +4,11 @@
  * restarts that fleet's runner (after its running jobs finish); any other change takes effect for
  * the next job. A fleet whose token is missing or refused is retried with a growing pause, and its
  * error is kept for `runfleet status`; it never stops the daemon.
+ *
+ * With several managers (README "Several managers") a fleet's runner runs only while this manager
+ * owns the fleet (`owns`): a lost lease stops asking GitLab for its jobs at once (`ownershipLost`),
+ * without waiting for the daemon's next pass, which needs the database. Its running jobs go on and
+ * report to GitLab, as gitlab-runner's graceful stop lets them; their own timeouts bound them.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,6 +51,8 @@ export interface FleetRunnersOptions {
   /** Every GitLab API request attempt of a fleet's runner (`gitlab_runner_api_request_statuses_total`). */
   onApiRequest?: (fleet: string, endpoint: ApiEndpoint, status: number) => void;
   onJobDone?: (fleet: string, job: JobPayload, outcome: JobOutcome) => void;
+  /** Whether this manager owns `fleet` now (its lease). @default every fleet */
+  owns?: (fleet: string) => boolean;
 }
 
 export interface RunnerStatus {
@@ -67,6 +74,8 @@ const RETRY_MAX_MS = 600_000;
 
 export class FleetRunners {
   private readonly runners = new Map<string, RunnerEntry>();
+  /** Runners stopped while their jobs still run (a lost lease, a removed fleet); `stop` waits for them. */
+  private readonly leaving = new Set<JobIntake>();
   private readonly failures = new Map<
     string,
     { key: string; error: string; attempts: number; retryAt: number }
@@ -108,24 +117,52 @@ export class FleetRunners {
     this.stopped = true;
     this.unsubscribe();
     await this.syncing;
-    await Promise.all([...this.runners.values()].map((e) => e.runner.stop(graceMs)));
+    const all = [...[...this.runners.values()].map((e) => e.runner), ...this.leaving];
+    await Promise.all(all.map((r) => r.stop(graceMs)));
     this.runners.clear();
     this.opts.caches?.destroy();
     await this.opts.ssh.close();
   }
 
+  /**
+   * Stops asking GitLab for jobs of `fleets` now (their leases ran out or were handed over). Their
+   * running jobs are not stopped: they finish and report. A later `sync` starts the runners again
+   * once the fleets are owned again.
+   */
+  ownershipLost(fleets: readonly string[]): void {
+    for (const name of fleets) {
+      const entry = this.runners.get(name);
+      if (!entry) continue;
+      this.runners.delete(name);
+      this.opts.logger.info('stopping the job runner of a fleet', { fleet: name, reason: 'lease lost' });
+      this.retire(entry.runner);
+    }
+  }
+
+  /** Stops `runner` asking for jobs; its running jobs end on their own (or at `stop`'s grace). */
+  private retire(runner: JobIntake, graceMs?: number): void {
+    this.leaving.add(runner);
+    void runner.stop(graceMs).finally(() => this.leaving.delete(runner));
+  }
+
+  private owns(fleet: string): boolean {
+    return this.opts.owns?.(fleet) ?? true;
+  }
+
   private async doSync(fleets: Fleet[]): Promise<void> {
     if (this.stopped) return;
-    const wanted = new Map(fleets.filter((f) => f.gitlab).map((f) => [f.name, f]));
+    // A view computed before a lease was lost must not start that fleet's runner again.
+    const wanted = new Map(fleets.filter((f) => f.gitlab && this.owns(f.name)).map((f) => [f.name, f]));
     for (const [name, entry] of this.runners) {
       const fleet = wanted.get(name);
       if (!fleet || keyOf(fleet) !== entry.key) {
         this.runners.delete(name);
+        const lost = !fleet && fleets.some((f) => f.name === name && f.gitlab);
         this.opts.logger.info('stopping the job runner of a fleet', {
           fleet: name,
-          reason: fleet ? 'gitlab settings changed' : 'fleet removed',
+          reason: fleet ? 'gitlab settings changed' : lost ? 'lease lost' : 'fleet removed',
         });
-        void entry.runner.stop(RETRY_MAX_MS);
+        this.retire(entry.runner, lost ? undefined : RETRY_MAX_MS);
       } else {
         entry.runner.update(fleet);
       }
@@ -180,6 +217,11 @@ export class FleetRunners {
           saveRotatedToken(this.opts.stateDir, fleet.name, gitlab.token, configured, next, expiresAt),
       });
       await runner.start();
+      if (!this.owns(fleet.name)) {
+        // The lease ran out while the runner was being verified.
+        this.retire(runner);
+        return;
+      }
       this.runners.set(fleet.name, { key: keyOf(fleet), runner });
       this.failures.delete(fleet.name);
     } catch (e) {

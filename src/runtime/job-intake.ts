@@ -151,16 +151,20 @@ export class JobIntake {
     return this.jobs.size;
   }
 
-  /** Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. */
-  async stop(graceMs: number): Promise<void> {
+  /**
+   * Stops asking for jobs; running jobs get `graceMs` to finish, then are stopped hard. Without
+   * `graceMs` they are left to end on their own (their job timeouts bound them).
+   */
+  async stop(graceMs?: number): Promise<void> {
     this.polling.abort();
     this.rotation?.cancel();
     for (const wake of [...this.parked]) wake();
     await this.loop;
     if (this.jobs.size > 0) {
-      const timer = this.deps.time.after(graceMs, () => this.hard.abort());
+      const timer =
+        graceMs === undefined ? undefined : this.deps.time.after(graceMs, () => this.hard.abort());
       await Promise.allSettled([...this.jobs]);
-      timer.cancel();
+      timer?.cancel();
     }
   }
 
@@ -282,7 +286,11 @@ export class JobIntake {
 
   private track(p: Promise<void>): void {
     this.jobs.add(p);
-    void p.finally(() => this.jobs.delete(p));
+    // A job's handling that throws must not end the manager (an unhandled rejection would, and
+    // every other fleet's jobs with it): it is logged, the job's own reports already went out.
+    void p
+      .catch((e: unknown) => this.deps.logger.error('job handling failed', { error: (e as Error).message }))
+      .finally(() => this.jobs.delete(p));
   }
 
   private async handle(job: JobPayload, reservation: Reservation | undefined): Promise<void> {

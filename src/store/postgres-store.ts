@@ -291,6 +291,7 @@ export class PostgresStateStore implements StateStore {
     if (this.closed) throw pgError(this.pool, this.location, what, new Error('the store is closed'));
     const fence = this.fence;
     let client: PoolClient | undefined;
+    let broken = false;
     try {
       if (!fence) return await this.pool.query(sql, params);
       client = await this.pool.connect();
@@ -316,11 +317,19 @@ export class PostgresStateStore implements StateStore {
       await client.query('COMMIT');
       return result;
     } catch (e) {
-      await client?.query('ROLLBACK').catch(() => undefined);
+      // A statement that timed out (pg's query_timeout) may still be running on that connection:
+      // it is discarded rather than rolled back (the ROLLBACK would wait behind it) and pooled.
+      broken =
+        client !== undefined &&
+        (isQueryTimeout(e) ||
+          !(await client.query('ROLLBACK').then(
+            () => true,
+            () => false,
+          )));
       if (isFleetError(e)) throw e;
       throw pgError(this.pool, this.location, what, e);
     } finally {
-      client?.release();
+      client?.release(broken);
     }
   }
 
@@ -406,4 +415,9 @@ export function pgError(pool: Pool, location: string, what: string, e: unknown):
     retryable,
     cause: e,
   });
+}
+
+/** pg's client-side statement timeout (`query_timeout`, set in src/cli/root.ts) ran out. */
+function isQueryTimeout(e: unknown): boolean {
+  return e instanceof Error && e.message === 'Query read timeout';
 }

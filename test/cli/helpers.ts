@@ -74,12 +74,12 @@ export interface SpawnedManager {
 /**
  * Starts `runfleet watch` in `dir` on the PostgreSQL store `url`, with the lease rhythm shortened
  * (renew 300 ms, TTL 1.5 s) as the several-managers tests run it. `log`: a file descriptor that
- * gets both its outputs instead of keeping them.
+ * gets both its outputs instead of keeping them; `env`: more environment (GitLab tokens).
  */
 export function spawnManager(
   dir: string,
   url: string,
-  opts: { grace?: string; log?: number } = {},
+  opts: { grace?: string; log?: number; env?: Record<string, string> } = {},
 ): SpawnedManager {
   const child = spawn(
     process.execPath,
@@ -97,7 +97,13 @@ export function spawnManager(
     ],
     {
       cwd: dir,
-      env: { ...process.env, NO_COLOR: '1', RUNFLEET_LEASE_RENEW_MS: '300', RUNFLEET_LEASE_TTL_MS: '1500' },
+      env: {
+        ...process.env,
+        NO_COLOR: '1',
+        RUNFLEET_LEASE_RENEW_MS: '300',
+        RUNFLEET_LEASE_TTL_MS: '1500',
+        ...opts.env,
+      },
       stdio: opts.log === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', opts.log, opts.log],
     },
   );
@@ -110,4 +116,13 @@ export function spawnManager(
     address ??= /metrics and status on http:\/\/(\S+);/.exec(err)?.[1];
   });
   return { child, stdout: () => out, stderr: () => err, address: () => address };
+}
+
+/** A manager's metric without labels (e.g. `runfleet_leases_held`), once it serves them. */
+export async function managerMetric(m: SpawnedManager, name: string): Promise<number | undefined> {
+  const address = m.address();
+  if (!address) return undefined;
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { spawnManager, until } from './helpers.js';
+import { managerMetric, spawnManager, until } from './helpers.js';
 
 const cluster = await startPostgres(t);
 const FLEETS = 4;
@@ -43,13 +43,6 @@ if (cluster) {
       return m;
     };
     const managers = [start(), start()];
-    const metric = async (m: (typeof managers)[number], name: string) => {
-      const address = m.address();
-      if (!address) return undefined;
-      const text = await (await fetch(`http://${address}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-      return line === undefined ? undefined : Number(line.split(' ')[1]);
-    };
     const sandboxes = () =>
       Array.from({ length: FLEETS }, (_v, i) => {
         const d = join(dir, '.runfleet', 'local', `d${i}`);
@@ -109,7 +102,7 @@ if (cluster) {
     for (const [i, m] of managers.entries()) {
       await until(
         `manager ${i} holds no lease`,
-        async () => ((await metric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
+        async () => ((await managerMetric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
         60_000,
       );
     }

@@ -59,7 +59,19 @@ function world(): World {
   return w;
 }
 
-async function manager(w: World, id: string, fleets: string[], start = true): Promise<Manager> {
+interface ManagerOpts {
+  /** The daemon's reaction to a change; by default it records the change and ends at once. */
+  onChange?: (gained: string[], lost: string[]) => Promise<void>;
+  onLost?: (lost: string[]) => void;
+}
+
+async function manager(
+  w: World,
+  id: string,
+  fleets: string[],
+  start = true,
+  o: ManagerOpts = {},
+): Promise<Manager> {
   const timers = manualTime(START);
   timers.set(w.wall.now());
   const m: Manager = { timers, paused: false, changes: [], keeper: undefined as unknown as LeaseKeeper };
@@ -69,7 +81,11 @@ async function manager(w: World, id: string, fleets: string[], start = true): Pr
     time: timers,
     logger: silentLogger,
     fleets: async () => fleets,
-    onChange: async (gained, lost) => void m.changes.push({ gained, lost }),
+    onChange: async (gained, lost) => {
+      m.changes.push({ gained, lost });
+      await o.onChange?.(gained, lost);
+    },
+    ...(o.onLost ? { onLost: o.onLost } : {}),
     renewMs: RENEW,
     ttlMs: TTL,
     marginMs: MARGIN,
@@ -172,6 +188,73 @@ t.test(
     );
     t.same(a.changes.at(-1)?.gained.sort(), ['f1', 'f2'], 'the daemon takes them over again');
     await a.keeper.stop();
+  },
+);
+
+t.test(
+  'a daemon reaction that hangs or is slow does not stop the rounds: the leases come back once the database answers',
+  async (t) => {
+    for (const reaction of ['never ends', 'takes three lease TTLs'] as const) {
+      await t.test(`a reaction that ${reaction}`, async (t) => {
+        const w = world();
+        let stuck = false;
+        const toldAtOnce: string[] = [];
+        let reactionsEnded = 0;
+        const a: Manager = await manager(w, 'm-a', ['f1', 'f2'], true, {
+          // The daemon's reaction reads the database (Daemon.ownershipChanged): once it is gone, the
+          // reaction may wait on a statement that never returns.
+          onChange: async () => {
+            if (!stuck) return;
+            if (reaction === 'never ends') await new Promise<never>(() => undefined);
+            await a.timers.sleep(3 * TTL);
+            reactionsEnded++;
+          },
+          onLost: (lost) => toldAtOnce.push(...lost),
+        });
+        await w.run(2_000);
+        w.db.down = true;
+        stuck = true;
+        for (let i = 0; i < 400 && a.keeper.owns('f1'); i++) await w.run(100);
+        t.notOk(a.keeper.owns('f1'), 'ownership ends while the database is unreachable');
+        t.same(toldAtOnce.sort(), ['f1', 'f2'], 'the loss is told at once, whatever the reaction does');
+        // Well past the database's expiry of the leases, failing rounds all along.
+        await w.run(TTL + 2 * RENEW);
+        t.equal(w.db.owner('f1'), undefined, 'the database let the leases go');
+        const rounds = w.db.calls.filter((c) => c === 'heartbeat').length;
+        await w.run(4 * RENEW);
+        t.ok(
+          w.db.calls.filter((c) => c === 'heartbeat').length >= rounds + 4,
+          'rounds keep running while the reaction has not ended',
+        );
+
+        w.db.down = false;
+        await w.run(2 * RENEW);
+        t.same(
+          [...a.keeper.owned()],
+          [
+            ['f1', 2],
+            ['f2', 2],
+          ],
+          're-acquired under term 2 once the database answers',
+        );
+        t.same(w.db.owner('f1'), { owner: 'm-a', term: 2 }, 'the database agrees');
+        // The reaction to that gain hangs too (or is slow): the leases are renewed all the same.
+        await w.run(3 * TTL);
+        t.same(w.db.owner('f1'), { owner: 'm-a', term: 2 }, 'still renewed three TTLs later, same term');
+        t.equal(a.keeper.termOf('f2'), 2, 'and still trusted');
+        if (reaction === 'takes three lease TTLs') {
+          await w.run(4 * TTL);
+          t.ok(reactionsEnded >= 1, 'the slow reaction ended meanwhile');
+          t.same(
+            a.changes.at(-1)?.gained.sort(),
+            ['f1', 'f2'],
+            'and then the daemon was told of the gain, in order',
+          );
+        }
+        stuck = false;
+        if (reaction === 'takes three lease TTLs') await a.keeper.stop();
+      });
+    }
   },
 );
 

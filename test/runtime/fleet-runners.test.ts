@@ -7,18 +7,41 @@ import { KnownHostsFile } from '../../src/runtime/connectors/known-hosts.js';
 import { SshConnectorPool } from '../../src/runtime/connectors/ssh-connector.js';
 import t from 'tap';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
+import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
 import { memoryLogger, silentLogger, type LogLine } from '../../src/util/logger.js';
 import { DaemonMetrics } from '../../src/daemon/metrics.js';
 import { systemTime, manualTime } from '../../src/util/time.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
-import { FleetRunners } from '../../src/runtime/fleet-runners.js';
+import { FleetRunners, type FleetRunnersOptions } from '../../src/runtime/fleet-runners.js';
+import type { StateStore } from '../../src/store/store.js';
 import { GitlabClient } from '../../src/runtime/gitlab/client.js';
 import { LedgerWriter, SlotScheduler } from '../../src/runtime/slots/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
 import { fleetSpec } from '../helpers/fake-state.js';
 
 const TOKEN = 'glrt-jobruntimetest00000';
+
+/** Runners on real time against local instances, polling every 20 ms, logging into `lines`. */
+function realTimeRunners(
+  dir: string,
+  store: StateStore,
+  lines: LogLine[],
+  more: Partial<FleetRunnersOptions>,
+): FleetRunners {
+  return new FleetRunners({
+    scheduler: new SlotScheduler({ ledger: new LedgerWriter(store), time: systemTime }),
+    providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
+    ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
+    client: (o) => new GitlabClient(o),
+    stateDir: dir,
+    time: systemTime,
+    logger: memoryLogger(lines),
+    version: 'test',
+    checkIntervalMs: 20,
+    ...more,
+  });
+}
 
 t.test('a missing or refused token is reported and retried; a good one starts the runner', async (t) => {
   const dir = t.testdir({});
@@ -85,17 +108,8 @@ t.test('a failed job request shows in the log and in gitlab_runner_api_request_s
   t.teardown(() => coordinator.close());
   const lines: LogLine[] = [];
   const metrics = new DaemonMetrics('s_000000000000');
-  const runtime = new FleetRunners({
-    scheduler: new SlotScheduler({ ledger: new LedgerWriter(store), time: systemTime }),
-    providers: new ProviderRegistry(() => createLocalProvider({ stateDir: dir })),
-    ssh: new SshConnectorPool({ knownHosts: new KnownHostsFile(join(dir, 'known_hosts.json')) }),
-    client: (o) => new GitlabClient(o),
-    stateDir: dir,
-    time: systemTime,
-    logger: memoryLogger(lines),
-    version: 'test',
+  const runtime = realTimeRunners(dir, store, lines, {
     env: { CI_RUNNER_TOKEN: TOKEN },
-    checkIntervalMs: 20,
     onApiRequest: (fleet, endpoint, status) => metrics.apiRequest(fleet, endpoint, status),
   });
   t.teardown(() => runtime.stop(0));
@@ -126,3 +140,53 @@ t.test('a failed job request shows in the log and in gitlab_runner_api_request_s
   t.match(failed[0], { level: 'warn', fleet: 'ci', component: 'gitlab', status: 409 });
   t.notMatch(JSON.stringify(lines), /glrt-/, 'no token in the log');
 });
+
+t.test(
+  'a lost lease stops the fleet’s job requests at once; owned again, its runner starts again',
+  async (t) => {
+    const dir = t.testdir({});
+    const store = await openSqliteStore(':memory:');
+    t.teardown(() => store.close());
+    const OTHER = 'glrt-jobruntimeother0000';
+    const lostOne = await startCoordinator({ runnerTokens: [TOKEN] });
+    const kept = await startCoordinator({ runnerTokens: [OTHER] });
+    t.teardown(() => Promise.all([lostOne.close(), kept.close()]));
+    const lines: LogLine[] = [];
+    const owned = new Set(['ci', 'other']);
+    const runtime = realTimeRunners(dir, store, lines, {
+      env: { CI_RUNNER_TOKEN: TOKEN, OTHER_TOKEN: OTHER },
+      owns: (fleet) => owned.has(fleet),
+    });
+    t.teardown(() => runtime.stop(0));
+    const fleet = (name: string, url: string, env: string) =>
+      fleetSpec({ name, executor: 'instance', docker: null, gitlab: { url, token: { env } } });
+    const fleets = [fleet('ci', lostOne.url, 'CI_RUNNER_TOKEN'), fleet('other', kept.url, 'OTHER_TOKEN')];
+    await runtime.sync(fleets);
+    t.same(runtime.status('ci'), { state: 'running', jobs: 0 });
+    const polls = (c: typeof kept) =>
+      c.requests().filter((r) => r.url.startsWith('/api/v4/jobs/request')).length;
+
+    owned.delete('ci');
+    runtime.ownershipLost(['ci']);
+    t.equal(runtime.status('ci'), undefined, 'no runner for the lost fleet');
+    t.ok(
+      lines.some(
+        (l) =>
+          l.msg === 'stopping the job runner of a fleet' && l.fleet === 'ci' && l.reason === 'lease lost',
+      ),
+      'logged with its reason',
+    );
+    // A pass whose view was computed before the loss does not bring the runner back.
+    await runtime.sync(fleets);
+    t.equal(runtime.status('ci'), undefined, 'a stale view does not restart it');
+    lostOne.enqueue(exampleJob(7));
+    // The other fleet's runner polls on: many of its polls later, the lost fleet's job is untaken.
+    const from = polls(kept);
+    while (polls(kept) < from + 20) await new Promise((r) => setTimeout(r, 10));
+    t.equal(lostOne.job(7)?.state, 'pending', 'the lost fleet’s job is not asked for');
+
+    owned.add('ci');
+    await runtime.sync(fleets);
+    t.same(runtime.status('ci'), { state: 'running', jobs: 0 }, 'owned again: its runner runs again');
+  },
+);

@@ -3,6 +3,7 @@
  * database's, and a manager whose term is stale (it slept through its expiry, as a SIGSTOPped one
  * does) is refused by the database itself for every ledger and intent write.
  */
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import type { AppliedFleet, LedgerInstance } from '../../src/model/observed.js';
 import { PostgresLeases } from '../../src/store/pg-leases.js';
@@ -217,4 +218,44 @@ if (cluster) {
     a.store.setFence('m-a', () => g!.term);
     await t.rejects(a.store.putInstance(row('i-1', 'other')), { code: 'FENCED' });
   });
+}
+
+if (cluster) {
+  t.test(
+    'a fenced write that outlasts the client-side query timeout fails as STATE and its connection is dropped, not pooled',
+    async (t) => {
+      const db = await cluster.createDatabase();
+      // A short query_timeout here; the manager's is PG_QUERY_TIMEOUT_MS (src/cli/root.ts).
+      const pool = new pg.Pool({
+        host: cluster.host,
+        port: cluster.port,
+        user: 'postgres',
+        database: db,
+        max: 4,
+        query_timeout: 500,
+      });
+      const store = await openPostgresStore(pool, cluster.url(db));
+      t.teardown(() => store.close());
+      const leases = new PostgresLeases(store.pool, store.location);
+      const g = await leases.acquire('ci', 'm-a', 60_000);
+      store.setFence('m-a', () => g!.term);
+      await store.putInstance(row('i-1'));
+      const before = pool.totalCount;
+      // Another session holds the lease row, so the fence trigger's FOR SHARE waits (as a statement
+      // on a connection that hangs would).
+      const blocker = await cluster.pool(db).connect();
+      t.teardown(() => blocker.release(true));
+      await blocker.query('BEGIN');
+      await blocker.query("SELECT * FROM leases WHERE fleet = 'ci' FOR UPDATE");
+      await t.rejects(store.putInstance(row('i-2')), { code: 'STATE', retryable: true }, 'fails, retryable');
+      t.equal(pool.totalCount, before - 1, 'the connection whose statement timed out left the pool');
+      await blocker.query('ROLLBACK');
+      await store.putInstance(row('i-3'));
+      t.same(
+        (await store.listInstances()).map((r) => r.id).filter((id) => id !== 'i-2'),
+        ['i-1', 'i-3'],
+        'the store goes on working',
+      );
+    },
+  );
 }

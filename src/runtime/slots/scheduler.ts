@@ -253,7 +253,8 @@ export class SlotScheduler implements DemandSource {
 
   /**
    * Ends a job: frees its slot, adds one use, restarts the idle time; drains the instance at
-   * `max_use_count` or when `instanceBroken`. Resolves once the ledger is written. Idempotent.
+   * `max_use_count` or when `instanceBroken`. Resolves once the ledger is written (or the write failed:
+   * logged, never thrown, so a job ends alike with the database gone). Idempotent.
    */
   async release(acquisition: Acquisition, opts: ReleaseOptions = {}): Promise<void> {
     const a = acquisition as MutableAcquisition;
@@ -291,6 +292,10 @@ export class SlotScheduler implements DemandSource {
         state: drain ? 'draining' : held > 0 ? 'in_use' : 'ready',
         ...(drain ? { drain_reason: drain } : {}),
       }));
+    } catch (e) {
+      // The database gone (or the lease lost) must not fail the job that just ended: its slot is
+      // free here already, and the next write of the row carries the use count (Math.max above).
+      this.logger.error('ledger write failed', { fleet: a.fleet, error: String(e) });
     } finally {
       this.events.emit(a.fleet, 'release', a.instanceId);
     }

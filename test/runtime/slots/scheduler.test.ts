@@ -106,3 +106,21 @@ t.test('jobs pack onto the busiest instance so others can scale in', async (t) =
   t.equal(a.instanceId, b.instanceId);
   t.equal(slots.counts('f').idle, 2);
 });
+
+t.test('a job ends alike when its ledger write fails (the database gone): the slot is freed', async (t) => {
+  const { slots, store, addInstance, events } = await setup({ cap: 1 });
+  await addInstance('i1');
+  const a = await slots.acquire('f');
+  // The state store stops answering (PostgreSQL stopped) while the job runs.
+  Object.assign(store, {
+    getInstance: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432')),
+  });
+  await t.resolves(slots.release(a), 'release does not throw');
+  t.same(slots.demand('f'), { acquired: 0, reserved: 0, pending: 0 }, 'the slot is free');
+  t.ok(
+    events.some((e) => e.kind === 'release'),
+    'the release is announced',
+  );
+  const next = await slots.acquire('f');
+  t.equal(next.instanceId, 'i1', 'the next job gets the instance');
+});
