@@ -288,7 +288,10 @@ export async function runStages(
     if (prepared && opts.artifacts && !hard.aborted)
       result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
-      const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);
+      // Its time limit (a timer) only where the stage has something to run.
+      const cleanupSignal = stageHasWork(job, 'cleanup_file_variables')
+        ? AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)])
+        : hard;
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
     }
   } finally {
