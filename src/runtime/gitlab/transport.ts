@@ -82,6 +82,8 @@ export interface ApiRequest {
   headers?: Record<string, string>;
   /** Objects are sent as JSON; bytes as they are. */
   json?: unknown;
+  /** A JSON body already serialized, sent as `json` would be. */
+  jsonText?: string;
   body?: Uint8Array;
   /** Whether a JSON body is expected back (adds `Accept: application/json`). */
   expectJson?: boolean;
@@ -131,8 +133,8 @@ export class Transport {
       ...req.headers,
     };
     let body: string | Uint8Array | undefined = req.body;
-    if (req.json !== undefined) {
-      body = JSON.stringify(req.json);
+    if (req.json !== undefined || req.jsonText !== undefined) {
+      body = req.jsonText ?? JSON.stringify(req.json);
       headers['Content-Type'] = 'application/json';
     }
     if (req.expectJson) headers['Accept'] = 'application/json';
