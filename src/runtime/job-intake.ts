@@ -23,6 +23,7 @@ import { policyAt } from '../plan/policy.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TimerHandle, Time } from '../util/time.js';
 import type { Logger } from '../util/logger.js';
+import { firstAbort } from '../util/abort.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
@@ -352,7 +353,7 @@ export class JobIntake {
     const deadline = new AbortController();
     const timer = clock.after(Math.max(0, deadlineAt - clock.now().getTime()), () => deadline.abort());
     try {
-      const signal = AbortSignal.any([hardStop, started.hard, started.graceful, deadline.signal]);
+      const signal = firstAbort(hardStop, started.hard, started.graceful, deadline.signal);
       acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
     } catch (e) {
       const canceled = started.hard.aborted || started.graceful.aborted || hardStop.aborted;
