@@ -23,6 +23,7 @@ import { policyAt } from '../plan/policy.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TimerHandle, Time } from '../util/time.js';
 import type { Logger } from '../util/logger.js';
+import { firstAbort } from '../util/abort.js';
 import type { SshConnectorPool } from './connectors/ssh-connector.js';
 import type { GitlabClient } from './gitlab/client.js';
 import type { JobPayload } from './gitlab/job.js';
@@ -83,6 +84,12 @@ export class JobIntake {
   private readonly polling = new AbortController();
   /** Hard stop of running jobs (shutdown past its grace period). */
   private readonly hard = new AbortController();
+  /**
+   * Each running job's own hard stop, aborted with `hard`: a job listens on its own signal, so
+   * adding and removing its listeners costs the same with 1,000 jobs running as with one (an
+   * EventTarget looks through its listeners on every add and remove).
+   */
+  private readonly jobStops = new Set<AbortController>();
   private readonly jobs = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
   /** Jobs received whose `running` PUT is in flight: not yet pending in the scheduler. */
@@ -103,10 +110,12 @@ export class JobIntake {
     private readonly deps: JobIntakeDeps,
   ) {
     this.fleet = fleet;
-    // Every running job listens on the hard-stop signal, and every open job request (up to
-    // request_concurrency) on the polling one: more than Node's warning threshold of 10 is expected.
-    // Each listener is removed when its job or request ends.
-    setMaxListeners(0, this.hard.signal, this.polling.signal);
+    // Every open job request (up to request_concurrency) listens on the polling signal: more than
+    // Node's warning threshold of 10 is expected. Each listener is removed when its request ends.
+    setMaxListeners(0, this.polling.signal);
+    this.hard.signal.addEventListener('abort', () => {
+      for (const stop of this.jobStops) stop.abort();
+    });
   }
 
   /** Verifies the runner token, then polls in the background. Rejects when GitLab refuses the token. */
@@ -294,6 +303,22 @@ export class JobIntake {
   }
 
   private async handle(job: JobPayload, reservation: Reservation | undefined): Promise<void> {
+    const stop = new AbortController();
+    if (this.hard.signal.aborted) stop.abort();
+    this.jobStops.add(stop);
+    try {
+      await this.run(job, reservation, stop.signal);
+    } finally {
+      this.jobStops.delete(stop);
+    }
+  }
+
+  /** One job, from its `running` PUT to its end; `hardStop` is this job's share of `hard`. */
+  private async run(
+    job: JobPayload,
+    reservation: Reservation | undefined,
+    hardStop: AbortSignal,
+  ): Promise<void> {
     const fleet = this.fleet;
     const log = this.deps.logger.child({ jobId: job.id });
     // Job deadlines run on the executors' clock (always real time; see root.ts), not the trace's.
@@ -336,10 +361,10 @@ export class JobIntake {
     const deadline = new AbortController();
     const timer = clock.after(Math.max(0, deadlineAt - clock.now().getTime()), () => deadline.abort());
     try {
-      const signal = AbortSignal.any([this.hard.signal, started.hard, started.graceful, deadline.signal]);
+      const signal = firstAbort(hardStop, started.hard, started.graceful, deadline.signal);
       acquisition = await this.deps.scheduler.acquire(reservation ?? fleet.name, signal);
     } catch (e) {
-      const canceled = started.hard.aborted || started.graceful.aborted || this.hard.signal.aborted;
+      const canceled = started.hard.aborted || started.graceful.aborted || hardStop.aborted;
       if (canceled || deadline.signal.aborted) {
         const outcome = canceled
           ? failedBeforeRun('canceled', 'unknown_failure', 'canceled while waiting for an instance')
@@ -372,7 +397,7 @@ export class JobIntake {
           connect: () => provider.connectInfo(ref, acquisition.instanceId),
           slot: acquisition.slot,
           instanceId: acquisition.instanceId,
-          signal: this.hard.signal,
+          signal: hardStop,
           deadlineAt,
           ...(this.deps.tlsCaChain ? { tlsCaChain: this.deps.tlsCaChain } : {}),
         },

@@ -55,7 +55,14 @@ export function createStaticProvider(opts: StaticProviderOptions): Provider {
     }
     return connector;
   };
-  const idsOf = (ref: GroupRef) => staticInstanceIds(opts.hosts, connectorOf(ref).port);
+  // The host list is fixed for the provider's life: parsed once per port, not for every job.
+  const idsByPort = new Map<number, string[]>();
+  const idsOf = (ref: GroupRef): string[] => {
+    const port = connectorOf(ref).port;
+    let ids = idsByPort.get(port);
+    if (!ids) idsByPort.set(port, (ids = staticInstanceIds(opts.hosts, port)));
+    return ids;
+  };
   const isReachable = (id: string) => {
     const hp = parseHostPort(id);
     return hp ? probe(hp.host, hp.port ?? 22, timeoutMs) : Promise.resolve(false);

@@ -80,12 +80,17 @@ export function dependenciesToDownload(job: JobPayload): JobDependency[] {
 export class ArtifactStages {
   private readonly time: Time;
   private readonly random: () => number;
-  private readonly values: ReadonlyMap<string, string>;
+  private expanded: ReadonlyMap<string, string> | undefined;
 
   constructor(private readonly opts: ArtifactStagesOptions) {
     this.time = opts.time ?? systemTime;
     this.random = opts.random ?? Math.random;
-    this.values = new Map(expandVariables(opts.job.variables).map((v) => [v.key, v.value]));
+  }
+
+  /** The job's variables expanded: made when a stage needs them (most jobs move no artifacts). */
+  private get values(): ReadonlyMap<string, string> {
+    this.expanded ??= new Map(expandVariables(this.opts.job.variables).map((v) => [v.key, v.value]));
+    return this.expanded;
   }
 
   /** Whether `download_artifacts` has work. */

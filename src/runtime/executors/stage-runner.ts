@@ -22,6 +22,7 @@ import { resolveFeatureFlags } from '../script/feature-flags.js';
 import { jobVariable } from '../script/layout.js';
 import type { ArtifactStages } from './artifact-stages.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
+import { firstAbort } from '../../util/abort.js';
 import { systemTime, type Time } from '../../util/time.js';
 import type { CacheStages } from '../cache/job-caches.js';
 
@@ -114,8 +115,8 @@ export async function runStages(
       : (opts.timeoutMs ?? jobTimeoutMs);
   const deadline = new AbortController();
   const timer = time.after(timeoutMs, () => deadline.abort());
-  const jobSignal = AbortSignal.any([hard, deadline.signal]);
-  const main = AbortSignal.any([jobSignal, cancel]);
+  const jobSignal = firstAbort(hard, deadline.signal);
+  const main = firstAbort(jobSignal, cancel);
   const system = (text: string) => (output.system ? output.system(text) : output.write(text, 'stdout'));
   const warn = (text: string) => system(`${YELLOW}WARNING: ${text}${RESET}\n`);
 
@@ -185,7 +186,7 @@ export async function runStages(
   try {
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
-    const scriptSignal = AbortSignal.any([main, scriptTimeout.signal]);
+    const scriptSignal = firstAbort(main, scriptTimeout.signal);
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
       const isStep = stage.startsWith('step_');
       if (isStep && !reachedSteps && !result && opts.caches?.hasCaches) {
@@ -292,7 +293,10 @@ export async function runStages(
     if (prepared && opts.artifacts && !hard.aborted)
       result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
-      const cleanupSignal = AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)]);
+      // Its time limit (a timer) only where the stage has something to run.
+      const cleanupSignal = stageHasWork(job, 'cleanup_file_variables')
+        ? AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)])
+        : hard;
       await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
     }
   } finally {

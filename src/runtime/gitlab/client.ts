@@ -118,6 +118,8 @@ export class GitlabClient {
   private readonly transport: Transport;
   private readonly jobTokens = new Set<string>();
   private lastUpdateValue: string | undefined;
+  /** `info` as JSON, made on first use (see `withInfo`). */
+  private infoJson: string | undefined;
   private unhealthy = 0;
   /** The runner token in force: the configured one until a rotation replaces it. */
   private token: string;
@@ -243,11 +245,7 @@ export class GitlabClient {
    * @throws FleetError(GITLAB_AUTH) on 403: the token was revoked; polling again will not help.
    */
   async requestJob(signal?: AbortSignal, pushback?: { retried: boolean }): Promise<JobPayload | undefined> {
-    const body: Record<string, unknown> = {
-      info: this.info,
-      token: this.token,
-      system_id: this.opts.systemId,
-    };
+    const body: Record<string, unknown> = { token: this.token, system_id: this.opts.systemId };
     if (this.lastUpdateValue !== undefined) body['last_update'] = this.lastUpdateValue;
     let res: ApiResponse;
     try {
@@ -256,7 +254,7 @@ export class GitlabClient {
         path: 'jobs/request',
         endpoint: 'request_job',
         headers: { 'RUNNER-TOKEN': this.token },
-        json: body,
+        jsonText: this.withInfo(body),
         expectJson: true,
         signal,
         timeoutMs: this.opts.requestJobTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -295,7 +293,7 @@ export class GitlabClient {
   /** `PUT /jobs/:id` (§3). Never throws for HTTP or network failures: they come back as `retry`. */
   async updateJob(job: JobRef, update: JobUpdate, signal?: AbortSignal): Promise<UpdateJobResult> {
     this.jobTokens.add(job.token);
-    const body: Record<string, unknown> = { info: this.info, token: job.token, state: update.state };
+    const body: Record<string, unknown> = { token: job.token, state: update.state };
     if (update.state === 'failed') {
       body['failure_reason'] = mapFailureReason(update.failureReason, job.features?.failure_reasons);
     }
@@ -311,7 +309,7 @@ export class GitlabClient {
         path: `jobs/${job.id}`,
         endpoint: 'update_job',
         headers: { 'JOB-TOKEN': job.token },
-        json: body,
+        jsonText: this.withInfo(body),
       },
       signal,
     );
@@ -389,7 +387,7 @@ export class GitlabClient {
       path: string;
       endpoint: ApiEndpoint;
       headers: Record<string, string>;
-      json?: unknown;
+      jsonText?: string;
       body?: Uint8Array;
     },
     signal?: AbortSignal,
@@ -405,6 +403,16 @@ export class GitlabClient {
       this.transport.log.warn('GitLab job call failed', { err: (e as Error).message });
       return undefined;
     }
+  }
+
+  /**
+   * `{"info": …, …fields}` as JSON. `info` is the same for every request (about 850 bytes): it is
+   * serialized once, not for each job request and job update (three a job).
+   */
+  private withInfo(fields: Record<string, unknown>): string {
+    this.infoJson ??= JSON.stringify(this.info);
+    const rest = JSON.stringify(fields);
+    return rest === '{}' ? `{"info":${this.infoJson}}` : `{"info":${this.infoJson},${rest.slice(1)}`;
   }
 
   private authError(status: number, path: string): FleetError {

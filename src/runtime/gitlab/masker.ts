@@ -5,6 +5,7 @@
  */
 
 export const MASK = '[MASKED]';
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Token prefixes masked by default (`FF_MASK_ALL_DEFAULT_TOKENS`, on by default), followed by
@@ -188,12 +189,17 @@ export class MaskerStream {
 
   /** Masks `chunk` and returns the bytes safe to emit now; a possible secret start is held back. */
   write(chunk: Uint8Array | string): Buffer {
-    const data = typeof chunk === 'string' ? toLatin1(chunk) : Buffer.from(chunk).toString('latin1');
+    const data =
+      typeof chunk === 'string'
+        ? toLatin1(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
     return Buffer.from(this.process(this.held + data, false), 'latin1');
   }
 
   /** Emits whatever is held: the stream ended, so a partial secret can no longer complete. */
   flush(): Buffer {
+    // Most flushes (one before each of runfleet's own lines) find nothing held.
+    if (this.held === '' && !this.swallowing) return EMPTY;
     const out = this.process(this.held, true);
     this.swallowing = undefined;
     return Buffer.from(out, 'latin1');

@@ -16,6 +16,7 @@ export const STREAM_WORK = 1;
 /** A partial line longer than this is written out and continued (GitLab Runner's bufSize). */
 const MAX_BUFFERED = 8 * 1024;
 const NL = 0x0a;
+const EMPTY = Buffer.alloc(0);
 const CR = 0x0d;
 
 /** `2026-12-02T06:07:18.123000Z `: milliseconds from the clock, microseconds as zeros. */
@@ -55,7 +56,7 @@ export class LineTimestamper {
 
   /** Returns the bytes to append to the log now; a partial last line is held until its end. */
   write(chunk: Buffer): Buffer {
-    if (chunk.length === 0) return Buffer.alloc(0);
+    if (chunk.length === 0) return EMPTY;
     const out: Buffer[] = [];
     const lastNl = chunk.lastIndexOf(NL);
     let rest = chunk;
@@ -92,7 +93,7 @@ export class LineTimestamper {
 
   /** Ends a held partial line (`\n`); the stream's next output continues it with `+`. */
   flush(): Buffer {
-    if (this.pendingBytes === 0) return Buffer.alloc(0);
+    if (this.pendingBytes === 0) return EMPTY;
     const out = Buffer.concat([...this.takePending(), Buffer.from('\n')]);
     this.continues = true;
     return out;

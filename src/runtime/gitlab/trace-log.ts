@@ -37,7 +37,8 @@ export class TraceLog {
   private readonly streams = new Map<TraceStream, MaskerStream>();
   private readonly stampers = new Map<TraceStream, LineTimestamper>();
   private readonly timestamps: { now: () => Date } | undefined;
-  private data = Buffer.alloc(16 * 1024);
+  /** Grows by doubling; a short job's whole log (banner, sections, a few lines) fits in 4 KiB. */
+  private data = Buffer.allocUnsafe(4 * 1024);
   private size = 0;
   private crc = 0;
   private collected = 0;
@@ -144,7 +145,9 @@ export class TraceLog {
     if (this.size + bytes.length > this.data.length) {
       // Doubling, but never past what the limit allows: many concurrent jobs share the manager's memory.
       const ceiling = this.outputLimit + 1024;
-      const grown = Buffer.alloc(Math.max(Math.min(this.data.length * 2, ceiling), this.size + bytes.length));
+      const grown = Buffer.allocUnsafe(
+        Math.max(Math.min(this.data.length * 2, ceiling), this.size + bytes.length),
+      );
       this.data.copy(grown, 0, 0, this.size);
       this.data = grown;
     }

@@ -2,17 +2,17 @@
  * HTTP to GitLab's `/api/v4/`: base URL, common headers, and GitLab Runner's transport retry
  * (`R:network/retry_requester.go`, docs/gitlab-job-api.md §0). Knows nothing about jobs; `client.ts` builds on it.
  *
- * Requests go through `node:http`/`node:https` with a keep-alive agent per transport (as GitLab
- * Runner reuses its connections): `fetch` cost several times more CPU per request (web streams,
- * abort-signal plumbing, a new connection per burst), which bench/dispatch measured as the
- * largest share of the manager's CPU per job. A `fetch` can still be injected (tests).
+ * Requests go over keep-alive connections of a small HTTP/1.1 client (`http1.ts`; GitLab Runner
+ * reuses its connections too): `fetch` cost several times more CPU per request (web streams,
+ * abort-signal plumbing, a new connection per burst), and `node:http` about three times more than
+ * `http1.ts`, which bench/dispatch measured as the largest share of the manager's CPU per job.
+ * A `fetch` can still be injected (tests).
  */
 import { randomUUID } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ErrorCode, FleetError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { systemTime, type Time } from '../../util/time.js';
+import { Http1Client } from './http1.js';
 
 /**
  * The API base for a configured GitLab URL (§0): strip a trailing `/` and `/ci`, append `/api/v4/`.
@@ -82,6 +82,8 @@ export interface ApiRequest {
   headers?: Record<string, string>;
   /** Objects are sent as JSON; bytes as they are. */
   json?: unknown;
+  /** A JSON body already serialized, sent as `json` would be. */
+  jsonText?: string;
   body?: Uint8Array;
   /** Whether a JSON body is expected back (adds `Accept: application/json`). */
   expectJson?: boolean;
@@ -107,7 +109,7 @@ export class Transport {
   private readonly fetch: typeof fetch | undefined;
   private readonly random: () => number;
   private readonly time: Time;
-  private agent: HttpAgent | undefined;
+  private http: Http1Client | undefined;
   private base: URL | undefined;
   readonly log: Logger;
 
@@ -131,8 +133,8 @@ export class Transport {
       ...req.headers,
     };
     let body: string | Uint8Array | undefined = req.body;
-    if (req.json !== undefined) {
-      body = JSON.stringify(req.json);
+    if (req.json !== undefined || req.jsonText !== undefined) {
+      body = req.jsonText ?? JSON.stringify(req.json);
       headers['Content-Type'] = 'application/json';
     }
     if (req.expectJson) headers['Accept'] = 'application/json';
@@ -175,8 +177,8 @@ export class Transport {
 
   /** Closes idle keep-alive connections (in-flight requests finish). */
   close(): void {
-    this.agent?.destroy();
-    this.agent = undefined;
+    this.http?.close();
+    this.http = undefined;
   }
 
   private once(
@@ -199,26 +201,16 @@ export class Transport {
     if (req.signal?.aborted) return Promise.reject(req.signal.reason);
     // The base URL is parsed once; each request only appends its path (and query) to it.
     const base = (this.base ??= new URL(this.opts.baseUrl));
-    const https = base.protocol === 'https:';
-    const target = {
-      protocol: base.protocol,
-      hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: base.port,
-      path: url.slice(base.origin.length),
-    };
-    this.agent ??= https
-      ? new HttpsAgent({ keepAlive: true, scheduling: 'lifo' })
-      : new HttpAgent({ keepAlive: true, scheduling: 'lifo' });
+    this.http ??= new Http1Client(base);
     const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const outgoing: Record<string, string> = { ...headers };
-    if (payload) outgoing['Content-Length'] = String(payload.byteLength);
     return new Promise((resolve, reject) => {
       let settled = false;
+      let exchange: ReturnType<Http1Client['request']> | undefined;
       const fail = (what: string): void => {
         if (settled) return;
         settled = true;
         cleanup();
-        r.destroy();
+        exchange?.destroy();
         if (req.signal?.aborted) return reject(req.signal.reason);
         reject(
           new FleetError(ErrorCode.GITLAB, this.scrub(`${req.method} ${pathOnly(req.path)} ${what}`), {
@@ -233,27 +225,26 @@ export class Transport {
         clearTimeout(timer);
         req.signal?.removeEventListener('abort', onAbort);
       };
-      const r = (https ? httpsRequest : httpRequest)(
-        { ...target, method: req.method, headers: outgoing, agent: this.agent },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => fail(`failed: ${describeNetworkError(e)}`));
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            cleanup();
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: nodeHeaders(res),
-              text: Buffer.concat(chunks).toString('utf8'),
-            });
-          });
-        },
-      );
-      r.on('error', (e) => fail(`failed: ${describeNetworkError(e)}`));
       req.signal?.addEventListener('abort', onAbort, { once: true });
-      r.end(payload);
+      try {
+        exchange = this.http!.request({
+          method: req.method,
+          path: url.slice(base.origin.length),
+          headers,
+          ...(payload ? { body: payload } : {}),
+        });
+      } catch (e) {
+        return fail(`failed: ${describeNetworkError(e)}`);
+      }
+      exchange.response.then(
+        (res) => {
+          if (settled) return;
+          settled = true;
+          cleanup();
+          resolve({ status: res.status, headers: mapHeaders(res.headers), text: res.body.toString('utf8') });
+        },
+        (e: unknown) => fail(`failed: ${describeNetworkError(e)}`),
+      );
     });
   }
 
@@ -318,15 +309,9 @@ function pathOnly(path: string): string {
   return q < 0 ? path : path.slice(0, q);
 }
 
-/** `Headers`-style lookup over a Node response's (already lower-cased) headers. */
-function nodeHeaders(res: IncomingMessage): ResponseHeaders {
-  return {
-    get(name: string): string | null {
-      const v = res.headers[name.toLowerCase()];
-      if (v === undefined) return null;
-      return Array.isArray(v) ? v.join(', ') : v;
-    },
-  };
+/** `Headers`-style lookup over a response's (lower-cased) headers. */
+function mapHeaders(headers: Map<string, string>): ResponseHeaders {
+  return { get: (name: string) => headers.get(name.toLowerCase()) ?? null };
 }
 
 function describeNetworkError(e: unknown): string {
