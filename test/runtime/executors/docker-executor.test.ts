@@ -112,22 +112,26 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'dockerd', 'docker', 'busybox', 'git'
 
   t.test('cancel kills the container and removes it', async (t) => {
     const cancel = new AbortController();
+    // Unique to this process: the host's process list also shows the containers of this file
+    // running at the same time elsewhere (CI runs it on three Node.js versions at once), and a
+    // plain `sleep 61` of theirs let this test cancel before its step started.
+    const step = `sleep 61.${process.pid}`;
     const running = run(
       {
-        script: ['sleep 61', 'echo "step ran to its end"'],
+        script: [step, 'echo "step ran to its end"'],
         afterScript: ['echo "after status=$CI_JOB_STATUS"'],
       },
       { cancel: cancel.signal },
     );
     // The build container runs from prepare_script on: wait for the step's own process (a bound,
     // not a duration: at load average ~25 it had not started after 10 s).
-    const stepRunning = () => processesMatching('sleep 61').length > 0;
+    const stepRunning = () => processesMatching(step).length > 0;
     t.ok(await waitFor(stepRunning, 60_000), 'the step runs in the build container');
     cancel.abort();
     const { result, log } = await running;
     // Killed, not waited for: the step never reached its next command.
     t.notMatch(log, 'step ran to its end', 'the step was stopped');
-    t.equal(processesMatching('sleep 61').length, 0, "nothing of the step's process is left");
+    t.equal(processesMatching(step).length, 0, "nothing of the step's process is left");
     t.match(result, { status: 'canceled' });
     t.match(log, 'after status=canceled');
     t.equal(await managedContainers(), 0, 'no container left');
