@@ -173,9 +173,10 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
     t.ok(jobProcessesOn(sshd).length > 0, 'its shell shows among the instance’s job processes');
     const canceledAt = Date.now();
     h.coordinator.cancel(6, 'hard');
+    // The step sleeps for 50 minutes: the bounded wait in assertNothingLeft only passes if the
+    // cancel killed it. How long that took depends on the machine's load (a figure, not a check).
     await assertNothingLeft(t, h, sshd, longSleep(3002));
-    const took = Date.now() - canceledAt;
-    t.ok(took < 3000, `stopped within ${took} ms`);
+    t.comment(`stopped ${Date.now() - canceledAt} ms after the cancel`);
     const job = h.coordinator.job(6)!;
     t.equal(job.state, 'canceled');
     t.notMatch(job.log, 'after:6', 'after_script did not run');
@@ -194,14 +195,15 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen', 'git')) {
       afterScript: ['echo "after:$CI_JOB_ID:$CI_JOB_STATUS"'],
     });
     const started = Date.now();
+    // The step sleeps for 50 minutes: the job only finishes because its 2 s timeout ended it (the
+    // failure reason says so); how long after depends on the machine's load (a figure, not a check).
     const job = await h.finished(7);
-    const took = Date.now() - started;
+    t.comment(`finished ${Date.now() - started} ms after it was queued`);
     t.equal(job.state, 'failed');
     t.equal(job.failure_reason, 'job_execution_timeout');
     t.equal(job.exit_code, undefined, 'a timeout has no script exit code');
     t.match(job.log, 'execution took longer than 2 seconds');
     t.notMatch(job.log, 'after:7:', 'no after_script past the job deadline (as GitLab Runner)');
-    t.ok(took < 8000, `the job ended soon after its 2 s timeout (${took} ms)`);
     t.equal(job.checksumOk, true);
     await assertNothingLeft(t, h, sshd, longSleep(3003));
   });
