@@ -43,16 +43,25 @@ const owner = { teardown: (fn: () => unknown) => void teardowns.push(fn) };
 const now = () => performance.now();
 
 // ---- rss sampling -------------------------------------------------------------------------------
-function sampleRss(): { stop(): number } {
-  const base = process.memoryUsage().rss;
-  let peak = base;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+/** RSS growth over the run; `buffers` is the growth of Buffer memory at the RSS peak (mostly garbage not yet collected). */
+function sampleRss(): { stop(): number; buffers: () => number; heap: () => number } {
+  const base = process.memoryUsage();
+  let peak = base.rss;
+  let buffersAtPeak = base.arrayBuffers;
+  let heapAtPeak = base.heapTotal;
+  const sample = () => {
+    const m = process.memoryUsage();
+    if (m.rss > peak) [peak, buffersAtPeak, heapAtPeak] = [m.rss, m.arrayBuffers, m.heapTotal];
+  };
+  const timer = setInterval(sample, 50);
   return {
     stop() {
       clearInterval(timer);
-      peak = Math.max(peak, process.memoryUsage().rss);
-      return (peak - base) / MB;
+      sample();
+      return (peak - base.rss) / MB;
     },
+    buffers: () => (buffersAtPeak - base.arrayBuffers) / MB,
+    heap: () => (heapAtPeak - base.heapTotal) / MB,
   };
 }
 
@@ -215,7 +224,7 @@ let id = 1;
   const upRss = rss.stop();
   if (failure) throw new Error(`upload failed: ${failure}\n${log.join('')}`);
   console.log(
-    `  upload:   ${fmt(upMs)} (${rate(bytes, upMs)}), ratio to floor ${(floorMs / upMs).toFixed(2)} (target ≥ 0.5), RSS growth ${upRss.toFixed(1)} MB (target < 64)`,
+    `  upload:   ${fmt(upMs)} (${rate(bytes, upMs)}), ratio to floor ${(floorMs / upMs).toFixed(2)} (target ≥ 0.5), RSS growth ${upRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
   );
 
   const testId = id++;
@@ -228,7 +237,7 @@ let id = 1;
   const downMs = now() - t0;
   const downRss = rss.stop();
   console.log(
-    `  download: ${fmt(downMs)} (${rate(bytes, downMs)}), ratio to floor ${(floorMs / downMs).toFixed(2)} (target ≥ 0.5), RSS growth ${downRss.toFixed(1)} MB (target < 64)`,
+    `  download: ${fmt(downMs)} (${rate(bytes, downMs)}), ratio to floor ${(floorMs / downMs).toFixed(2)} (target ≥ 0.5), RSS growth ${downRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
   );
   const check = execFileSync('sh', [
     '-c',
@@ -258,7 +267,7 @@ let id = 1;
   const growth = rss.stop();
   const ok = results.filter((r) => r === undefined).length;
   console.log(
-    `  ${ok}/${jobs} uploaded in ${fmt(ms)} (${rate(jobs * eachMb * MB, ms)} in all), RSS growth ${growth.toFixed(1)} MB`,
+    `  ${ok}/${jobs} uploaded in ${fmt(ms)} (${rate(jobs * eachMb * MB, ms)} in all), RSS growth ${growth.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
   );
   if (ok !== jobs) console.log(results.filter(Boolean).slice(0, 3).join('\n'));
 }
