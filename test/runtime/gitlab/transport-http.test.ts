@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -178,7 +178,7 @@ t.test('an IPv6 literal host', async (t) => {
   t.equal(r.text, `v6 ${new URL(base).host} /api/v4/v`);
 });
 
-t.test('https verifies the server against Node’s CA store', async (t) => {
+t.test('https verifies the server against Node’s CA store, NODE_EXTRA_CA_CERTS included', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'rf-transport-'));
   try {
     execFileSync(
@@ -216,4 +216,27 @@ t.test('https verifies the server against Node’s CA store', async (t) => {
     code: 'GITLAB',
     message: 'PUT v failed: DEPTH_ZERO_SELF_SIGNED_CERT',
   });
+
+  // Node reads NODE_EXTRA_CA_CERTS into its CA store at start: a process given the certificate
+  // that way trusts the server.
+  const script = join(dir, 'send.mjs');
+  const transportUrl = new URL('../../../src/runtime/gitlab/transport.js', import.meta.url).href;
+  writeFileSync(
+    script,
+    `const { Transport } = await import(${JSON.stringify(transportUrl)});
+const tr = new Transport({ baseUrl: process.argv[2], userAgent: 't', secrets: () => [] });
+const r = await tr.send({ method: 'PUT', path: 'v', timeoutMs: 5000 });
+tr.close();
+process.stdout.write(r.text);`,
+  );
+  const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', script, base], {
+    cwd: process.cwd(),
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem'), TS_NODE_TRANSPILE_ONLY: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise((r) => child.on('close', r));
+  t.equal(code, 0);
+  t.equal(out, 'tls /api/v4/v');
 });
