@@ -2,17 +2,19 @@
  * HTTP to GitLab's `/api/v4/`: base URL, common headers, and GitLab Runner's transport retry
  * (`R:network/retry_requester.go`, docs/gitlab-job-api.md §0). Knows nothing about jobs; `client.ts` builds on it.
  *
- * Requests go over keep-alive connections of a small HTTP/1.1 client (`http1.ts`; GitLab Runner
- * reuses its connections too): `fetch` cost several times more CPU per request (web streams,
- * abort-signal plumbing, a new connection per burst), and `node:http` about three times more than
- * `http1.ts`, which bench/dispatch measured as the largest share of the manager's CPU per job.
- * A `fetch` can still be injected (tests).
+ * Requests go over keep-alive connections of an undici `Pool` (Node's own HTTP client project,
+ * its `request()` API; GitLab Runner reuses its connections too): `fetch` cost several times more
+ * CPU per request (web streams, abort-signal plumbing, a new connection per burst), and
+ * `node:http` about a third more than undici's `request()` (README "Manager CPU per job"); HTTP to
+ * GitLab was the largest share of the manager's CPU per job in bench/dispatch. A `fetch` can still
+ * be injected (tests).
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { ErrorCode, FleetError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { systemTime, type Time } from '../../util/time.js';
-import { Http1Client } from './http1.js';
+import { Pool } from 'undici';
 
 /**
  * The API base for a configured GitLab URL (§0): strip a trailing `/` and `/ci`, append `/api/v4/`.
@@ -109,7 +111,7 @@ export class Transport {
   private readonly fetch: typeof fetch | undefined;
   private readonly random: () => number;
   private readonly time: Time;
-  private http: Http1Client | undefined;
+  private pool: Pool | undefined;
   private base: URL | undefined;
   readonly log: Logger;
 
@@ -177,8 +179,9 @@ export class Transport {
 
   /** Closes idle keep-alive connections (in-flight requests finish). */
   close(): void {
-    this.http?.close();
-    this.http = undefined;
+    // undici's close lets queued and running requests finish, then ends the connections.
+    void this.pool?.close().catch(() => undefined);
+    this.pool = undefined;
   }
 
   private once(
@@ -201,51 +204,48 @@ export class Transport {
     if (req.signal?.aborted) return Promise.reject(req.signal.reason);
     // The base URL is parsed once; each request only appends its path (and query) to it.
     const base = (this.base ??= new URL(this.opts.baseUrl));
-    this.http ??= new Http1Client(base);
-    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let exchange: ReturnType<Http1Client['request']> | undefined;
-      const fail = (what: string): void => {
-        if (settled) return;
-        settled = true;
+    this.pool ??= new Pool(base.origin, POOL_OPTIONS);
+    const pool = this.pool;
+    // One abort per attempt, fired by the caller's signal or by the attempt's timeout. undici takes
+    // an EventEmitter as the signal: about 20 µs of CPU a request less than an AbortController.
+    const abort = new EventEmitter();
+    let timedOut = false;
+    const onAbort = () => abort.emit('abort');
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.emit('abort');
+    }, req.timeoutMs);
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
+    };
+    const exchange = async (): Promise<Omit<ApiResponse, 'attempts'>> => {
+      const res = await pool.request({
+        method: req.method,
+        path: url.slice(base.origin.length),
+        headers,
+        body: body ?? null,
+        signal: abort,
+      });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: mapHeaders(res.headers), text };
+    };
+    return exchange().then(
+      (res) => {
         cleanup();
-        exchange?.destroy();
-        if (req.signal?.aborted) return reject(req.signal.reason);
-        reject(
-          new FleetError(ErrorCode.GITLAB, this.scrub(`${req.method} ${pathOnly(req.path)} ${what}`), {
-            retryable: true,
-            hint: 'check that the GitLab URL is reachable from this host',
-          }),
-        );
-      };
-      const onAbort = () => fail('aborted');
-      const timer = setTimeout(() => fail(`timed out after ${req.timeoutMs} ms`), req.timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        req.signal?.removeEventListener('abort', onAbort);
-      };
-      req.signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        exchange = this.http!.request({
-          method: req.method,
-          path: url.slice(base.origin.length),
-          headers,
-          ...(payload ? { body: payload } : {}),
+        return res;
+      },
+      (e: unknown) => {
+        cleanup();
+        if (req.signal?.aborted) throw req.signal.reason;
+        const what = timedOut ? `timed out after ${req.timeoutMs} ms` : `failed: ${describeNetworkError(e)}`;
+        throw new FleetError(ErrorCode.GITLAB, this.scrub(`${req.method} ${pathOnly(req.path)} ${what}`), {
+          retryable: true,
+          hint: 'check that the GitLab URL is reachable from this host',
         });
-      } catch (e) {
-        return fail(`failed: ${describeNetworkError(e)}`);
-      }
-      exchange.response.then(
-        (res) => {
-          if (settled) return;
-          settled = true;
-          cleanup();
-          resolve({ status: res.status, headers: mapHeaders(res.headers), text: res.body.toString('utf8') });
-        },
-        (e: unknown) => fail(`failed: ${describeNetworkError(e)}`),
-      );
-    });
+      },
+    );
   }
 
   private async viaFetch(
@@ -303,19 +303,41 @@ export class Transport {
   }
 }
 
+/**
+ * One pool per transport, to the GitLab origin (https verifies against Node's CA store, plus
+ * NODE_EXTRA_CA_CERTS, as `tls.connect` does). The transport times each attempt itself, so
+ * undici's own connect/headers/body timeouts are off; idle connections stay open a minute unless
+ * the server's `Keep-Alive: timeout=` says less (undici's 4 s default would reconnect between
+ * job polls).
+ */
+const POOL_OPTIONS: Pool.Options = {
+  connect: { timeout: 0 },
+  headersTimeout: 0,
+  bodyTimeout: 0,
+  keepAliveTimeout: 60_000,
+};
+
 /** The path without its query string: queries may carry tokens on some endpoints. */
 function pathOnly(path: string): string {
   const q = path.indexOf('?');
   return q < 0 ? path : path.slice(0, q);
 }
 
-/** `Headers`-style lookup over a response's (lower-cased) headers. */
-function mapHeaders(headers: Map<string, string>): ResponseHeaders {
-  return { get: (name: string) => headers.get(name.toLowerCase()) ?? null };
+/** `Headers`-style lookup over undici's (lower-cased) headers; repeated ones joined with `, `. */
+function mapHeaders(headers: Record<string, string | string[] | undefined>): ResponseHeaders {
+  return {
+    get: (name: string) => {
+      const value = headers[name.toLowerCase()];
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
 }
 
 function describeNetworkError(e: unknown): string {
   const code = (e as { code?: unknown } | undefined)?.code;
+  // undici's "other side closed": the connection ended before the reply did, which Node (and
+  // the callers' classification) calls ECONNRESET ("socket hang up").
+  if (code === 'UND_ERR_SOCKET') return 'ECONNRESET';
   if (typeof code === 'string') return code;
   const cause = (e as { cause?: { code?: string; message?: string } } | undefined)?.cause;
   if (cause?.code) return cause.code;
