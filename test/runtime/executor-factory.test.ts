@@ -8,11 +8,14 @@ import type { ConnectInfo } from '../../src/providers/provider.js';
 import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
 import { systemTime } from '../../src/util/time.js';
 
-/** Answers prepare's one probe (which shell, which host); nothing else is run before a stage. */
+/**
+ * Answers prepare's one probe (login shell not bash 4+, which shell, which host; shell-session.ts);
+ * nothing else is run before a stage.
+ */
 const connector = {
   description: 'test instance',
   exec: async (_cmd: string, o: { onStdout?: (c: Buffer) => void }) => {
-    o.onStdout?.(Buffer.from('sh\nhost-1\n'));
+    o.onStdout?.(Buffer.from('\nsh\nhost-1\n'));
     return { exitCode: 0 };
   },
 } as unknown as Connector;
