@@ -126,3 +126,29 @@ export async function managerMetric(m: SpawnedManager, name: string): Promise<nu
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
+
+/** Waits until no manager of `managers` holds a lease (its database gone, its leases run out). */
+export async function untilNoLeaseHeld(managers: readonly SpawnedManager[]): Promise<void> {
+  for (const [i, m] of managers.entries()) {
+    await until(
+      `manager ${i} holds no lease`,
+      async () => ((await managerMetric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
+      60_000,
+    );
+  }
+}
+
+/** Lease rounds a manager logged as failed so far. */
+const leaseRoundsFailed = (m: SpawnedManager) => m.stdout().split('lease round failed').length - 1;
+
+/** Waits until every manager of `managers` has logged `n` more failed lease rounds than now. */
+export async function untilLeaseRoundsFail(managers: readonly SpawnedManager[], n: number): Promise<void> {
+  const then = managers.map(leaseRoundsFailed);
+  for (const [i, m] of managers.entries()) {
+    await until(
+      `manager ${i} failed ${n} more lease rounds`,
+      async () => (leaseRoundsFailed(m) >= then[i]! + n ? true : undefined),
+      60_000,
+    );
+  }
+}

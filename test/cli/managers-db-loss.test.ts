@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { managerMetric, spawnManager, until } from './helpers.js';
+import { spawnManager, until, untilLeaseRoundsFail, untilNoLeaseHeld } from './helpers.js';
 
 const cluster = await startPostgres(t);
 const FLEETS = 4;
@@ -99,25 +99,11 @@ if (cluster) {
     await cluster.stop('immediate');
     // More demand while the database is gone: a manager acting without its leases would create.
     writeFileSync(join(dir, 'fleets', 'fleets.yaml'), fleetFile(2));
-    for (const [i, m] of managers.entries()) {
-      await until(
-        `manager ${i} holds no lease`,
-        async () => ((await managerMetric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
-        60_000,
-      );
-    }
+    await untilNoLeaseHeld(managers);
     const frozen = sandboxes();
     const logThen = managers.map((m) => m.stdout().length);
-    const failedRounds = (m: (typeof managers)[number]) => m.stdout().split('lease round failed').length - 1;
-    const roundsThen = managers.map(failedRounds);
     // Many lease rounds later (each one failing against the stopped database), nothing changed.
-    for (const [i, m] of managers.entries()) {
-      await until(
-        `manager ${i} failed 20 more lease rounds`,
-        async () => (failedRounds(m) >= roundsThen[i]! + 20 ? true : undefined),
-        60_000,
-      );
-    }
+    await untilLeaseRoundsFail(managers, 20);
     t.same(sandboxes(), frozen, 'no sandbox created or removed without a lease');
     t.ok(
       managers.every((m) => m.child.exitCode === null && m.child.signalCode === null),

@@ -20,7 +20,14 @@ import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
 import { startCoordinator, type Coordinator } from '../../src/devtools/coordinator/server.js';
 import { rendezvousOwner } from '../../src/model/leases.js';
 import { startPostgres } from '../helpers/topology/postgres.js';
-import { managerMetric, spawnManager, until, type SpawnedManager } from './helpers.js';
+import {
+  managerMetric,
+  spawnManager,
+  until,
+  untilLeaseRoundsFail,
+  untilNoLeaseHeld,
+  type SpawnedManager,
+} from './helpers.js';
 
 const cluster = await startPostgres(t);
 const FLEETS = 4;
@@ -190,27 +197,13 @@ if (cluster) {
     const owner0 = managerOf(before.get('j0')!.owner)!;
     coordinators[0]!.enqueue(running.job);
     await coordinators[0]!.waitFor(200, (j) => j.log.includes('started-200'), 90_000);
-    const roundsFailed = (m: SpawnedManager) => m.stdout().split('lease round failed').length - 1;
     await pool.end();
     await cluster.stop('immediate');
-    for (const [i, m] of managers.entries()) {
-      await until(
-        `manager ${i} holds no lease`,
-        async () => ((await managerMetric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
-        60_000,
-      );
-    }
+    await untilNoLeaseHeld(managers);
     // Leases gone: no job of those fleets is asked for. One queued now stays pending through many
     // lease rounds (each failing against the stopped database), here and on every other fleet.
     for (let i = 0; i < FLEETS; i++) coordinators[i]!.enqueue(exampleJob(300 + i));
-    const roundsThen = managers.map(roundsFailed);
-    for (const [i, m] of managers.entries()) {
-      await until(
-        `manager ${i} failed 20 more lease rounds`,
-        async () => (roundsFailed(m) >= roundsThen[i]! + 20 ? true : undefined),
-        60_000,
-      );
-    }
+    await untilLeaseRoundsFail(managers, 20);
     for (let i = 0; i < FLEETS; i++) {
       t.equal(coordinators[i]!.job(300 + i)?.state, 'pending', `j${i}: no job taken without its lease`);
     }
