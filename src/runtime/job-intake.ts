@@ -310,6 +310,7 @@ export class JobIntake {
       await this.run(job, reservation, stop.signal);
     } finally {
       this.jobStops.delete(stop);
+      this.deps.client.jobEnded(job);
     }
   }
 

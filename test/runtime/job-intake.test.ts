@@ -122,7 +122,10 @@ for (const [preemptive, concurrency] of [
   t.test(
     `jobs run on the fleet's instance and report back (preemptive ${preemptive}, request_concurrency ${concurrency})`,
     async (t) => {
-      const { coordinator, runner, store, instanceId, done } = await setup(t, { preemptive, concurrency });
+      const { coordinator, runner, store, instanceId, done, client } = await setup(t, {
+        preemptive,
+        concurrency,
+      });
       coordinator.enqueue(
         exampleJob(101, {
           script: ['echo "hello from $CI_JOB_NAME"', 'echo "secret is $API_KEY"'],
@@ -153,6 +156,7 @@ for (const [preemptive, concurrency] of [
       const row = await store.getInstance('loop', instanceId);
       t.equal(row?.use_count, 2, 'each job adds one use');
       t.equal(row?.acquired, 0);
+      t.same(client.knownJobTokens, { live: 0, ended: 2 }, 'ended jobs leave the live token set');
     },
   );
 }
@@ -346,7 +350,7 @@ for (const preemptive of [true, false]) {
 }
 
 t.test('a canceling answer to the first PUT: the job ends canceled and nothing of it runs', async (t) => {
-  const { coordinator, runner, done } = await setup(t, { preemptive: true, cancelOnAssign: [401] });
+  const { coordinator, runner, done, client } = await setup(t, { preemptive: true, cancelOnAssign: [401] });
   coordinator.enqueue(exampleJob(401, { script: ['echo "must-not-run:$CI_JOB_ID"'] }));
   await runner.start();
   const job = await coordinator.waitFor(401, (j) => j.state === 'canceled' && j.updates.length > 1, 20_000);
@@ -356,6 +360,7 @@ t.test('a canceling answer to the first PUT: the job ends canceled and nothing o
   t.notMatch(job.log, 'must-not-run');
   t.match(job.log, 'ERROR: Job failed: canceled');
   t.same(done, ['401:failed']);
+  t.equal(client.knownJobTokens.live, 0, 'a job canceled before it ran leaves the live token set');
 });
 
 t.test('while a job waits for an instance: a graceful cancel and the job deadline end it', async (t) => {

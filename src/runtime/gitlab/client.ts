@@ -110,13 +110,22 @@ export type PatchTraceResult = ResultBase &
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
 const DEFAULT_CALL_TIMEOUT_MS = 120_000;
+/** Tokens of ended jobs still scrubbed; far more than the jobs that end within any log burst. */
+const ENDED_TOKENS_KEPT = 256;
 
 export class GitlabClient {
   /** `…/api/v4/`. */
   readonly baseUrl: string;
   readonly info: RunnerInfo;
   private readonly transport: Transport;
+  /** Tokens of the jobs in hand: scrubbed from anything logged (see `jobEnded`). */
   private readonly jobTokens = new Set<string>();
+  /**
+   * Tokens of the last ENDED_TOKENS_KEPT jobs that ended, oldest first: still scrubbed, for a
+   * late error message, but bounded, so a daemon that runs millions of jobs does not keep (and
+   * scan) every token it ever saw.
+   */
+  private readonly endedTokens: string[] = [];
   private lastUpdateValue: string | undefined;
   /** `info` as JSON, made on first use (see `withInfo`). */
   private infoJson: string | undefined;
@@ -135,7 +144,7 @@ export class GitlabClient {
     this.transport = new Transport({
       baseUrl: this.baseUrl,
       userAgent: runnerUserAgent(opts.version),
-      secrets: () => [this.token, ...this.retiredTokens, ...this.jobTokens],
+      secrets: () => [this.token, ...this.retiredTokens, ...this.jobTokens, ...this.endedTokens],
       fetch: opts.fetch,
       random: opts.random,
       time: opts.time,
@@ -149,6 +158,22 @@ export class GitlabClient {
       random: opts.random,
       scrub: (text) => this.transport.scrub(text),
     });
+  }
+
+  /**
+   * The job is over for this manager (its final update settled, or it was dropped): its token
+   * leaves the live set. GitLab revokes a job token when the job ends, so only a bounded number of
+   * recent ones are still scrubbed.
+   */
+  jobEnded(job: JobRef): void {
+    if (!this.jobTokens.delete(job.token)) return;
+    this.endedTokens.push(job.token);
+    if (this.endedTokens.length > ENDED_TOKENS_KEPT) this.endedTokens.shift();
+  }
+
+  /** Job tokens in hand, and kept after their jobs ended; for tests and metrics. */
+  get knownJobTokens(): { live: number; ended: number } {
+    return { live: this.jobTokens.size, ended: this.endedTokens.length };
   }
 
   /** The queue version last seen in `X-GitLab-Last-Update`; sent back as `last_update`. */

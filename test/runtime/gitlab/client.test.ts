@@ -287,3 +287,29 @@ t.test('job tokens never appear in URLs, errors or logs', async (t) => {
     t.notMatch(line, RUNNER_TOKEN);
   }
 });
+
+t.test('an ended job token stays scrubbed among the recent ones; the kept set is bounded', async (t) => {
+  const { coordinator, client } = await setup(t);
+  coordinator.enqueue(exampleJob(9));
+  const job = await client.requestJob();
+  if (!job) throw new Error('no job');
+  t.same(client.knownJobTokens, { live: 1, ended: 0 });
+  client.jobEnded(job);
+  client.jobEnded(job); // a second end changes nothing
+  t.same(client.knownJobTokens, { live: 0, ended: 1 });
+  t.equal(
+    client.scrub(`token ${job.token}`),
+    'token [MASKED]',
+    'a late error about an ended job is scrubbed',
+  );
+  // A long-running daemon: thousands of jobs come and go; only a bounded number stay kept.
+  for (let i = 0; i < 2_000; i++) {
+    const ref = { id: 100_000 + i, token: `glcbt-ended-${i}` };
+    await client.updateJob(ref, { state: 'running' }).catch(() => undefined);
+    client.jobEnded(ref);
+  }
+  const kept = client.knownJobTokens;
+  t.equal(kept.live, 0);
+  t.ok(kept.ended > 0 && kept.ended <= 256, `ended tokens kept: ${kept.ended}`);
+  t.equal(client.scrub('glcbt-ended-1999'), '[MASKED]', 'the most recent ended token is still scrubbed');
+});
