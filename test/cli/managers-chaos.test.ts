@@ -6,7 +6,10 @@
  *
  *   RUNFLEET_CHAOS_FLEETS=30 RUNFLEET_CHAOS_SECONDS=180 RUNFLEET_CHAOS_EVERY_S=10 npx tap test/cli/managers-chaos.test.ts
  *
- * (RUNFLEET_CHAOS_LOGS=DIR keeps each manager's JSON log there). The lease rhythm is shortened
+ * (RUNFLEET_CHAOS_LOGS=DIR keeps each manager's JSON log there; without it the logs go to the
+ * test's directory, and the last lines of a manager that does not stop are printed). Every wait
+ * is bounded, so a stuck manager fails the test with its log rather than running into tap's
+ * timeout with nothing to show. The lease rhythm is shortened
  * through RUNFLEET_LEASE_RENEW_MS / _TTL_MS. Asserts, from the database and the sandboxes, never
  * from durations:
  * - never two owners acting on one fleet: per fleet, intents (each stamped by the database with
@@ -19,7 +22,15 @@
  * seen by the samples, and re-acquisitions that a sample saw as no change of owner (churn).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
@@ -51,6 +62,8 @@ if (cluster) {
       user: 'postgres',
       database: db,
       max: 2,
+      // A sample that hangs fails the test (with the managers' logs) instead of waiting forever.
+      query_timeout: 10_000,
     });
     t.teardown(() => pool.end());
 
@@ -64,13 +77,20 @@ if (cluster) {
       }
     });
     let spawned = 0;
-    if (LOGS) mkdirSync(LOGS, { recursive: true });
+    const logDir = LOGS ?? join(dir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    const logOf = new Map<ChildProcess, string>();
     const startManager = () => {
-      const log = LOGS ? openSync(join(LOGS, `manager-${++spawned}.log`), 'w') : undefined;
-      const { child } = spawnManager(dir, url, log === undefined ? {} : { log });
+      const file = join(logDir, `manager-${++spawned}.log`);
+      const log = openSync(file, 'w');
+      const { child } = spawnManager(dir, url, { log });
+      closeSync(log);
+      logOf.set(child, file);
       all.push(child);
       return child;
     };
+    const logTail = (c: ChildProcess) =>
+      readFileSync(logOf.get(c)!, 'utf8').trim().split('\n').slice(-15).join('\n');
     const slots: { child: ChildProcess; stopped: boolean }[] = [0, 1, 2].map(() => ({
       child: startManager(),
       stopped: false,
@@ -88,10 +108,13 @@ if (cluster) {
           )
         ).rows[0]?.n,
       );
-    await until(
-      'every fleet owned',
-      async () => ((await ownedFleets()) === FLEETS ? true : undefined),
-      60_000,
+    const withLogs = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((e: unknown) => {
+        for (const s of slots) t.comment(`manager ${s.child.pid}'s log ends:\n${logTail(s.child)}`);
+        throw e;
+      });
+    await withLogs(
+      until('every fleet owned', async () => ((await ownedFleets()) === FLEETS ? true : undefined), 60_000),
     );
 
     // Where acquisitions go: per fleet the owner and term of the last sample.
@@ -158,10 +181,12 @@ if (cluster) {
     }
     for (const s of slots) if (s.stopped) s.child.kill('SIGCONT');
     const settle = Date.now();
-    await until(
-      'every fleet owned again',
-      async () => ((await ownedFleets()) === FLEETS ? true : undefined),
-      60_000,
+    await withLogs(
+      until(
+        'every fleet owned again',
+        async () => ((await ownedFleets()) === FLEETS ? true : undefined),
+        60_000,
+      ),
     );
     longestUnowned = Math.max(longestUnowned, Date.now() - settle);
     await sampleTerms();
@@ -200,18 +225,29 @@ if (cluster) {
     ).rows.map((r) => r.fleet);
     t.same(deletions, [], 'no fleet ever planned as deleted');
 
-    // Stop everyone gracefully, then ledger and sandboxes must agree exactly.
+    // Stop everyone gracefully (a stop takes the 2 s grace and a lease round; one that has not
+    // exited in 60 s is stuck, and its log says where), then ledger and sandboxes must agree.
     const live = slots.map((s) => s.child);
-    await Promise.all(
-      live.map(
-        (c) =>
-          new Promise<void>((r) => {
-            if (c.exitCode !== null || c.signalCode !== null) return r();
-            c.once('exit', () => r());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
+    const stuck = (
+      await Promise.all(
+        live.map(
+          (c) =>
+            new Promise<ChildProcess | undefined>((r) => {
+              if (c.exitCode !== null || c.signalCode !== null) return r(undefined);
+              const timer = setTimeout(() => r(c), 60_000);
+              c.once('exit', () => {
+                clearTimeout(timer);
+                r(undefined);
+              });
+              c.kill('SIGTERM');
+            }),
+        ),
+      )
+    ).filter((c) => c !== undefined);
+    for (const c of stuck)
+      t.comment(`manager ${c.pid} did not stop within 60 s of SIGTERM; its log ends:\n${logTail(c)}`);
+    t.equal(stuck.length, 0, 'every manager stops on SIGTERM');
+    if (stuck.length > 0) return;
     const ledger = (
       await pool.query<{ fleet: string; id: string }>('SELECT fleet, id FROM instances ORDER BY fleet, id')
     ).rows.map((r) => `${r.fleet}/${r.id}`);
