@@ -13,10 +13,10 @@ import { expandValue, expandVariables } from '../script/variables.js';
 import {
   archiveStream,
   compressionLevel,
-  extractZip,
+  DownloadCutShort,
+  extractZipStream,
   selectFiles,
   selectionLog,
-  spoolToFile,
   TransferError,
   type ArchiveFormat,
 } from '../transfer/index.js';
@@ -256,20 +256,21 @@ export class ArtifactStages {
   ): Promise<number> {
     const token = dep.token || this.opts.job.token;
     const { body } = await this.opts.api.download(dep.id, token, signal, { directDownload });
-    // A body cut short is a failed download (retried), not a broken archive.
-    const spooled = await spoolToFile(body, { name: 'artifacts.zip', signal }).catch((e: unknown) => {
-      if (signal.aborted) throw e;
-      throw new ArtifactError(`download failed: ${describe(e)}`, undefined, true);
+    // Unpacked while it arrives; a body cut short is a failed download (retried), not a broken archive.
+    const result = await extractZipStream(this.opts.connector, {
+      root,
+      body,
+      signal,
+      spool: { name: 'artifacts.zip' },
+    }).catch((e: unknown) => {
+      if (signal.aborted || !(e instanceof DownloadCutShort)) throw e;
+      throw new ArtifactError(`download failed: ${describe(e.cause)}`, undefined, true);
     });
-    try {
-      const summary = await extractZip(this.opts.connector, { root, zipFile: spooled.path, signal });
-      if (summary.skipped.length > 0) {
-        throw new TransferError(`unsafe entries in the archive: ${summary.skipped.slice(0, 3).join(', ')}`);
-      }
-      return spooled.size;
-    } finally {
-      await spooled.remove();
+    await result.spooled.remove();
+    if (result.skipped.length > 0) {
+      throw new TransferError(`unsafe entries in the archive: ${result.skipped.slice(0, 3).join(', ')}`);
     }
+    return result.spooled.size;
   }
 
   /** `ARTIFACT_DOWNLOAD_ATTEMPTS` read as Go's strconv.Atoi would; not a number: 1. */

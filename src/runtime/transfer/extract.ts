@@ -13,7 +13,7 @@ import { stat } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import tar from 'tar-stream';
 import yauzl from 'yauzl';
-import type { Connector } from '../connectors/connector.js';
+import type { Connector, ExecResult } from '../connectors/connector.js';
 import { shellQuote } from '../script/shell-quote.js';
 import { TransferError } from './errors.js';
 
@@ -32,9 +32,9 @@ export interface ExtractSummary {
   skipped: string[];
 }
 
-const S_IFMT = 0o170000;
+export const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
+export const S_IFLNK = 0o120000;
 
 /** The instance side: a tar stream on stdin, unpacked without taking the archive's owners. */
 export function tarExtractCommand(root: string): string {
@@ -45,50 +45,106 @@ export function tarExtractCommand(root: string): string {
 export async function extractZip(connector: Connector, opts: ExtractOptions): Promise<ExtractSummary> {
   const zip = await openZip(opts.zipFile);
   const summary: ExtractSummary = { entries: 0, bytes: 0, skipped: [] };
-  const pack = tar.pack();
-  const stderr: Buffer[] = [];
-  let proc;
-  try {
-    proc = await connector.spawn(tarExtractCommand(opts.root), {
-      onStderr: (c) => {
-        if (stderr.length < 16) stderr.push(c);
-      },
-      signal: opts.signal,
-    });
-  } catch (e) {
+  const session = await openTarSession(connector, opts.root, opts.signal).catch((e: unknown) => {
     zip.close();
     throw e;
+  });
+  try {
+    await packEntries(zip, () => Promise.resolve(session.pack), summary);
+  } catch (e) {
+    zip.close();
+    throw await session.abort(e);
   }
+  await session.finish();
+  return summary;
+}
+
+/** `tar -x` running on the instance, fed entry by entry through `pack`. */
+export interface TarSession {
+  pack: tar.Pack;
+  /** Ends the tar stream and waits for `tar` to exit 0; a TransferError saying why otherwise. */
+  finish(): Promise<void>;
+  /** Stops `tar` after `e`; returns the error to throw (a TransferError). */
+  abort(e: unknown): Promise<Error>;
+}
+
+/** Starts `tar -x` in `root` (created if missing) on the instance. */
+export async function openTarSession(
+  connector: Connector,
+  root: string,
+  signal: AbortSignal | undefined,
+): Promise<TarSession> {
+  const pack = tar.pack();
+  const stderr: Buffer[] = [];
+  const proc = await connector.spawn(tarExtractCommand(root), {
+    onStderr: (c) => {
+      if (stderr.length < 16) stderr.push(c);
+    },
+    signal,
+  });
   const stdin = proc.stdin;
   const piped = new Promise<void>((resolve, reject) => {
     (pack as unknown as Readable).on('error', reject);
-    stdin.on('error', reject);
+    // tar gone (it failed, or the connection broke): the entry being written fails at once
+    // instead of waiting on a pipe nobody reads.
+    stdin.on('error', (e) => {
+      reject(e);
+      pack.destroy(e);
+    });
     stdin.on('finish', resolve);
     (pack as unknown as Readable).pipe(stdin);
   });
   piped.catch(() => undefined);
-
-  try {
-    await packEntries(zip, pack, summary);
-    pack.finalize();
-    await piped;
-  } catch (e) {
-    proc.kill();
-    zip.close();
-    await proc.done.catch(() => undefined);
-    throw e instanceof TransferError ? e : new TransferError(`extracting failed: ${(e as Error).message}`);
-  }
-  const res = await proc.done;
-  if (res.aborted || opts.signal?.aborted) throw new TransferError('extracting was stopped');
-  if (res.exitCode !== 0) {
+  const failure = (res: ExecResult): TransferError | undefined => {
+    if (signal?.aborted) return new TransferError('extracting was stopped');
+    if (res.exitCode === 0 || res.exitCode === null) {
+      return res.aborted ? new TransferError('extracting was stopped') : undefined;
+    }
     const why = Buffer.concat(stderr).toString('utf8').trim().split('\n').slice(-3).join('; ');
-    throw new TransferError(
+    return new TransferError(
       res.exitCode === 3
-        ? `cannot create ${opts.root} on the instance${why ? `: ${why}` : ''}`
+        ? `cannot create ${root} on the instance${why ? `: ${why}` : ''}`
         : `tar -x on the instance failed (exit code ${res.exitCode})${why ? `: ${why}` : ''}`,
     );
-  }
-  return summary;
+  };
+  // tar ended before its input did (it could not start, or failed): over SSH nothing else tells
+  // the writer, whose channel window just stops opening, so the entry being written fails now.
+  let finishing = false;
+  void proc.done.then(
+    (res) => {
+      if (!finishing)
+        pack.destroy(failure(res) ?? new TransferError('tar -x on the instance ended before its input'));
+    },
+    (e: unknown) => pack.destroy(e as Error),
+  );
+  const abort = async (e: unknown): Promise<Error> => {
+    proc.kill();
+    const res = await proc.done.catch(() => undefined);
+    // tar's own reason when it ended by itself (a broken pipe on our side says less)
+    const own = res && failure(res);
+    if (own && !(e instanceof TransferError)) return own;
+    return e instanceof TransferError ? e : new TransferError(`extracting failed: ${(e as Error).message}`);
+  };
+  return {
+    pack,
+    abort,
+    async finish() {
+      try {
+        finishing = true;
+        pack.finalize();
+        await piped;
+      } catch (e) {
+        throw await abort(e);
+      }
+      const res = await proc.done;
+      const failed =
+        failure(res) ??
+        (res.exitCode === 0
+          ? undefined
+          : new TransferError(`tar -x on the instance was ended by ${res.signal ?? 'a signal'}`));
+      if (failed) throw failed;
+    },
+  };
 }
 
 /**
@@ -144,7 +200,7 @@ class SpooledZipReader extends yauzl.RandomAccessReader {
   }
 }
 
-async function openZip(path: string): Promise<yauzl.ZipFile> {
+export async function openZip(path: string): Promise<yauzl.ZipFile> {
   const { size } = await stat(path);
   const fd = await new Promise<number>((resolve, reject) =>
     open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
@@ -177,7 +233,25 @@ export function unsafeEntryName(name: string, symlinks: ReadonlySet<string>): st
   return undefined;
 }
 
-async function packEntries(zip: yauzl.ZipFile, pack: tar.Pack, summary: ExtractSummary): Promise<void> {
+/**
+ * An entry some earlier pass already wrote (stream-extract.ts), told by the offset of its local
+ * header: `check` gets what the central directory says of it and the entry is not written again.
+ */
+export interface WrittenBefore {
+  has(localHeaderOffset: number): boolean;
+  check(localHeaderOffset: number, name: string, unixMode: number): void;
+}
+
+/**
+ * Adds every entry of `zip` (but those `before` wrote) to the pack `packFor` gives, in the
+ * archive's order; `packFor` is first called for the first entry to write.
+ */
+export async function packEntries(
+  zip: yauzl.ZipFile,
+  packFor: () => Promise<tar.Pack>,
+  summary: ExtractSummary,
+  before?: WrittenBefore,
+): Promise<void> {
   const symlinks = new Set<string>();
   await new Promise<void>((resolve, reject) => {
     zip.on('error', reject);
@@ -200,9 +274,14 @@ async function packEntries(zip: yauzl.ZipFile, pack: tar.Pack, summary: ExtractS
         return;
       }
       const unixMode = (entry.externalFileAttributes >>> 16) & 0xffff;
+      if (before?.has(entry.relativeOffsetOfLocalHeader)) {
+        before.check(entry.relativeOffsetOfLocalHeader, name, unixMode);
+        return;
+      }
       const isDir = raw.endsWith('/') || (unixMode & S_IFMT) === S_IFDIR;
       const isLink = (unixMode & S_IFMT) === S_IFLNK;
       const mtime = entry.getLastModDate();
+      const pack = await packFor();
       summary.entries++;
       if (isDir) {
         await addEntry(pack, { name, type: 'directory', mode: perm(unixMode, 0o755), mtime });
@@ -222,6 +301,8 @@ async function packEntries(zip: yauzl.ZipFile, pack: tar.Pack, summary: ExtractS
           (err) => (err ? reject(err) : resolve()),
         ) as unknown as Writable;
         body.on('error', reject);
+        // a pipe re-throws an error of a destination that has no listener: a process crash
+        sink.on('error', reject);
         body.pipe(sink);
       });
     };
@@ -230,7 +311,8 @@ async function packEntries(zip: yauzl.ZipFile, pack: tar.Pack, summary: ExtractS
   zip.close();
 }
 
-function perm(unixMode: number, fallback: number): number {
+/** The permission bits of a zip entry's Unix mode; `fallback` when the writer left them out. */
+export function perm(unixMode: number, fallback: number): number {
   const p = unixMode & 0o7777;
   return p === 0 ? fallback : p;
 }

@@ -10,6 +10,8 @@
  *   gzip or raw byte stream; finished only if `tar` on the instance succeeded.
  * - `spoolToFile(body)`: a download written to a private temporary file (zips need random access).
  * - `extractZip(connector, {root, zipFile})`: a zip unpacked into a directory on the instance.
+ * - `extractZipStream(connector, {root, body})`: a zip download unpacked on the instance while
+ *   it still arrives; what must wait for the central directory is kept on disk meanwhile.
  */
 export {
   archiveStream,
@@ -21,6 +23,12 @@ export {
 } from './archive.js';
 export { TransferError } from './errors.js';
 export { extractZip, unsafeEntryName, type ExtractOptions, type ExtractSummary } from './extract.js';
+export {
+  DownloadCutShort,
+  extractZipStream,
+  type StreamExtractOptions,
+  type StreamExtractResult,
+} from './stream-extract.js';
 export { compilePattern, isPatternProblem, type PathPattern } from './glob.js';
 export {
   selectFiles,

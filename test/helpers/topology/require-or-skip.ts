@@ -15,7 +15,8 @@ export type TopologyProgram =
   | 'busybox'
   | 'ssh-keygen'
   | 'docker-registry'
-  | 'htpasswd';
+  | 'htpasswd'
+  | 'python3';
 
 const SEARCH = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin', '/sbin'];
 
@@ -45,7 +46,7 @@ export function requireOrSkip(t: SkippableTest, ...what: TopologyProgram[]): boo
   missingComponent(
     t,
     `MISSING ${missing.join(', ')}: integration test not run. ` +
-      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs docker-registry apache2-utils`,
+      `Install with: apt-get install -y openssh-server docker.io busybox-static git git-lfs docker-registry apache2-utils python3`,
   );
   return false;
 }

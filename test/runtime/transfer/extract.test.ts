@@ -9,6 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  createReadStream,
   createWriteStream,
   lstatSync,
   mkdirSync,
@@ -22,15 +23,20 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import yazl from 'yazl';
 import type { Connector } from '../../../src/runtime/connectors/connector.js';
 import { KnownHostsFile } from '../../../src/runtime/connectors/known-hosts.js';
 import { LocalConnector } from '../../../src/runtime/connectors/local-connector.js';
 import { SshConnectorPool } from '../../../src/runtime/connectors/ssh-connector.js';
-import { extractZip } from '../../../src/runtime/transfer/index.js';
+import {
+  DownloadCutShort,
+  extractZip,
+  extractZipStream,
+  type ExtractSummary,
+} from '../../../src/runtime/transfer/index.js';
 import { findProgram, requireOrSkip } from '../../helpers/topology/require-or-skip.js';
 import { startSshd } from '../../helpers/topology/sshd.js';
 
@@ -73,6 +79,9 @@ async function makeZip(path: string): Promise<Expected> {
   file('out/private/secret', Buffer.from('s3cret\n'), 0o600, false);
   file('out/stored-big.bin', randomBytes(3 * MiB + 12345), 0o644, false, true);
   file('out/exactly-one-read.bin', randomBytes(MiB), 0o644, false);
+  // more than the streaming extract holds in memory while it waits for the data descriptor
+  file('out/stored-huge.bin', randomBytes(5 * MiB + 7), 0o640, false, true);
+  file('out/small-streamed.txt', Buffer.from('sizes after the data\n'), 0o600, true, true);
   file('out/deflated-big.txt', Buffer.from('abcdefgh'.repeat(600_000)), 0o644, true, true);
   file('implied/dir/deep.bin', randomBytes(70_000), 0o640, false);
   exp.dirs.set('implied', -1);
@@ -83,6 +92,11 @@ async function makeZip(path: string): Promise<Expected> {
   exp.links.set('out/link-to-run', 'run.sh');
   zip.addBuffer(Buffer.from('../out/empty-dir'), 'many/link-to-dir', { mode: 0o120777, compress: false });
   exp.links.set('many/link-to-dir', '../out/empty-dir');
+  // a symlink whose sizes come after its target: only the central directory says it is one
+  const linkStream = new PassThrough();
+  linkStream.end('run.sh');
+  zip.addReadStream(linkStream, 'out/link-streamed', { mode: 0o120777, compress: false });
+  exp.links.set('out/link-streamed', 'run.sh');
   file('last-empty', Buffer.alloc(0), 0o644, false);
   zip.end();
   await pipeline(zip.outputStream, createWriteStream(path));
@@ -101,6 +115,57 @@ function listTree(root: string, rel = ''): string[] {
   return out;
 }
 
+function checkSummary(t: Test, summary: ExtractSummary, exp: Expected) {
+  t.same(summary.skipped, []);
+  t.equal(
+    summary.entries,
+    exp.files.size + exp.links.size + 3,
+    'files, links and the three directory entries',
+  );
+  t.equal(
+    summary.bytes,
+    [...exp.files.values()].reduce((a, f) => a + f.size, 0),
+    'bytes: the files’ content',
+  );
+}
+
+function checkTree(t: Test, target: string, exp: Expected) {
+  t.same(
+    listTree(target),
+    [...exp.files.keys(), ...exp.dirs.keys(), ...exp.links.keys()].sort(),
+    'exactly the archive’s paths, nothing more',
+  );
+  for (const [p, f] of exp.files) {
+    const st = lstatSync(join(target, p));
+    t.ok(st.isFile(), `${p} is a file`);
+    t.equal(st.size, f.size, `${p} size`);
+    t.equal(sha(readFileSync(join(target, p))), f.sha, `${p} content`);
+    t.equal(st.mode & 0o7777, f.mode, `${p} mode ${f.mode.toString(8)}`);
+  }
+  for (const [p, mode] of exp.dirs) {
+    const st = lstatSync(join(target, p));
+    t.ok(st.isDirectory(), `${p} is a directory`);
+    if (mode >= 0) t.equal(st.mode & 0o7777, mode, `${p} mode ${mode.toString(8)}`);
+  }
+  for (const [p, to] of exp.links) {
+    t.ok(lstatSync(join(target, p)).isSymbolicLink(), `${p} is a symlink`);
+    t.equal(readlinkSync(join(target, p)), to, `${p} target`);
+  }
+}
+
+/** The file as a download: pieces of uneven sizes (some splitting headers), a pause now and then. */
+async function* trickle(path: string, cutAt = Infinity): AsyncGenerator<Buffer> {
+  const data = readFileSync(path).subarray(0, cutAt);
+  const sizes = [1, 7, 29, 4093, 65_536, 300_001];
+  for (let pos = 0, i = 0; pos < data.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    yield data.subarray(pos, pos + n);
+    pos += n;
+    if (i % 5 === 0) await new Promise((r) => setTimeout(r, 2));
+  }
+  if (cutAt !== Infinity) throw new Error('connection reset');
+}
+
 function suite(name: string, connector: () => Connector, dir: string) {
   t.test(name, async (t) => {
     const zipFile = join(dir, 'edge.zip');
@@ -108,39 +173,16 @@ function suite(name: string, connector: () => Connector, dir: string) {
     const exp = await makeZip(zipFile);
     const target = join(dir, 'target');
     const summary = await extractZip(connector(), { root: target, zipFile });
-    t.same(summary.skipped, []);
-    t.equal(
-      summary.entries,
-      exp.files.size + exp.links.size + 3,
-      'files, links and the three directory entries',
-    );
-    t.equal(
-      summary.bytes,
-      [...exp.files.values()].reduce((a, f) => a + f.size, 0),
-      'bytes: the files’ content',
-    );
+    checkSummary(t, summary, exp);
+    checkTree(t, target, exp);
 
-    t.same(
-      listTree(target),
-      [...exp.files.keys(), ...exp.dirs.keys(), ...exp.links.keys()].sort(),
-      'exactly the archive’s paths, nothing more',
-    );
-    for (const [p, f] of exp.files) {
-      const st = lstatSync(join(target, p));
-      t.ok(st.isFile(), `${p} is a file`);
-      t.equal(st.size, f.size, `${p} size`);
-      t.equal(sha(readFileSync(join(target, p))), f.sha, `${p} content`);
-      t.equal(st.mode & 0o7777, f.mode, `${p} mode ${f.mode.toString(8)}`);
-    }
-    for (const [p, mode] of exp.dirs) {
-      const st = lstatSync(join(target, p));
-      t.ok(st.isDirectory(), `${p} is a directory`);
-      if (mode >= 0) t.equal(st.mode & 0o7777, mode, `${p} mode ${mode.toString(8)}`);
-    }
-    for (const [p, to] of exp.links) {
-      t.ok(lstatSync(join(target, p)).isSymbolicLink(), `${p} is a symlink`);
-      t.equal(readlinkSync(join(target, p)), to, `${p} target`);
-    }
+    // the same archive unpacked while it arrives, in uneven pieces with pauses
+    const streamTarget = join(dir, 'stream-target');
+    const streamed = await extractZipStream(connector(), { root: streamTarget, body: trickle(zipFile) });
+    await streamed.spooled.remove();
+    t.ok(streamed.streamed >= 3, `${streamed.streamed} entries written while the download arrived`);
+    checkSummary(t, streamed, exp);
+    checkTree(t, streamTarget, exp);
 
     // extracting again over the same tree (a retried download) replaces, never appends
     writeFileSync(join(target, 'out/run.sh'), 'changed by the job\n');
@@ -155,6 +197,34 @@ function suite(name: string, connector: () => Connector, dir: string) {
       code: 'TRANSFER',
       message: /not a valid zip archive/,
     });
+    // a download that breaks off while it is being unpacked is a failed download (retried)...
+    const broken = extractZipStream(connector(), {
+      root: join(dir, 'cut-stream'),
+      body: trickle(zipFile, 2 * MiB),
+    });
+    await t.rejects(broken, { retryable: true, message: /download failed: connection reset/ });
+    t.ok((await broken.catch((e: unknown) => e)) instanceof DownloadCutShort, 'a DownloadCutShort');
+    // ... and one that ends early without an error is not a zip
+    await t.rejects(
+      extractZipStream(connector(), {
+        root: join(dir, 'cut-stream2'),
+        body: Readable.from([readFileSync(zipFile).subarray(0, 2 * MiB)]),
+      }),
+      { code: 'TRANSFER', message: /not a valid zip archive/ },
+    );
+
+    // tar cannot start (its directory is below a file): tar's reason, the download dropped, no crash
+    const below = join(zipFile, 'sub');
+    await t.rejects(extractZip(connector(), { root: below, zipFile }), {
+      code: 'TRANSFER',
+      message: /^cannot create .*edge\.zip\/sub on the instance/,
+    });
+    const body = createReadStream(zipFile, { highWaterMark: 64 * 1024 });
+    await t.rejects(extractZipStream(connector(), { root: below, body }), {
+      code: 'TRANSFER',
+      message: /^cannot create .*edge\.zip\/sub on the instance/,
+    });
+    t.ok(body.destroyed, 'the download is not left open');
   });
 }
 
@@ -195,4 +265,58 @@ if (requireOrSkip(t, 'sshd', 'ssh-keygen')) {
   const connector = () =>
     pool.get({ host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey });
   suite('real sshd', connector, join(work, 'ssh'));
+}
+
+// Another writer: Python's zipfile writing to a pipe puts every entry's sizes in a data
+// descriptor after its data (signed, 64-bit when asked for), as gitlab-runner's Go archive/zip does.
+if (requireOrSkip(t, 'python3')) {
+  t.test('a zip Python wrote to a pipe', async (t) => {
+    const dir = join(work, 'python');
+    mkdirSync(dir, { recursive: true });
+    const script = `
+import os, sys, zipfile
+z = zipfile.ZipFile(sys.stdout.buffer, "w")
+def add(name, data, mode, method, zip64=False):
+    info = zipfile.ZipInfo(name, (2024, 5, 6, 7, 8, 10))
+    info.external_attr = mode << 16
+    info.compress_type = method
+    with z.open(info, "w", force_zip64=zip64) as f:
+        f.write(data)
+add("bin/tool", os.urandom(300000), 0o100755, zipfile.ZIP_DEFLATED)
+add("data/big.txt", "".join(str(i) for i in range(700000)).encode(), 0o100600, zipfile.ZIP_DEFLATED, zip64=True)
+add("data/raw.bin", os.urandom(5 * 1024 * 1024 + 3), 0o100644, zipfile.ZIP_STORED)
+add("data/small", b"tiny", 0o100644, zipfile.ZIP_STORED)
+add("data/link", b"big.txt", 0o120777, zipfile.ZIP_STORED)
+z.close()
+`;
+    const { execFileSync } = await import('node:child_process');
+    const zip = execFileSync('python3', ['-c', script], { maxBuffer: 64 * MiB });
+    t.equal(zip.readUInt16LE(6) & 0x8, 0x8, 'the first entry has a data descriptor');
+    const root = join(dir, 'target');
+    const res = await extractZipStream(new LocalConnector({ workdir: dir }), {
+      root,
+      body: Readable.from([
+        zip.subarray(0, 100_000),
+        zip.subarray(100_000, 4_000_000),
+        zip.subarray(4_000_000),
+      ]),
+    });
+    await res.spooled.remove();
+    t.equal(res.streamed, 3, 'the three large files were written while the download arrived');
+    t.equal(res.entries, 5);
+    t.equal(
+      readFileSync(join(root, 'data/big.txt'), 'utf8'),
+      Array.from({ length: 700_000 }, (_, i) => String(i)).join(''),
+    );
+    t.equal(readFileSync(join(root, 'data/small'), 'utf8'), 'tiny');
+    t.equal(statMode(join(root, 'bin/tool')), 0o755);
+    t.equal(statMode(join(root, 'data/big.txt')), 0o600);
+    t.equal(statMode(join(root, 'data/raw.bin')), 0o644);
+    t.equal(lstatSync(join(root, 'data/raw.bin')).size, 5 * MiB + 3);
+    t.equal(readlinkSync(join(root, 'data/link')), 'big.txt');
+  });
+}
+
+function statMode(path: string): number {
+  return lstatSync(path).mode & 0o7777;
 }
