@@ -65,6 +65,32 @@ function sampleRss(): { stop(): number; buffers: () => number; heap: () => numbe
   };
 }
 
+/**
+ * BENCH_PROF=DIR: a CPU profile of the manager over one phase, written to DIR/<phase>.cpuprofile
+ * (open it in Chrome's DevTools); unset: nothing.
+ */
+async function startProfile(): Promise<((phase: string) => Promise<void>) | undefined> {
+  const dir = process.env['BENCH_PROF'];
+  if (!dir) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (phase) => {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${phase}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+/** The manager's CPU since `from` (user + system), as "1.23 s". */
+function cpuSeconds(from: NodeJS.CpuUsage): string {
+  const d = process.cpuUsage(from);
+  return `${((d.user + d.system) / 1e6).toFixed(2)} s`;
+}
+
 // ---- coordinator child --------------------------------------------------------------------------
 const child = fork(new URL('./artifacts-coordinator-child.ts', import.meta.url).pathname, [], {
   execArgv: process.execArgv,
@@ -218,13 +244,15 @@ let id = 1;
   );
 
   let rss = sampleRss();
+  let cpu0 = process.cpuUsage();
   let t0 = now();
   const failure = await stagesFor(buildJob, root).upload(true, output, new AbortController().signal);
   const upMs = now() - t0;
+  const upCpu = cpuSeconds(cpu0);
   const upRss = rss.stop();
   if (failure) throw new Error(`upload failed: ${failure}\n${log.join('')}`);
   console.log(
-    `  upload:   ${fmt(upMs)} (${rate(bytes, upMs)}), ratio to floor ${(floorMs / upMs).toFixed(2)} (target ≥ 0.5), RSS growth ${upRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
+    `  upload:   ${fmt(upMs)} (${rate(bytes, upMs)}), ratio to floor ${(floorMs / upMs).toFixed(2)} (target ≥ 0.5), manager CPU ${upCpu}, RSS growth ${upRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
   );
 
   const testId = id++;
@@ -232,12 +260,16 @@ let id = 1;
   const testJob = await take();
   const target = join(work, 'big-copy');
   rss = sampleRss();
+  const profiler = await startProfile();
+  cpu0 = process.cpuUsage();
   t0 = now();
   await stagesFor(testJob, target).download(output, new AbortController().signal);
   const downMs = now() - t0;
+  const downCpu = cpuSeconds(cpu0);
+  await profiler?.('download');
   const downRss = rss.stop();
   console.log(
-    `  download: ${fmt(downMs)} (${rate(bytes, downMs)}), ratio to floor ${(floorMs / downMs).toFixed(2)} (target ≥ 0.5), RSS growth ${downRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
+    `  download: ${fmt(downMs)} (${rate(bytes, downMs)}), ratio to floor ${(floorMs / downMs).toFixed(2)} (target ≥ 0.5), manager CPU ${downCpu}, RSS growth ${downRss.toFixed(1)} MB (target < 64; Buffers ${rss.buffers().toFixed(1)} MB, JS heap ${rss.heap().toFixed(1)} MB of it)`,
   );
   const check = execFileSync('sh', [
     '-c',
