@@ -110,16 +110,24 @@ if (cluster) {
     );
     const human = await runCli(dir, ['managers', '--state', url]);
     t.match(human.stdout, /MANAGER\s+HOST\s+PID\s+STARTED\s+HEARTBEAT\s+STATE\s+FLEETS/);
-    const status = await runCli(dir, ['status', '--json', '--state', url]);
-    t.equal(status.code, 0, status.stderr);
-    const fleets = (
-      JSON.parse(status.stdout) as { fleets: { name: string; owner?: string; term?: number }[] }
-    ).fleets;
-    t.same(
-      fleets.map((f) => [f.name, f.owner, String(f.term)]),
-      spread.ls.map((l) => [l.fleet, l.owner, l.term]),
-      'status shows every fleet with its owner and term',
+    // b may still be taking its share from a (a rebalance moves a fleet under a new term), so
+    // status is compared with the leases read right after it, until the two agree.
+    const shown = await until(
+      'status agrees with the leases',
+      async () => {
+        const status = await runCli(dir, ['status', '--json', '--state', url]);
+        if (status.code !== 0) return { status, fleets: [], ls: [] };
+        const fleets = (
+          JSON.parse(status.stdout) as { fleets: { name: string; owner?: string; term?: number }[] }
+        ).fleets.map((f) => [f.name, f.owner, String(f.term)]);
+        const ls = (await leases()).map((l) => [l.fleet, l.owner, l.term]);
+        return JSON.stringify(fleets) === JSON.stringify(ls) ? { status, fleets, ls } : undefined;
+      },
+      30_000,
     );
+    t.equal(shown.status.code, 0, shown.status.stderr);
+    t.same(shown.fleets, shown.ls, 'status shows every fleet with its owner and term');
+    t.equal(shown.ls.length, FLEETS);
     const before = new Map(spread.rows.map((r) => [r.fleet, r.id]));
 
     // SIGKILL a: b takes its fleets over with a higher term and adopts its instances.
