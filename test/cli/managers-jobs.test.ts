@@ -58,15 +58,18 @@ const logLines = (m: SpawnedManager): LogLine[] =>
     });
 
 /**
- * Whether `m`'s log shows it holding `fleet`'s lease when it received job `id`: the last lease event
- * of the fleet before that line is an acquisition.
+ * Whether `m`'s log shows it holding `fleet`'s lease when GitLab answered its request with job `id`:
+ * the last lease event of the fleet before the "Checking for jobs... received" line is an
+ * acquisition. (Not the later "job received" line: a request answered under the lease a moment
+ * before a hand-over is rightly run, since GitLab has assigned the job, and that line can be logged
+ * after the hand-over's.)
  */
 const heldWhenReceived = (m: SpawnedManager, fleet: string, id: number) => {
   let held = false;
   for (const l of logLines(m)) {
     if (l.fleet === fleet && l.msg === 'fleet lease acquired') held = true;
     if (l.fleet === fleet && l.msg?.startsWith('fleet lease given up or lost')) held = false;
-    if (l.msg === 'job received' && l.jobId === id) return held;
+    if (l.msg === 'Checking for jobs... received' && l.jobId === id) return held;
   }
   return undefined;
 };
