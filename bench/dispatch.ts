@@ -9,21 +9,22 @@
  * fleet    1,000 × `sleep 1` across 20 sshd × 50 slots: jobs that succeeded, wall time, manager
  *          CPU per job, instance CPU per job (sshd and everything under it); floor: the same
  *          1,000 execs with a bare ssh2 client. Targets: 1,000/1,000, wall ≤ 2× floor,
- *          manager ≤ 2 ms/job, instance ≤ 2× floor.
+ *          manager ≤ 2 ms/job, instance ≤ 2× floor. Runs in rounds (BENCH_FLEET_ROUNDS, default
+ *          2): round 1 right after start, JIT compilation included, round 2 warm, as a daemon runs.
  * intake   1,000 queued jobs assigned, coordinator adding 50 ms per request, request_concurrency
  *          16 (target < 5 s); then job requests per second while the queue is empty (target ≤ 2).
  *
  * The fleet phase also says where its wall goes (when jobs were assigned and finished, and per job
  * assigned → first log line → last log line → finished); BENCH_SLOWEST=1 prints the slowest job's
  * log, BENCH_DEBUG=1 the manager's log, BENCH_PROFILE=<dir> writes CPU profiles of the manager
- * over the 1,000 jobs (fleet.cpuprofile) and over the intake window (intake.cpuprofile), for Chrome
+ * over the 1,000 jobs of the last round (fleet.cpuprofile) and over the intake window (intake.cpuprofile), for Chrome
  * DevTools. Each sshd has its own /tmp/runfleet-builds (a private mount, so it needs root), as 20
  * machines would.
  *
  * Run: npm run bench:dispatch [-- phase…]   (needs openssh-server; bounded; loopback only)
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -351,6 +352,32 @@ function treeCpuMs(pid: number | undefined): number {
   return (ticks * 1000) / 100;
 }
 const instancesCpuMs = (xs: SshdInstance[]) => xs.reduce((s, i) => s + treeCpuMs(i.pid), 0);
+/** CPU ticks (1/100 s) of each thread of this process, by thread id. */
+function threadTicks(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of readdirSync('/proc/self/task')) {
+    try {
+      const f = readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      m.set(t, Number(f[11]) + Number(f[12]));
+    } catch {
+      // The thread ended between the listing and the read: it ran nothing worth counting.
+    }
+  }
+  return m;
+}
+/**
+ * CPU ms since `before` on the main (JavaScript) thread and on the others: V8's helper threads
+ * (concurrent GC and compilation) and libuv's pool (crypto, file system).
+ */
+function threadsCpuMs(before: Map<string, number>): { main: number; others: number } {
+  const out = { main: 0, others: 0 };
+  for (const [t, v] of threadTicks()) {
+    const ms = (v - (before.get(t) ?? 0)) * 10;
+    if (t === String(process.pid)) out.main += ms;
+    else out.others += ms;
+  }
+  return out;
+}
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -444,7 +471,12 @@ async function startFleetSshds(n: number): Promise<SshdInstance[]> {
   return xs;
 }
 
-async function fleet(instances: SshdInstance[]): Promise<void> {
+/**
+ * One round: 1,000 jobs, then the floor's 1,000 execs. Round 1 runs right after start (JIT
+ * compilation of the job path included); later rounds show the steady state of a daemon that has
+ * run jobs before.
+ */
+async function fleet(instances: SshdInstance[], round: number): Promise<void> {
   const N = 1000;
   const slots = 50;
   // Floor: a bare ssh2 client, one connection per sshd, 50 execs at a time on each.
@@ -482,12 +514,16 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
   const profile = await windowProfile();
   inst0 = instancesCpuMs(instances);
   cpu0 = cpuMs();
+  const split0 = process.cpuUsage();
+  const threads0 = threadTicks();
   t0 = at();
   const inRun = (id: number) => id >= 10_000 && id < 10_000 + N;
   await coordinator.enqueue(Array.from({ length: N }, (_, i) => ({ id: 10_000 + i, script: ['sleep 1'] })));
   await coordinator.until(() => coordinator.count('finished', inRun) >= N, 300_000);
   const wall = (at() - t0) / 1000;
   const cpu = (cpuMs() - cpu0) / N;
+  const split = process.cpuUsage(split0);
+  const threads = threadsCpuMs(threads0);
   await profile.stop('fleet');
   await m.stop();
   await sleep(500);
@@ -499,9 +535,14 @@ async function fleet(instances: SshdInstance[]): Promise<void> {
     (e) => e.ev === 'finished' && inRun(e.id!) && e.state !== 'success',
   );
   if (failure) console.log(`  first failure (job ${failure.id}):\n${failure.log}`);
-  console.log(`${N} x sleep 1 across ${instances.length} sshd x ${slots} slots`);
+  console.log(
+    `${N} x sleep 1 across ${instances.length} sshd x ${slots} slots, round ${round}${round === 1 ? ' (cold: the first jobs since start)' : ' (warm)'}`,
+  );
   console.log(
     `  runfleet ${ok}/${N} ok  wall ${f1(wall)} s  manager CPU ${cpu.toFixed(2)} ms/job  instance CPU ${cpu_(inst)} ms/job`,
+  );
+  console.log(
+    `    manager CPU ms/job: user ${cpu_(split.user / 1000 / N)}, system ${cpu_(split.system / 1000 / N)}; main thread ${cpu_(threads.main / N)}, other threads (GC, JIT, libuv) ${cpu_(threads.others / N)}`,
   );
   console.log(
     `  floor (bare ssh2) ${rawOk}/${N} ok  wall ${f1(rawWall)} s  client CPU ${rawCpu.toFixed(2)} ms/job  instance CPU ${cpu_(rawInst)} ms/job`,
@@ -709,7 +750,9 @@ try {
   if (want('latency')) await latency();
   if (want('fleet') || want('intake')) {
     const instances = await startFleetSshds(20);
-    if (want('fleet')) await fleet(instances);
+    // BENCH_FLEET_ROUNDS: how many rounds of the fleet phase (see `fleet`). @default 2
+    const rounds = Math.max(1, Number(process.env.BENCH_FLEET_ROUNDS ?? 2) || 2);
+    if (want('fleet')) for (let r = 1; r <= rounds; r++) await fleet(instances, r);
     if (want('intake')) await intake(instances);
   }
 } finally {
