@@ -1,3 +1,5 @@
+import type { TimerHandle, Time } from './time.js';
+
 /**
  * Rejects with `signal.reason` once `signal` aborts (at once if it has). Raced against a call that
  * might ignore its signal, so a caller is never held past the abort.
@@ -27,4 +29,34 @@ export function firstAbort(...signals: AbortSignal[]): AbortSignal {
   const onAbort = (e: Event): void => controller.abort((e.target as AbortSignal).reason);
   for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
   return controller.signal;
+}
+
+/**
+ * A signal that aborts with `signal`, or once `ms` have passed on `time` (reason: a `TimeoutError`,
+ * as `AbortSignal.timeout` gives). `AbortSignal.any` with `AbortSignal.timeout` costs a weak
+ * reference, a finalization entry and an unref'd timer per call and keeps them until collected;
+ * this costs a listener and a timer, both gone at `cancel()`. Call `cancel()` when the work ends.
+ */
+export function withTimeout(
+  signal: AbortSignal,
+  ms: number,
+  time: Pick<Time, 'after'>,
+): { signal: AbortSignal; cancel(): void } {
+  const controller = new AbortController();
+  if (signal.aborted) {
+    controller.abort(signal.reason);
+    return { signal: controller.signal, cancel: () => undefined };
+  }
+  const onAbort = (): void => controller.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer: TimerHandle = time.after(ms, () =>
+    controller.abort(new DOMException('The operation timed out.', 'TimeoutError')),
+  );
+  return {
+    signal: controller.signal,
+    cancel: () => {
+      timer.cancel();
+      signal.removeEventListener('abort', onAbort);
+    },
+  };
 }

@@ -22,7 +22,7 @@ import { resolveFeatureFlags } from '../script/feature-flags.js';
 import { jobVariable } from '../script/layout.js';
 import type { ArtifactStages } from './artifact-stages.js';
 import { isBuildError, type Executor, type JobOutput, type StageResult } from './executor.js';
-import { firstAbort } from '../../util/abort.js';
+import { firstAbort, withTimeout } from '../../util/abort.js';
 import { systemTime, type Time } from '../../util/time.js';
 import type { CacheStages } from '../cache/job-caches.js';
 
@@ -186,7 +186,8 @@ export async function runStages(
   try {
     await output.section('prepare_executor', () => executor.prepare(job, output, main));
     prepared = true;
-    const scriptSignal = firstAbort(main, scriptTimeout.signal);
+    // Without RUNNER_SCRIPT_TIMEOUT the steps share `main` (a combined signal less per job).
+    const scriptSignal = scriptTimeoutMs !== undefined ? firstAbort(main, scriptTimeout.signal) : main;
     for (const stage of ['prepare_script', 'get_sources', ...stepStages(job)] as StageName[]) {
       const isStep = stage.startsWith('step_');
       if (isStep && !reachedSteps && !result && opts.caches?.hasCaches) {
@@ -255,15 +256,14 @@ export async function runStages(
     // after_script runs within the job deadline, as everything else (GitLab Runner derives its
     // context from the job's): a job that hit its deadline has no time left for it.
     if (reachedSteps && hasAfterScript(job) && !jobSignal.aborted) {
-      const afterSignal = AbortSignal.any([
-        jobSignal,
-        AbortSignal.timeout(afterTimeoutMs ?? opts.afterScriptTimeoutMs ?? 300_000),
-      ]);
+      const limit = withTimeout(jobSignal, afterTimeoutMs ?? opts.afterScriptTimeoutMs ?? 300_000, time);
       const status = result?.status ?? 'success';
-      const r = await runStage('after_script', status, afterSignal).catch((e: unknown) => {
-        warn(`after_script failed: ${(e as Error).message}`);
-        return undefined;
-      });
+      const r = await runStage('after_script', status, limit.signal)
+        .catch((e: unknown) => {
+          warn(`after_script failed: ${(e as Error).message}`);
+          return undefined;
+        })
+        .finally(() => limit.cancel());
       if (r?.aborted) {
         warn(`after_script could not run to completion because the timeout was exceeded. ${TIMEOUT_DOCS}`);
       } else if (r && r.exitCode !== 0) {
@@ -294,10 +294,12 @@ export async function runStages(
       result = await uploadArtifacts(opts.artifacts, result, output, hard);
     if (prepared) {
       // Its time limit (a timer) only where the stage has something to run.
-      const cleanupSignal = stageHasWork(job, 'cleanup_file_variables')
-        ? AbortSignal.any([hard, AbortSignal.timeout(opts.cleanupTimeoutMs ?? 30_000)])
-        : hard;
-      await runStage('cleanup_file_variables', result.status, cleanupSignal).catch(() => undefined);
+      const limit = stageHasWork(job, 'cleanup_file_variables')
+        ? withTimeout(hard, opts.cleanupTimeoutMs ?? 30_000, time)
+        : { signal: hard, cancel: () => undefined };
+      await runStage('cleanup_file_variables', result.status, limit.signal)
+        .catch(() => undefined)
+        .finally(() => limit.cancel());
     }
   } finally {
     timer.cancel();

@@ -19,9 +19,18 @@ const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
 const CR = 0x0d;
 
+/** The last prefix made, by its millisecond: a burst of lines (1,000 jobs' headers) shares it. */
+let lastMs = NaN;
+let lastPrefix = '';
+
 /** `2026-12-02T06:07:18.123000Z `: milliseconds from the clock, microseconds as zeros. */
 export function timestampPrefix(date: Date): string {
-  return `${date.toISOString().slice(0, 23)}000Z `;
+  const ms = date.getTime();
+  if (ms !== lastMs) {
+    lastPrefix = `${date.toISOString().slice(0, 23)}000Z `;
+    lastMs = ms;
+  }
+  return lastPrefix;
 }
 
 /** Parses one timestamped line back: time, stream, type, continuation flag and the text. */
