@@ -34,7 +34,7 @@
  * that host, kills every process carrying one (Linux `/proc`) before anything else runs there. A
  * process that merely reuses a pid is never touched.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { Writable, type Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
@@ -399,12 +399,15 @@ export class SshConnector implements Connector {
         await this.time.sleep(dialBackoffMs(connectFailures++));
         continue;
       }
-      const tag = randomBytes(8).toString('hex');
+      // 16 hex digits (64 random bits) from the buffered UUID pool, not a call into the system's
+      // random source per command.
+      const tag = randomUUID().replaceAll('-', '').slice(0, 16);
       const opened = await new Promise<{ ch: ClientChannel; exit: ExitRecord } | Error>((resolve) => {
         try {
           client.exec(build(tag), (err, ch) => {
             if (err) return resolve(err);
             const exit: ExitRecord = {};
+            skipEndAfterFinish(ch);
             ch.once('exit', (code: number | null, signal?: string) => {
               exit.status = { code, ...(signal ? { signal: `SIG${signal}` } : {}) };
             });
@@ -637,6 +640,21 @@ function coalesceWrites(sock: Socket): void {
     }
     return write(...args);
   }) as Socket['write'];
+}
+
+/**
+ * ssh2's `Channel.destroy()`, run when the channel's readable side ends, is `end()` then `close()`.
+ * `end()` on a writable side that has already finished (the command's stdin was ended) only builds
+ * an ERR_STREAM_ALREADY_FINISHED error, stack trace and all, that nobody sees: a measurable cost
+ * per command in a burst. Then only `close()` runs, as it would have anyway.
+ */
+function skipEndAfterFinish(ch: ClientChannel): void {
+  const destroy = ch.destroy.bind(ch);
+  ch.destroy = (() => {
+    if (!ch.writableFinished) return destroy();
+    ch.close();
+    return ch;
+  }) as ClientChannel['destroy'];
 }
 
 /**

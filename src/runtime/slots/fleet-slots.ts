@@ -12,6 +12,12 @@ export interface SlotInstance {
   useCount: number;
   /** One entry per slot; the acquisition holding it, if any. */
   slots: (MutableAcquisition | undefined)[];
+  /**
+   * Entries of `slots` that hold an acquisition, kept by the scheduler where it fills and clears
+   * them: every job request and acquisition asks, and counting 50 slots × 20 instances each time
+   * was a visible share of a 1,000-job burst.
+   */
+  held: number;
   unavailable?: UnavailableReason;
 }
 
@@ -66,9 +72,7 @@ export function resizeSlots(inst: SlotInstance, capacity: number): void {
 }
 
 export function acquiredOn(inst: SlotInstance): number {
-  let n = 0;
-  for (const s of inst.slots) if (s) n++;
-  return n;
+  return inst.held;
 }
 
 /** Running jobs on every instance of the fleet. */

@@ -109,7 +109,7 @@ export class SlotScheduler implements DemandSource {
   addReadyInstance(fleet: string, id: string, useCount: number): void {
     const f = this.fleets.get(fleet);
     if (!f || f.instances.has(id)) return;
-    const inst: SlotInstance = { id, useCount, slots: [] };
+    const inst: SlotInstance = { id, useCount, slots: [], held: 0 };
     resizeSlots(inst, f.settings.capacityPerInstance);
     if (f.closed) inst.unavailable = 'fleet_deleted';
     f.instances.set(id, inst);
@@ -270,7 +270,10 @@ export class SlotScheduler implements DemandSource {
       this.notifyIfIdle();
       return;
     }
-    if (inst.slots[a.slot] === a) inst.slots[a.slot] = undefined;
+    if (inst.slots[a.slot] === a) {
+      inst.slots[a.slot] = undefined;
+      inst.held--;
+    }
     inst.useCount++;
     if (opts.instanceBroken) inst.unavailable ??= 'unhealthy';
     else if (exhausted(inst, f.settings)) inst.unavailable ??= 'max_use_count';
@@ -357,7 +360,7 @@ export class SlotScheduler implements DemandSource {
       released: false,
     };
     best.slots[slot] = a;
-    const held = acquiredOn(best);
+    const held = ++best.held;
     void this.opts.ledger
       .update(a.fleet, a.instanceId, (row) => ({ ...row, acquired: held, state: 'in_use' }))
       .catch((e: unknown) => this.logger.error('ledger write failed', { fleet: a.fleet, error: String(e) }));
