@@ -697,7 +697,7 @@ async function intake(instances: SshdInstance[]): Promise<void> {
     `  assigned ${assigned.size}/${N} in ${f1(assignS)} s (target < 5 s)   floor (16 bare HTTP loops) ${f1(floorS)} s   ratio ${f1(assignS / floorS)}x`,
   );
   console.log(
-    `  assigned by: 10% ${share(0.1)} s, 50% ${share(0.5)} s, 90% ${share(0.9)} s   job requests open: mean ${f1(open.mean)}, max ${open.max}`,
+    `  assigned by: first ${share(0)} s (the manager's next check_interval poll of an empty queue), 10% ${share(0.1)} s, 50% ${share(0.5)} s, 90% ${share(0.9)} s   job requests open: mean ${f1(open.mean)}, max ${open.max}`,
   );
   console.log(
     `  until the last assignment: CPU ms/job manager ${(cpu.manager / N).toFixed(2)}, coordinator ${(cpu.coordinator / N).toFixed(2)}, sshds ${(cpu.instances / N).toFixed(2)}; manager event-loop delay p50 ${ms(loopDelay.percentile(50))} ms p99 ${ms(loopDelay.percentile(99))} ms max ${ms(loopDelay.max)} ms`,
