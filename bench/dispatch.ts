@@ -18,7 +18,8 @@
  * assigned → first log line → last log line → finished); BENCH_SLOWEST=1 prints the slowest job's
  * log, BENCH_DEBUG=1 the manager's log, BENCH_PROFILE=<dir> writes CPU profiles of the manager
  * over the 1,000 jobs of the last round (fleet.cpuprofile) and over the intake window (intake.cpuprofile), for Chrome
- * DevTools. Each sshd has its own /tmp/runfleet-builds (a private mount, so it needs root), as 20
+ * DevTools; BENCH_HEAP_PROFILE=<dir> a sampling heap profile of the same windows (every allocation,
+ * collected ones included: fleet.heapprofile). Each sshd has its own /tmp/runfleet-builds (a private mount, so it needs root), as 20
  * machines would.
  *
  * Run: npm run bench:dispatch [-- phase…]   (needs openssh-server; bounded; loopback only)
@@ -395,16 +396,34 @@ const f1 = (x: number) => x.toFixed(1);
  */
 async function windowProfile(): Promise<{ stop(name: string): Promise<void> }> {
   const dir = process.env.BENCH_PROFILE;
-  if (!dir) return { stop: async () => undefined };
+  const heapDir = process.env.BENCH_HEAP_PROFILE;
+  if (!dir && !heapDir) return { stop: async () => undefined };
   const session = new Session();
   session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 500 });
-  await session.post('Profiler.start');
+  if (dir) {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 500 });
+    await session.post('Profiler.start');
+  }
+  if (heapDir) {
+    // Every allocation sampled, including what the GC collected since: where the GC's work comes from.
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
+  }
   return {
     async stop(name) {
-      const { profile } = await session.post('Profiler.stop');
-      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      if (dir) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      }
+      if (heapDir) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        writeFileSync(join(heapDir, `${name}.heapprofile`), JSON.stringify(profile));
+      }
       session.disconnect();
     },
   };

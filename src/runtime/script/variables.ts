@@ -64,14 +64,17 @@ export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable
   ];
   // The status comes last so a job variable cannot fake it.
   after.push(runnerVariable('CI_JOB_STATUS', ctx.jobStatus));
-  const own = job.variables.filter((v) => !isHonouredFeatureFlag(v.key));
-  return expandVariables(dedupe([...before, ...own, ...after]));
+  const all = before;
+  for (const v of job.variables) if (!isHonouredFeatureFlag(v.key)) all.push(v);
+  for (const v of after) all.push(v);
+  return expandVariables(dedupe(all));
 }
 
+/** The last entry of each key, in its position; the list itself when no key repeats. */
 function dedupe(vars: JobVariable[]): JobVariable[] {
   const last = new Map<string, number>();
-  vars.forEach((v, i) => last.set(v.key, i));
-  return vars.filter((v, i) => last.get(v.key) === i);
+  for (let i = 0; i < vars.length; i++) last.set(vars[i]!.key, i);
+  return last.size === vars.length ? vars : vars.filter((v, i) => last.get(v.key) === i);
 }
 
 /**
@@ -80,11 +83,18 @@ function dedupe(vars: JobVariable[]): JobVariable[] {
  * One level only, so a value cannot make expansion loop.
  */
 export function expandVariables(vars: JobVariable[]): JobVariable[] {
-  const values = new Map(vars.map((v) => [v.key, v.value]));
-  return vars.map((v) => (v.raw ? v : { ...v, value: expandValue(v.value, values) }));
+  // Most values hold no `$`: those entries are kept as they are, and the lookup map is only
+  // built when some value needs it (a job's variables are expanded for every stage script).
+  let values: Map<string, string> | undefined;
+  return vars.map((v) => {
+    if (v.raw || !v.value.includes('$')) return v;
+    values ??= new Map(vars.map((x) => [x.key, x.value]));
+    return { ...v, value: expandValue(v.value, values) };
+  });
 }
 
 export function expandValue(value: string, values: ReadonlyMap<string, string>): string {
+  if (!value.includes('$')) return value;
   return value.replace(
     /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
     (m, braced, bare) => {
