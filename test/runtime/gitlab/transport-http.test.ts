@@ -150,7 +150,8 @@ t.test('refused connections, timeouts and the caller abort', async (t) => {
     for (const s of held) s.destroy();
     silent.close();
   });
-  const tr = transport(t, await listen(silent));
+  const silentUrl = await listen(silent);
+  const tr = transport(t, silentUrl);
   await t.rejects(tr.send({ method: 'GET', path: 'slow', timeoutMs: 50 }), {
     code: 'GITLAB',
     message: 'GET slow timed out after 50 ms',
@@ -163,6 +164,13 @@ t.test('refused connections, timeouts and the caller abort', async (t) => {
   ac.abort(reason);
   await t.rejects(pending, reason, 'the caller abort reason, not a GITLAB error');
   await t.rejects(tr.send({ method: 'GET', path: 'slow', timeoutMs: 60_000, signal: ac.signal }), reason);
+
+  // Aborted before the request has a connection: the abort is kept and applied when it gets one.
+  const early = new AbortController();
+  const fresh = transport(t, silentUrl);
+  const queued = fresh.send({ method: 'GET', path: 'slow', timeoutMs: 60_000, signal: early.signal });
+  early.abort(reason);
+  await t.rejects(queued, reason, 'an abort before the connection ends the request too');
 });
 
 t.test('an IPv6 literal host', async (t) => {
