@@ -10,6 +10,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { LeaseRow, Member } from '../model/leases.js';
+import { asError } from '../errors.js';
 import { pgError } from './postgres-store.js';
 
 /** The channel releases are announced on (payload: the fleet), so the next owner acts at once. */
@@ -181,7 +182,10 @@ export class PostgresLeases {
 
   /**
    * Calls `onRelease(fleet)` for every release announced by any manager, on a connection of its
-   * own. Returns the function that stops listening. A broken connection calls `onLost` once.
+   * own. Returns the function that stops listening. A broken connection calls `onLost` once and is
+   * handed back to the pool as broken (destroyed): kept checked out, every loss of the database
+   * would hold one of the pool's few connections for good, and a daemon that lived through as many
+   * losses as the pool is large could not run a statement again.
    */
   async listen(
     onRelease: (fleet: string) => void,
@@ -190,18 +194,35 @@ export class PostgresLeases {
     let client: PoolClient;
     try {
       client = await this.pool.connect();
-      client.on('notification', (n) => {
-        if (n.channel === LEASE_CHANNEL && n.payload) onRelease(n.payload);
-      });
-      client.on('error', onLost);
+    } catch (e) {
+      throw pgError(this.pool, this.location, 'listen for lease releases', e);
+    }
+    let released = false;
+    const release = (e?: Error) => {
+      if (released) return;
+      released = true;
+      client.release(e);
+    };
+    client.on('notification', (n) => {
+      if (n.channel === LEASE_CHANNEL && n.payload) onRelease(n.payload);
+    });
+    client.on('error', (e: Error) => {
+      if (released) return;
+      release(e);
+      onLost(e);
+    });
+    try {
       await client.query(`LISTEN ${LEASE_CHANNEL}`);
     } catch (e) {
+      // A connection that broke while LISTEN was sent goes back as broken, not to be reused.
+      release(asError(e));
       throw pgError(this.pool, this.location, 'listen for lease releases', e);
     }
     this.queries++;
     return async () => {
+      if (released) return;
       await client.query(`UNLISTEN ${LEASE_CHANNEL}`).catch(() => undefined);
-      client.release();
+      release();
     };
   }
 

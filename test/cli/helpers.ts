@@ -127,14 +127,35 @@ export async function managerMetric(m: SpawnedManager, name: string): Promise<nu
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
 
-/** Waits until no manager of `managers` holds a lease (its database gone, its leases run out). */
+/**
+ * Waits until no manager of `managers` holds a lease (its database gone, its leases run out). On a
+ * timeout the error carries what was seen: the last metric read (or why it could not be read) and
+ * the manager's last lease log lines, so a failure in CI can be read without a re-run.
+ */
 export async function untilNoLeaseHeld(managers: readonly SpawnedManager[]): Promise<void> {
   for (const [i, m] of managers.entries()) {
-    await until(
-      `manager ${i} holds no lease`,
-      async () => ((await managerMetric(m, 'runfleet_leases_held')) === 0 ? true : undefined),
-      60_000,
-    );
+    let seen = 'never read';
+    try {
+      await until(
+        `manager ${i} holds no lease`,
+        async () => {
+          const held = await managerMetric(m, 'runfleet_leases_held').catch((e: unknown) => {
+            seen = `metrics unreadable: ${e instanceof Error ? e.message : String(e)}`;
+            throw e;
+          });
+          seen = `runfleet_leases_held ${held}`;
+          return held === 0 ? true : undefined;
+        },
+        60_000,
+      );
+    } catch (e) {
+      const lines = (m.stdout() + m.stderr()).split('\n').filter((l) => /lease|pass|error/i.test(l));
+      throw new Error(
+        `${(e as Error).message} (last seen: ${seen}; exit ${m.child.exitCode ?? m.child.signalCode ?? 'none'})\n` +
+          lines.slice(-40).join('\n'),
+        { cause: e },
+      );
+    }
   }
 }
 

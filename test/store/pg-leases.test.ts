@@ -34,6 +34,16 @@ async function twoManagers(t: Pick<Test, 'teardown'>, c: PgCluster) {
   return { a: await open(), b: await open() };
 }
 
+/** One manager's store and lease API on a fresh database, on a pool of its own (`opts`). */
+async function ownPool(t: Pick<Test, 'teardown'>, c: PgCluster, opts: pg.PoolConfig) {
+  const db = await c.createDatabase();
+  const pool = new pg.Pool({ host: c.host, port: c.port, user: 'postgres', database: db, ...opts });
+  pool.on('error', () => undefined);
+  const store = await openPostgresStore(pool, c.url(db));
+  t.teardown(() => store.close());
+  return { db, store, leases: new PostgresLeases(store.pool, store.location) };
+}
+
 /** Polls until the database says the lease of `fleet` has expired (no fixed sleeps). */
 async function untilExpired(leases: PostgresLeases, fleet: string): Promise<void> {
   for (;;) {
@@ -119,6 +129,25 @@ if (cluster) {
     await a.leases.release('m-a', [{ fleet: 'ci', term: 1 }]);
     await got;
     t.same(heard, ['ci']);
+  });
+
+  t.test('a broken listening connection goes back to the pool, so losses do not use it up', async (t) => {
+    // One connection in all: one kept after its loss would leave none for any statement.
+    const { db, leases } = await ownPool(t, cluster, { max: 1 });
+    const admin = cluster.pool(db);
+    t.teardown(() => admin.end());
+    for (let loss = 1; loss <= 3; loss++) {
+      let lost: () => void = () => undefined;
+      const gone = new Promise<void>((r) => (lost = r));
+      await leases.listen(() => undefined, lost);
+      const killed = await admin.query<{ n: string }>(
+        "SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        [db],
+      );
+      t.equal(killed.rows[0]?.n, '1', `loss ${loss}: the listening backend was terminated`);
+      await gone;
+      t.match(await leases.leases(), [], `loss ${loss}: the pool runs statements again`);
+    }
   });
 
   t.test('the database refuses every write of a stale term (a paused manager waking up)', async (t) => {
@@ -224,23 +253,12 @@ if (cluster) {
   t.test(
     'a fenced write that outlasts the client-side query timeout fails as STATE and its connection is dropped, not pooled',
     async (t) => {
-      const db = await cluster.createDatabase();
       // A short query_timeout here; the manager's is PG_QUERY_TIMEOUT_MS (src/cli/root.ts).
-      const pool = new pg.Pool({
-        host: cluster.host,
-        port: cluster.port,
-        user: 'postgres',
-        database: db,
-        max: 4,
-        query_timeout: 500,
-      });
-      const store = await openPostgresStore(pool, cluster.url(db));
-      t.teardown(() => store.close());
-      const leases = new PostgresLeases(store.pool, store.location);
+      const { db, store, leases } = await ownPool(t, cluster, { max: 4, query_timeout: 500 });
       const g = await leases.acquire('ci', 'm-a', 60_000);
       store.setFence('m-a', () => g!.term);
       await store.putInstance(row('i-1'));
-      const before = pool.totalCount;
+      const before = store.pool.totalCount;
       // Another session holds the lease row, so the fence trigger's FOR SHARE waits (as a statement
       // on a connection that hangs would).
       const blocker = await cluster.pool(db).connect();
@@ -248,7 +266,7 @@ if (cluster) {
       await blocker.query('BEGIN');
       await blocker.query("SELECT * FROM leases WHERE fleet = 'ci' FOR UPDATE");
       await t.rejects(store.putInstance(row('i-2')), { code: 'STATE', retryable: true }, 'fails, retryable');
-      t.equal(pool.totalCount, before - 1, 'the connection whose statement timed out left the pool');
+      t.equal(store.pool.totalCount, before - 1, 'the connection whose statement timed out left the pool');
       await blocker.query('ROLLBACK');
       await store.putInstance(row('i-3'));
       t.same(
