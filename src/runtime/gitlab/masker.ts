@@ -189,11 +189,15 @@ export class MaskerStream {
 
   /** Masks `chunk` and returns the bytes safe to emit now; a possible secret start is held back. */
   write(chunk: Uint8Array | string): Buffer {
-    const data =
-      typeof chunk === 'string'
-        ? toLatin1(chunk)
-        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
-    return Buffer.from(this.process(this.held + data, false), 'latin1');
+    if (typeof chunk === 'string')
+      return Buffer.from(this.process(this.held + toLatin1(chunk), false), 'latin1');
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const data = bytes.toString('latin1');
+    const held = this.held;
+    const out = this.process(held === '' ? data : held + data, false);
+    // Most output has nothing to mask and nothing to hold back: the chunk itself goes on (a view
+    // of the caller's bytes, which the trace copies before it returns), not a copy of it.
+    return held === '' && out === data ? bytes : Buffer.from(out, 'latin1');
   }
 
   /** Emits whatever is held: the stream ended, so a partial secret can no longer complete. */

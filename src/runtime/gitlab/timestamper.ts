@@ -48,12 +48,27 @@ export function parseTimestampedLine(
   };
 }
 
+/** A piece of output: a header (latin1, one byte a character) or bytes of the job's output. */
+type Part = Buffer | string;
+
+/** `parts` in one buffer of `bytes`: a single allocation and copy for a whole write. */
+function joinParts(parts: readonly Part[], bytes: number): Buffer {
+  if (bytes === 0) return EMPTY;
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const p of parts) at += typeof p === 'string' ? out.write(p, at, 'latin1') : p.copy(out, at);
+  return out;
+}
+
 export class LineTimestamper {
   private readonly tag: string;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   /** The next header continues the previous line (`+`). */
   private continues = false;
+  private lastPrefix = '';
+  private lastFlag = '';
+  private lastHeader = '';
 
   constructor(
     stream: number,
@@ -66,7 +81,13 @@ export class LineTimestamper {
   /** Returns the bytes to append to the log now; a partial last line is held until its end. */
   write(chunk: Buffer): Buffer {
     if (chunk.length === 0) return EMPTY;
-    const out: Buffer[] = [];
+    // What goes out, as headers (latin1 strings) and slices of `chunk`, copied once at the end.
+    const out: Part[] = [];
+    let bytes = 0;
+    const put = (p: Part): void => {
+      out.push(p);
+      bytes += p.length;
+    };
     const lastNl = chunk.lastIndexOf(NL);
     let rest = chunk;
     if (lastNl >= 0) {
@@ -74,11 +95,11 @@ export class LineTimestamper {
       while (pos <= lastNl) {
         const end = chunk.indexOf(NL, pos) + 1;
         if (pos === 0 && this.pendingBytes > 0) {
-          out.push(...this.takePending());
+          for (const p of this.takePending()) put(p);
         } else {
-          out.push(this.header());
+          put(this.header());
         }
-        out.push(chunk.subarray(pos, end));
+        put(chunk.subarray(pos, end));
         pos = end;
       }
       rest = chunk.subarray(lastNl + 1);
@@ -86,18 +107,24 @@ export class LineTimestamper {
     if (rest.length > 0) {
       if (rest.includes(CR)) {
         // A progress bar's `\r`: show it now, as one entry, and continue on the next write.
-        out.push(...(this.pendingBytes > 0 ? this.takePending() : [this.header()]), rest, Buffer.from('\n'));
+        if (this.pendingBytes > 0) for (const p of this.takePending()) put(p);
+        else put(this.header());
+        put(rest);
+        put('\n');
         this.continues = true;
       } else {
-        if (this.pendingBytes === 0) this.pend(this.header());
-        this.pend(rest);
+        if (this.pendingBytes === 0) this.pend(Buffer.from(this.header(), 'latin1'));
+        // A copy: `chunk` may be a view of the caller's bytes (the masker passes unmasked output
+        // on as it came), which need not stay as they are until the line ends.
+        this.pend(Buffer.from(rest));
         if (this.pendingBytes > MAX_BUFFERED) {
-          out.push(...this.takePending(), Buffer.from('\n'));
+          for (const p of this.takePending()) put(p);
+          put('\n');
           this.continues = true;
         }
       }
     }
-    return Buffer.concat(out);
+    return joinParts(out, bytes);
   }
 
   /** Ends a held partial line (`\n`); the stream's next output continues it with `+`. */
@@ -108,10 +135,17 @@ export class LineTimestamper {
     return out;
   }
 
-  private header(): Buffer {
-    const h = Buffer.from(`${timestampPrefix(this.now())}${this.tag}${this.continues ? '+' : ' '}`, 'latin1');
+  /** The next line's header; the same string while the millisecond and the flag stay the same. */
+  private header(): string {
+    const prefix = timestampPrefix(this.now());
+    const flag = this.continues ? '+' : ' ';
     this.continues = false;
-    return h;
+    if (prefix !== this.lastPrefix || flag !== this.lastFlag) {
+      this.lastPrefix = prefix;
+      this.lastFlag = flag;
+      this.lastHeader = `${prefix}${this.tag}${flag}`;
+    }
+    return this.lastHeader;
   }
 
   private pend(b: Buffer): void {

@@ -19,6 +19,17 @@ export const SHELL_DETECT_SCRIPT = 'if command -v bash >/dev/null 2>&1; then exe
 /** `SHELL_DETECT_SCRIPT` as one command line, for connectors that take a string. */
 export const SHELL_DETECT_COMMAND = `sh -c ${shellQuote(SHELL_DETECT_SCRIPT)}`;
 
+/** The wrapper's lines before the body's `eval` (the same for every script). */
+const WRAPPER_HEAD = [
+  "trap 'exit 1' TERM",
+  // `set -o pipefail` is not in every sh (old dash): probe in a subshell so the failure of a
+  // special builtin cannot end the script; bash has it, and needs no probe (no fork).
+  'if [ -n "${BASH_VERSION-}" ] || (set -o pipefail) 2>/dev/null; then set -o pipefail; fi',
+  'set -o errexit',
+  'set +o noclobber',
+  '',
+].join('\n');
+
 export class ScriptWriter {
   private readonly lines: string[] = [];
 
@@ -76,22 +87,11 @@ export class ScriptWriter {
    * may run in the caller's shell (its exit status is its last command's).
    */
   plain(): string {
-    return [...this.lines, ''].join('\n');
+    return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`;
   }
 
   /** The whole script: the wrapper around the body. */
   finish(): string {
-    const body = [...this.lines];
-    return [
-      "trap 'exit 1' TERM",
-      // `set -o pipefail` is not in every sh (old dash): probe in a subshell so the failure of a
-      // special builtin cannot end the script; bash has it, and needs no probe (no fork).
-      'if [ -n "${BASH_VERSION-}" ] || (set -o pipefail) 2>/dev/null; then set -o pipefail; fi',
-      'set -o errexit',
-      'set +o noclobber',
-      `eval ${shellQuote(body.join('\n') + '\n')} </dev/null`,
-      'exit 0',
-      '',
-    ].join('\n');
+    return `${WRAPPER_HEAD}eval ${shellQuote(`${this.lines.join('\n')}\n`)} </dev/null\nexit 0\n`;
   }
 }

@@ -88,14 +88,14 @@ function stepCommands(job: JobPayload, stage: StageName): string[] {
  */
 export function buildStageScript(job: JobPayload, stage: StageName, ctx: StageScriptContext): string {
   const w = new ScriptWriter();
-  const vars = jobVariables(job, ctx);
   const { layout } = ctx;
 
   if (stage === 'cleanup_file_variables') {
-    // Needs no variables: it only removes what the other stages wrote.
+    // Needs no variables (so none are assembled): it only removes what the other stages wrote.
     writeCleanup(w, layout.tmpDir);
     return w.plain();
   }
+  const vars = jobVariables(job, ctx);
 
   // The directories the stage needs, with one mkdir only when one is missing (a later job in the
   // same slot finds them). Without a get_sources run nothing made the project directory yet.

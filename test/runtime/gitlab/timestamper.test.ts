@@ -61,6 +61,26 @@ t.test('TraceLog: masked first, then stamped; lines parse back per stream', asyn
   t.notMatch(log.text(), secret.slice(0, 6));
 });
 
+t.test('TraceLog keeps what it was given: the caller may reuse its buffer after each write', async (t) => {
+  for (const timestamps of [{ now: () => at }, undefined]) {
+    const log = new TraceLog({ secrets: ['never-here'], timestamps });
+    // One buffer, refilled for each write, as a stream that recycles its read buffer would.
+    const buf = Buffer.alloc(16);
+    for (const piece of ['first ', 'half\n', 'second line\n', 'tail ', 'end\n']) {
+      const n = buf.write(piece);
+      log.write(buf.subarray(0, n), 'stdout');
+      buf.fill('#');
+    }
+    log.flush();
+    const text = log.text().split('\n').filter(Boolean);
+    t.same(
+      timestamps ? text.map((l) => parseTimestampedLine(l)?.text) : text,
+      ['first half', 'second line', 'tail end'],
+      timestamps ? 'stamped: partial lines were copied while they waited' : 'unstamped',
+    );
+  }
+});
+
 t.test('JobTrace: on by default, off with FF_TIMESTAMPS=false', async (t) => {
   const time = manualTime(at);
   const client = {
