@@ -13,6 +13,8 @@ type Msg =
   { op: 'start'; token: string } | { op: 'enqueue'; id: number; opts: ExampleJobOptions } | { op: 'close' };
 
 let coordinator: Coordinator | undefined;
+// The bench that forked this child is gone (it crashed, or was killed): so is its coordinator.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (raw) => {
   const m = raw as Msg;
   void (async () => {

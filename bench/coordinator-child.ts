@@ -25,6 +25,8 @@ function lineTimes(log: string): { firstLine?: number; lastLine?: number } {
 /** Jobs whose first PATCH was not seen yet. */
 const traced = new Set<number>();
 
+// The bench that forked this child is gone (it crashed, or was killed): so is its coordinator.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (raw) => {
   const m = raw as Msg;
   void (async () => {

@@ -25,7 +25,7 @@
  * Run: npm run bench:dispatch [-- phase…]   (needs openssh-server; bounded; loopback only)
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -292,7 +292,8 @@ async function manager(
     logger,
     checkIntervalMs: o.checkIntervalMs ?? 3000,
     onOutput: (_f, id, chunk) => {
-      if (!firstLine.has(id) && chunk.toString().includes(MARKER)) firstLine.set(id, at());
+      // Buffer#includes: no string per chunk (the bench's own work counts as the manager's CPU).
+      if (!firstLine.has(id) && chunk.includes(MARKER)) firstLine.set(id, at());
     },
   });
   await runner.start();
@@ -398,6 +399,7 @@ async function windowProfile(): Promise<{ stop(name: string): Promise<void> }> {
   const dir = process.env.BENCH_PROFILE;
   const heapDir = process.env.BENCH_HEAP_PROFILE;
   if (!dir && !heapDir) return { stop: async () => undefined };
+  for (const d of [dir, heapDir]) if (d) mkdirSync(d, { recursive: true });
   const session = new Session();
   session.connect();
   if (dir) {
