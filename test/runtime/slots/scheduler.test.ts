@@ -1,7 +1,7 @@
 import t from 'tap';
 import { LedgerWriter } from '../../../src/store/ledger-writer.js';
 import { SlotScheduler } from '../../../src/runtime/slots/scheduler.js';
-import type { SlotEvent } from '../../../src/runtime/slots/types.js';
+import type { Acquisition, SlotEvent } from '../../../src/runtime/slots/types.js';
 import { openSqliteStore } from '../../../src/store/index.js';
 import { ManualTimers } from '../../daemon/sim/manual-timers.js';
 
@@ -123,4 +123,79 @@ t.test('a job ends alike when its ledger write fails (the database gone): the sl
   );
   const next = await slots.acquire('f');
   t.equal(next.instanceId, 'i1', 'the next job gets the instance');
+});
+
+t.test('the per-instance count of held slots always equals the slots that are held', async (t) => {
+  // `held` is kept beside `slots` so counting is not a scan of every slot per job request; a path
+  // that fills or clears a slot without it would skew demand and capacity. A seeded sequence of
+  // acquires, releases, capacity changes and instances leaving checks the two after every step.
+  const { slots, addInstance } = await setup({ cap: 3 });
+  for (const id of ['i1', 'i2', 'i3']) await addInstance(id);
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const holding: Acquisition[] = [];
+  let served = 0;
+  let released = 0;
+  const waiting = new Set<Promise<void>>();
+  const check = (step: number, what: string) => {
+    const views = slots.instances('f');
+    for (const v of views) {
+      if (v.acquired !== v.slots.length) {
+        t.fail(`step ${step} (${what}): ${v.id} counts ${v.acquired} held, holds ${v.slots.length}`);
+        return false;
+      }
+    }
+    const total = views.reduce((n, v) => n + v.acquired, 0);
+    if (total !== slots.demand('f').acquired) {
+      t.fail(`step ${step} (${what}): demand says ${slots.demand('f').acquired}, instances ${total}`);
+      return false;
+    }
+    return true;
+  };
+  for (let step = 0; step < 400; step++) {
+    const op = random(5);
+    let what: string;
+    if (op <= 1) {
+      what = 'acquire';
+      const p = slots.acquire('f').then(
+        (a) => void (served++, holding.push(a)),
+        () => undefined,
+      );
+      waiting.add(p);
+      void p.finally(() => waiting.delete(p));
+    } else if (op === 2 && holding.length > 0) {
+      what = 'release';
+      await slots.release(holding.splice(random(holding.length), 1)[0]!);
+      released++;
+    } else if (op === 3) {
+      const cap = 1 + random(4);
+      what = `capacity ${cap}`;
+      slots.configureFleet('f', {
+        capacityPerInstance: cap,
+        maxUseCount: 0,
+        maxInstances: 10,
+        acquireTimeoutMs: 60_000,
+      });
+    } else {
+      const id = `i${1 + random(3)}`;
+      what = `replace ${id}`;
+      if (slots.hasInstance('f', id) && !slots.isBusy('f', id)) {
+        slots.removeInstance('f', id);
+        await addInstance(id);
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+    if (!check(step, what)) break;
+  }
+  for (const a of holding.splice(0)) await slots.release(a);
+  check(400, 'all released');
+  slots.closeFleet('f');
+  await Promise.all(waiting);
+  t.ok(
+    served > 50 && released > 50,
+    `the steps did the work: ${served} served, ${released} released mid-way`,
+  );
 });
