@@ -64,10 +64,10 @@ export function jobVariables(job: JobPayload, ctx: VariableContext): JobVariable
   ];
   // The status comes last so a job variable cannot fake it.
   after.push(runnerVariable('CI_JOB_STATUS', ctx.jobStatus));
-  const all = before;
-  for (const v of job.variables) if (!isHonouredFeatureFlag(v.key)) all.push(v);
-  for (const v of after) all.push(v);
-  return expandVariables(dedupe(all));
+  // Appended in place: `before` is this call's own array, and the job's list stays untouched.
+  for (const v of job.variables) if (!isHonouredFeatureFlag(v.key)) before.push(v);
+  for (const v of after) before.push(v);
+  return expandVariables(dedupe(before));
 }
 
 /** The last entry of each key, in its position; the list itself when no key repeats. */
