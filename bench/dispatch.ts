@@ -50,6 +50,7 @@ import { fleetSpec } from '../test/helpers/fake-state.js';
 
 const TOKEN = 'glrt-benchdispatch000000';
 const MARKER = 'dispatch-marker';
+const MARKER_BYTES = Buffer.from(MARKER);
 const teardowns: (() => unknown)[] = [];
 const owner = { teardown: (fn: () => unknown) => void teardowns.push(fn) };
 const at = () => performance.timeOrigin + performance.now();
@@ -293,8 +294,11 @@ async function manager(
     logger,
     checkIntervalMs: o.checkIntervalMs ?? 3000,
     onOutput: (_f, id, chunk) => {
-      // Buffer#includes: no string per chunk (the bench's own work counts as the manager's CPU).
-      if (!firstLine.has(id) && chunk.includes(MARKER)) firstLine.set(id, at());
+      // A Buffer needle made once: no string per chunk, and no needle per call (the bench's own
+      // work counts as the manager's CPU).
+      if (firstLine.has(id)) return;
+      if (typeof chunk === 'string' ? chunk.includes(MARKER) : chunk.includes(MARKER_BYTES))
+        firstLine.set(id, at());
     },
   });
   await runner.start();
