@@ -13,7 +13,8 @@
  *          2): round 1 right after start, JIT compilation included, round 2 warm, as a daemon runs.
  * intake   1,000 queued jobs assigned, coordinator adding 50 ms per request, request_concurrency
  *          16 (target < 5 s); then job requests per second while the queue is empty (target ≤ 2);
- *          then the same with the jobs' work held, and against a long-polling coordinator.
+ *          then the same with the jobs' work held, against a long-polling coordinator, and with
+ *          the jobs queued before the manager starts.
  *
  * The fleet phase also says where its wall goes (when jobs were assigned and finished, and per job
  * assigned → first log line → last log line → finished); BENCH_SLOWEST=1 prints the slowest job's
@@ -757,6 +758,29 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   await coordinator.close();
   await heldIntake(instances, N, floorS);
   await longPollIntake(instances, N, floorS);
+  await backlogIntake(instances, N, floorS);
+}
+
+/**
+ * The same 1,000 jobs queued before the manager starts (a backlog: a restart, a new fleet): timed
+ * from the manager's start, so its first request finds them and no `check_interval` wait counts.
+ */
+async function backlogIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
+  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
+  const inRun = (id: number) => id >= 60_000 && id < 60_000 + n;
+  await coordinator.enqueue(Array.from({ length: n }, (_, i) => ({ id: 60_000 + i, script: ['true'] })));
+  const t0 = at();
+  const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
+  await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
+  const last = Math.max(
+    ...coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => (e.at! - t0) / 1000),
+  );
+  await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
+  console.log(
+    `  queued before the manager starts (a backlog), from its start: assigned in ${f1(last)} s (${f1(last / floorS)}x the floor)`,
+  );
+  await m.stop();
+  await coordinator.close();
 }
 
 /**
