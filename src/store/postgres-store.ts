@@ -12,6 +12,7 @@ import { FleetError, asError, isFleetError } from '../errors.js';
 import type { AppliedFleet, LedgerInstance } from '../model/observed.js';
 import { systemTime, type Clock } from '../util/time.js';
 import { lockedError } from './lock-error.js';
+import { checkOut, type CheckedOut } from './pg-checkout.js';
 import { migratePg } from './pg-migrations.js';
 import {
   applyFromRow,
@@ -41,14 +42,14 @@ export async function openPostgresStore(
 ): Promise<PostgresStateStore> {
   // An idle connection that breaks emits on the pool; the next query reports it (as STATE).
   pool.on('error', () => undefined);
-  let client: PoolClient | undefined;
+  let out: CheckedOut | undefined;
   try {
-    client = await pool.connect();
-    await migratePg(client, location);
-    client.release();
+    out = await checkOut(pool);
+    await migratePg(out.client, location);
+    out.release();
     return new PostgresStateStore(pool, location, opts.clock ?? systemTime);
   } catch (e) {
-    client?.release(true);
+    out?.release(true);
     await pool.end().catch(() => undefined);
     if (isFleetError(e)) throw e;
     throw pgError(pool, location, 'open', e);
@@ -290,11 +291,13 @@ export class PostgresStateStore implements StateStore {
   ): Promise<QueryResult> {
     if (this.closed) throw pgError(this.pool, this.location, what, new Error('the store is closed'));
     const fence = this.fence;
+    let out: CheckedOut | undefined;
     let client: PoolClient | undefined;
     let broken = false;
     try {
       if (!fence) return await this.pool.query(sql, params);
-      client = await this.pool.connect();
+      out = await checkOut(this.pool);
+      client = out.client;
       await client.query('BEGIN');
       const fleet =
         typeof target === 'string'
@@ -329,7 +332,7 @@ export class PostgresStateStore implements StateStore {
       if (isFleetError(e)) throw e;
       throw pgError(this.pool, this.location, what, e);
     } finally {
-      client?.release(broken);
+      out?.release(broken);
     }
   }
 

@@ -277,3 +277,50 @@ if (cluster) {
     },
   );
 }
+
+if (cluster) {
+  t.test(
+    'a transaction whose connection is cut fails as STATE, and the lost connection raises nothing uncaught',
+    async (t) => {
+      // pg emits 'error' on a connection that ends unexpectedly even after its statement failed, and
+      // pg-pool listens only while the connection is idle: unguarded, this killed the manager.
+      const { db, store, leases } = await ownPool(t, cluster, { max: 4 });
+      const g = await leases.acquire('ci', 'm-a', 60_000);
+      store.setFence('m-a', () => g!.term);
+      const uncaught: unknown[] = [];
+      const record = (e: unknown) => void uncaught.push(e);
+      process.on('uncaughtException', record);
+      t.teardown(() => void process.off('uncaughtException', record));
+      const admin = cluster.pool(db);
+      t.teardown(() => admin.end());
+      // The fence trigger's FOR SHARE waits behind this lock, so the write is mid-transaction.
+      const blocker = await admin.connect();
+      t.teardown(() => blocker.release(true));
+      await blocker.query('BEGIN');
+      await blocker.query("SELECT * FROM leases WHERE fleet = 'ci' FOR UPDATE");
+      const write = store.putInstance(row('i-1'));
+      const waiting = async () => {
+        for (;;) {
+          const r = await admin.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+            [db],
+          );
+          if (r.rows[0]) return r.rows[0].pid;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await admin.query('SELECT pg_terminate_backend($1)', [await waiting()]);
+      await t.rejects(write, { code: 'STATE' }, 'the write fails, as a state store error');
+      // The connection's own 'end' comes after the statement's failure: give it time to arrive.
+      await new Promise((r) => setTimeout(r, 200));
+      t.same(uncaught.map(String), [], 'nothing uncaught');
+      await blocker.query('ROLLBACK');
+      await store.putInstance(row('i-2'));
+      t.same(
+        (await store.listInstances()).map((r) => r.id),
+        ['i-2'],
+        'the store goes on working',
+      );
+    },
+  );
+}
