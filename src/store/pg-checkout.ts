@@ -9,21 +9,30 @@ import type { Pool, PoolClient } from 'pg';
 
 export interface CheckedOut {
   client: PoolClient;
-  /** The connection broke while checked out (it is not given back for reuse). */
+  /** The connection broke while checked out: it has already been handed back, to be closed. */
   readonly lost: boolean;
   /**
-   * Hands the connection back: for reuse when it is sound, else (`broken`, or lost) to be closed.
-   * A closed one keeps the guard: the ended connection may still report its error.
+   * Hands the connection back: for reuse when it is sound, to be closed when `broken`. After a loss
+   * it does nothing (the connection went back when it broke).
    */
   release(broken?: boolean): void;
 }
 
-export async function checkOut(pool: Pool): Promise<CheckedOut> {
+/**
+ * Checks a connection out of `pool`. When it breaks while out, it goes back to the pool at once as
+ * broken (a connection held for good, as a LISTEN one is, must not keep its slot after a loss) and
+ * `onLost` is told, once. The guard stays on it: the ended connection may still report its error.
+ */
+export async function checkOut(pool: Pool, onLost?: (e: Error) => void): Promise<CheckedOut> {
   const client = await pool.connect();
   let lost = false;
   let released = false;
-  const onError = (): void => {
+  const onError = (e: Error): void => {
+    if (lost || released) return;
     lost = true;
+    released = true;
+    client.release(e);
+    onLost?.(e);
   };
   client.on('error', onError);
   return {
@@ -34,7 +43,7 @@ export async function checkOut(pool: Pool): Promise<CheckedOut> {
     release(broken = false) {
       if (released) return;
       released = true;
-      if (broken || lost) {
+      if (broken) {
         client.release(true);
         return;
       }

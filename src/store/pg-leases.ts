@@ -8,9 +8,9 @@
  * that checks it is free, so two managers can never hold one term; renew and release name the
  * term, so a manager that slept through its expiry cannot renew or release the new owner's lease.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { LeaseRow, Member } from '../model/leases.js';
-import { asError } from '../errors.js';
+import { checkOut, type CheckedOut } from './pg-checkout.js';
 import { pgError } from './postgres-store.js';
 
 /** The channel releases are announced on (payload: the fleet), so the next owner acts at once. */
@@ -191,38 +191,27 @@ export class PostgresLeases {
     onRelease: (fleet: string) => void,
     onLost: (e: unknown) => void,
   ): Promise<() => Promise<void>> {
-    let client: PoolClient;
+    let out: CheckedOut;
     try {
-      client = await this.pool.connect();
+      out = await checkOut(this.pool, onLost);
     } catch (e) {
       throw pgError(this.pool, this.location, 'listen for lease releases', e);
     }
-    let released = false;
-    const release = (e?: Error) => {
-      if (released) return;
-      released = true;
-      client.release(e);
-    };
-    client.on('notification', (n) => {
+    out.client.on('notification', (n) => {
       if (n.channel === LEASE_CHANNEL && n.payload) onRelease(n.payload);
     });
-    client.on('error', (e: Error) => {
-      if (released) return;
-      release(e);
-      onLost(e);
-    });
     try {
-      await client.query(`LISTEN ${LEASE_CHANNEL}`);
+      await out.client.query(`LISTEN ${LEASE_CHANNEL}`);
     } catch (e) {
       // A connection that broke while LISTEN was sent goes back as broken, not to be reused.
-      release(asError(e));
+      out.release(true);
       throw pgError(this.pool, this.location, 'listen for lease releases', e);
     }
     this.queries++;
     return async () => {
-      if (released) return;
-      await client.query(`UNLISTEN ${LEASE_CHANNEL}`).catch(() => undefined);
-      release();
+      if (out.lost) return;
+      await out.client.query(`UNLISTEN ${LEASE_CHANNEL}`).catch(() => undefined);
+      out.release();
     };
   }
 
