@@ -756,92 +756,80 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   );
   await m.stop();
   await coordinator.close();
-  await heldIntake(instances, N, floorS);
-  await longPollIntake(instances, N, floorS);
-  await backlogIntake(instances, N, floorS);
-}
-
-/**
- * The same 1,000 jobs queued before the manager starts (a backlog: a restart, a new fleet): timed
- * from the manager's start, so its first request finds them and no `check_interval` wait counts.
- */
-async function backlogIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
-  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
-  const inRun = (id: number) => id >= 60_000 && id < 60_000 + n;
-  await coordinator.enqueue(Array.from({ length: n }, (_, i) => ({ id: 60_000 + i, script: ['true'] })));
-  const t0 = at();
-  const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
-  await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
-  const last = Math.max(
-    ...coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => (e.at! - t0) / 1000),
-  );
-  await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
+  // What runfleet's request path costs when the jobs it took do not compete for the event loop.
+  const held = await intakeVariant(instances, N, { idBase: 40_000, holdJobs: true });
   console.log(
-    `  queued before the manager starts (a backlog), from its start: assigned in ${f1(last)} s (${f1(last / floorS)}x the floor)`,
+    `  with the jobs' work held until the last assignment: assigned in ${f1(held.last)} s (${f1(held.last / floorS)}x the floor); manager CPU ${held.cpu.toFixed(2)} ms/job (requests, running PUTs, trace loops)`,
   );
-  await m.stop();
-  await coordinator.close();
+  // GitLab.com's setting (self-managed: off by default): an empty queue holds the request until a
+  // job is queued, so nothing waits for check_interval. Beside the target's figure, not instead.
+  const polled = await intakeVariant(instances, N, { idBase: 50_000, longPollMs: 30_000 });
+  console.log(
+    `  with long polling (GitLab Workhorse's apiCiLongPollingDuration): assigned in ${f1(polled.last)} s (${f1(polled.last / floorS)}x the floor), the first after ${f1(polled.first)} s`,
+  );
+  // A restart or a new fleet: the first request finds the jobs, no check_interval wait counts.
+  const backlog = await intakeVariant(instances, N, { idBase: 60_000, backlog: true });
+  console.log(
+    `  queued before the manager starts (a backlog), from its start: assigned in ${f1(backlog.last)} s (${f1(backlog.last / floorS)}x the floor)`,
+  );
+}
+
+/** One more intake run beside the target's (see `intake`); its jobs' ids start at `idBase`. */
+interface IntakeVariant {
+  idBase: number;
+  /** Long-poll job requests, as GitLab behind Workhorse with `apiCiLongPollingDuration` set. */
+  longPollMs?: number;
+  /** Hold every job's work (instance, SSH, stages) until the last assignment. */
+  holdJobs?: boolean;
+  /** Queue the jobs before the manager starts (a backlog) and time from its start. */
+  backlog?: boolean;
 }
 
 /**
- * The same intake against a coordinator that long-polls job requests, as GitLab does behind
- * Workhorse with `apiCiLongPollingDuration` set (GitLab.com; off by default on self-managed): an
- * empty queue holds the request until a job is queued, so nothing waits for `check_interval`. A
- * figure beside the target's, not instead of it: the target is measured without long polling.
+ * The intake of `n` jobs (+50 ms per request, request_concurrency 16) in one variant: seconds from
+ * queued (a backlog: from the manager's start) to the first and last assignment, and the manager's
+ * CPU per job until the last.
  */
-async function longPollIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
-  const coordinator = await RemoteCoordinator.start({ longPollMs: 30_000, requestDelayMs: 50 });
-  const inRun = (id: number) => id >= 50_000 && id < 50_000 + n;
-  const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
-  await sleep(3500);
-  const t0 = await coordinator.enqueue(
-    Array.from({ length: n }, (_, i) => ({ id: 50_000 + i, script: ['true'] })),
-  );
+async function intakeVariant(
+  instances: SshdInstance[],
+  n: number,
+  v: IntakeVariant,
+): Promise<{ first: number; last: number; cpu: number }> {
+  const coordinator = await RemoteCoordinator.start({ longPollMs: v.longPollMs ?? 0, requestDelayMs: 50 });
+  const inRun = (id: number) => id >= v.idBase && id < v.idBase + n;
+  const jobs = Array.from({ length: n }, (_, i) => ({ id: v.idBase + i, script: ['true'] }));
+  let release = () => {};
+  const holdJobs = v.holdJobs ? new Promise<void>((r) => (release = r)) : undefined;
+  const start = () =>
+    manager(instances, 50, coordinator, {
+      requestConcurrency: 16,
+      checkIntervalMs: 3000,
+      ...(holdJobs ? { holdJobs } : {}),
+    });
+  let m: Awaited<ReturnType<typeof manager>>;
+  let t0: number;
+  let cpu0: number;
+  if (v.backlog) {
+    await coordinator.enqueue(jobs);
+    t0 = at();
+    cpu0 = cpuMs();
+    m = await start();
+  } else {
+    m = await start();
+    await sleep(3500);
+    cpu0 = cpuMs();
+    t0 = await coordinator.enqueue(jobs);
+  }
   await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
+  const cpu = (cpuMs() - cpu0) / n;
   const times = coordinator.events
     .filter((e) => e.ev === 'assigned' && inRun(e.id!))
     .map((e) => (e.at! - t0) / 1000);
-  const last = Math.max(...times);
-  await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
-  console.log(
-    `  with long polling (GitLab Workhorse's apiCiLongPollingDuration): assigned in ${f1(last)} s (${f1(last / floorS)}x the floor), the first after ${f1(Math.min(...times))} s`,
-  );
-  await m.stop();
-  await coordinator.close();
-}
-
-/**
- * The same intake with every job's work (instance, SSH, stages) held until the last assignment:
- * what runfleet's request path costs when the jobs it took do not compete for the event loop.
- */
-async function heldIntake(instances: SshdInstance[], n: number, floorS: number): Promise<void> {
-  const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
-  const inRun = (id: number) => id >= 40_000 && id < 40_000 + n;
-  let release = () => {};
-  const holdJobs = new Promise<void>((r) => (release = r));
-  const m = await manager(instances, 50, coordinator, {
-    requestConcurrency: 16,
-    checkIntervalMs: 3000,
-    holdJobs,
-  });
-  await sleep(3500);
-  const cpu0 = cpuMs();
-  const t0 = await coordinator.enqueue(
-    Array.from({ length: n }, (_, i) => ({ id: 40_000 + i, script: ['true'] })),
-  );
-  await coordinator.until(() => coordinator.count('assigned', inRun) >= n, 120_000);
-  const cpu = (cpuMs() - cpu0) / n;
-  const last = Math.max(
-    ...coordinator.events.filter((e) => e.ev === 'assigned' && inRun(e.id!)).map((e) => e.at!),
-  );
-  const s = (last - t0) / 1000;
   release();
   await coordinator.until(() => coordinator.count('finished', inRun) >= n, 120_000);
-  console.log(
-    `  with the jobs' work held until the last assignment: assigned in ${f1(s)} s (${f1(s / floorS)}x the floor); manager CPU ${cpu.toFixed(2)} ms/job (requests, running PUTs, trace loops)`,
-  );
   await m.stop();
   await coordinator.close();
+  return { first: Math.min(...times), last: Math.max(...times), cpu };
 }
 
 const phases = process.argv.slice(2).filter((a) => !a.startsWith('-'));
