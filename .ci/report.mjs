@@ -3,6 +3,11 @@
 //   node .ci/report.mjs warnings FILE TREE    -> the warnings in FILE (--redirect-warnings), grouped;
 //                                                exits 1 if runfleet's own code (TREE outside
 //                                                node_modules) caused any of them
+//   node .ci/report.mjs failures NAME LOG     -> every failed assertion in LOG with the subtests
+//                                                around it and its diagnostics, under NAME; nothing
+//                                                if none failed. .ci/run prints it just above the
+//                                                summary, so a CI page that shows only the end of
+//                                                the output still says what failed.
 import { readFileSync, existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
@@ -44,7 +49,51 @@ if (command === 'counts') {
     console.log(`    ${g.ours ? 'RUNFLEET' : 'elsewhere'} ${g.count}x ${key}`);
   }
   process.exit(oursCount > 0 ? 1 : 0);
+} else if (command === 'failures') {
+  const [name, file] = args;
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  const MAX_FAILURES = 20;
+  const MAX_DIAG_LINES = 40;
+  // tap nests each subtest 4 spaces deeper. A failed subtest's own `not ok` only repeats what a
+  // failure inside it said, so it is shown only when nothing inside it failed (a timeout, a throw).
+  const open = []; // per depth: { name, failuresBefore }
+  const failures = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = lines[i].match(/^( *)(# Subtest: (.*)|not ok \d+ - (.*))$/);
+    if (!m) continue;
+    const depth = m[1].length / 4;
+    if (m[3] !== undefined) {
+      open.length = depth;
+      open[depth] = { name: m[3], failuresBefore: failures.length };
+      continue;
+    }
+    const desc = m[4];
+    const sub = open[depth];
+    const closesSubtest = sub !== undefined && desc.replace(/ # time=.*$/, '') === sub.name;
+    const diag = [];
+    if (lines[i + 1]?.trim() === '---') {
+      for (let j = i + 2; j < lines.length && lines[j].trim() !== '...'; j++) diag.push(lines[j]);
+    }
+    if (closesSubtest) {
+      open.length = depth;
+      if (failures.length > sub.failuresBefore) continue;
+    }
+    const path = open.slice(0, depth).map((s) => s.name);
+    failures.push({ path, desc, diag });
+  }
+  if (failures.length > 0) {
+    console.log(`\n======== failures: ${name} (${failures.length}) ========`);
+    for (const f of failures.slice(0, MAX_FAILURES)) {
+      console.log(`not ok - ${[...f.path, f.desc].join(' > ')}`);
+      const indent = Math.min(...f.diag.filter((l) => l.trim()).map((l) => l.match(/^ */)[0].length));
+      for (const l of f.diag.slice(0, MAX_DIAG_LINES)) console.log(`    ${l.slice(indent)}`);
+      if (f.diag.length > MAX_DIAG_LINES)
+        console.log(`    ... ${f.diag.length - MAX_DIAG_LINES} more lines in the log above`);
+    }
+    if (failures.length > MAX_FAILURES)
+      console.log(`... ${failures.length - MAX_FAILURES} more failures in the log above`);
+  }
 } else {
-  console.error(`usage: node .ci/report.mjs counts LOG | warnings FILE TREE`);
+  console.error(`usage: node .ci/report.mjs counts LOG | warnings FILE TREE | failures NAME LOG`);
   process.exit(2);
 }
