@@ -12,7 +12,8 @@
  *          manager ≤ 2 ms/job, instance ≤ 2× floor. Runs in rounds (BENCH_FLEET_ROUNDS, default
  *          2): round 1 right after start, JIT compilation included, round 2 warm, as a daemon runs.
  * intake   1,000 queued jobs assigned, coordinator adding 50 ms per request, request_concurrency
- *          16 (target < 5 s); then job requests per second while the queue is empty (target ≤ 2);
+ *          16, the fleet's check_interval runfleet's default (BENCH_CHECK_INTERVAL=3s for GitLab
+ *          Runner's) (target < 5 s); then job requests per second while the queue is empty (target ≤ 2);
  *          then the same with the jobs' work held, against a long-polling coordinator, and with
  *          the jobs queued before the manager starts.
  *
@@ -36,7 +37,7 @@ import { tmpdir } from 'node:os';
 import { Client } from 'ssh2';
 import { createPinoLogger, silentLogger } from '../src/util/logger.js';
 import { systemTime } from '../src/util/time.js';
-import type { Fleet } from '../src/model/fleet.js';
+import { DEFAULT_CHECK_INTERVAL, type Fleet } from '../src/model/fleet.js';
 import { ProviderRegistry } from '../src/providers/registry.js';
 import { createStaticProvider } from '../src/providers/static/index.js';
 import { KnownHostsFile } from '../src/runtime/connectors/known-hosts.js';
@@ -50,6 +51,8 @@ import { startSshd, type SshdInstance } from '../test/helpers/topology/sshd.js';
 import { fleetSpec } from '../test/helpers/fake-state.js';
 
 const TOKEN = 'glrt-benchdispatch000000';
+/** The fleets' gitlab.check_interval: runfleet's default unless BENCH_CHECK_INTERVAL names one (e.g. 3s, GitLab Runner's). */
+const CHECK_INTERVAL = process.env.BENCH_CHECK_INTERVAL ?? DEFAULT_CHECK_INTERVAL;
 const MARKER = 'dispatch-marker';
 const MARKER_BYTES = Buffer.from(MARKER);
 const teardowns: (() => unknown)[] = [];
@@ -238,7 +241,11 @@ async function manager(
       max_sessions: 64,
     },
     policy: [{ idle_count: 1, preemptive_mode: true }],
-    gitlab: { url: coordinator.url, request_concurrency: o.requestConcurrency ?? 1 },
+    gitlab: {
+      url: coordinator.url,
+      request_concurrency: o.requestConcurrency ?? 1,
+      check_interval: CHECK_INTERVAL,
+    },
   });
   const store = await openSqliteStore(':memory:');
   const provider = createStaticProvider({ hosts, connectorFor: () => fleet.connector });
@@ -293,7 +300,7 @@ async function manager(
     version: 'bench',
     time: systemTime,
     logger,
-    checkIntervalMs: o.checkIntervalMs ?? 3000,
+    ...(o.checkIntervalMs === undefined ? {} : { checkIntervalMs: o.checkIntervalMs }),
     onOutput: (_f, id, chunk) => {
       // A Buffer needle made once: no string per chunk, and no needle per call (the bench's own
       // work counts as the manager's CPU).
@@ -693,7 +700,7 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   const floorS = await bareIntake(N, 16);
   const floorCpu = (cpuMs() - floorCpu0) / N;
   const coordinator = await RemoteCoordinator.start({ longPollMs: 0, requestDelayMs: 50 });
-  const m = await manager(instances, 50, coordinator, { requestConcurrency: 16, checkIntervalMs: 3000 });
+  const m = await manager(instances, 50, coordinator, { requestConcurrency: 16 });
   await sleep(3500);
   const inRun = (id: number) => id >= 20_000 && id < 20_000 + N;
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -741,7 +748,9 @@ async function intake(instances: SshdInstance[]): Promise<void> {
   await sleep(9000);
   const perS = ((await coordinator.requests()) - r0) / 9;
   const ms = (ns: number) => f1(ns / 1e6);
-  console.log(`${N} queued jobs, coordinator +50 ms per request, request_concurrency 16`);
+  console.log(
+    `${N} queued jobs, coordinator +50 ms per request, request_concurrency 16, check_interval ${CHECK_INTERVAL}`,
+  );
   console.log(
     `  assigned ${assigned.size}/${N} in ${f1(assignS)} s (target < 5 s)   floor (16 bare HTTP loops) ${f1(floorS)} s   ratio ${f1(assignS / floorS)}x`,
   );
@@ -803,7 +812,6 @@ async function intakeVariant(
   const start = () =>
     manager(instances, 50, coordinator, {
       requestConcurrency: 16,
-      checkIntervalMs: 3000,
       ...(holdJobs ? { holdJobs } : {}),
     });
   let m: Awaited<ReturnType<typeof manager>>;

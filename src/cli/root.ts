@@ -192,7 +192,7 @@ export interface ManagerOptions {
   logger: Logger;
   /** Environment GitLab token references are read from. @default process.env */
   env?: NodeJS.ProcessEnv;
-  /** Pause between job requests that found nothing. @default GitLab Runner's 3 s */
+  /** Overrides every fleet's `gitlab.check_interval` (demos). @default each fleet's own */
   checkIntervalMs?: number;
   /**
    * The time of the GitLab protocol (job requests, trace and keep-alive rhythms) when it must

@@ -363,6 +363,12 @@ export interface Gitlab {
    * @default 1
    */
   request_concurrency?: number;
+  /**
+   * How long the fleet waits before asking again after a job request found the queue empty (GitLab Runner's check_interval), so an empty queue costs one request per interval. A request that returns a job is followed at once by the next. Numbers with units h, m, s or ms, largest unit first, at least 100ms. runfleet's default polls six times as often as GitLab Runner's 3s, so a job queued on an idle fleet starts within half a second; a GitLab that long-polls job requests (Workhorse's apiCiLongPollingDuration) answers as soon as a job is queued whatever this is.
+   *
+   * @default "500ms"
+   */
+  check_interval?: string;
 }
 /**
  * Where jobs' caches (`cache:` in .gitlab-ci.yml) are kept, with GitLab Runner's [runners.cache] names in snake_case. `s3` keeps them in an S3-compatible bucket, with GitLab Runner's object names and zip format, so a runfleet fleet and a GitLab Runner fleet on one bucket share caches; `local` keeps them in a directory on the manager (`<state dir>/cache`). Unset by default: caches stay on each instance (for the local provider, in one directory under the state directory that every sandbox shares).

@@ -13,6 +13,7 @@ import type {
   PullPolicy,
   SecretRef,
 } from '../model/fleet.js';
+import { DEFAULT_CHECK_INTERVAL } from '../model/fleet.js';
 import type {
   AwsProvider,
   Cache,
@@ -61,6 +62,7 @@ export function normalizeFleet(written: WrittenFleet): Fleet {
       url: written.gitlab.url ?? DEFAULT_GITLAB_URL,
       token: secretRef(written.gitlab.token),
       request_concurrency: written.gitlab.request_concurrency ?? 1,
+      check_interval: written.gitlab.check_interval ?? DEFAULT_CHECK_INTERVAL,
     };
   }
   if (written.cache !== undefined) fleet.cache = normalizeCache(written.cache);

@@ -9,7 +9,7 @@ import { parseHostPort } from './hosts.js';
 import { fieldPath, looksLikeToken, quoteValue, toPointer } from './issues.js';
 import type { IssueDraft } from './schema.js';
 import type { Position } from './yaml-source.js';
-import { DURATION_HINT, parseDuration } from '../util/duration.js';
+import { DURATION_HINT, formatDuration, parseDuration } from '../util/duration.js';
 
 export type Raw = Record<string, unknown>;
 export type Report = (issue: IssueDraft) => void;
@@ -213,18 +213,26 @@ export const validPeriods: FleetRule = (fleet, report) => {
   }
 };
 
-/** Duration fields and the smallest value each may take (GitLab's schema has idle_time >= 1s). */
-function durationFields(fleet: Raw): { pointer: string; value: unknown }[] {
+/**
+ * Duration fields and the smallest value each may take: GitLab's schema has idle_time >= 1s; a
+ * check_interval under 100ms would turn an empty queue into a request storm against GitLab.
+ */
+function durationFields(fleet: Raw): { pointer: string; value: unknown; minMs: number }[] {
   const connector = obj(fleet.connector);
   return [
-    { pointer: '/connector/keepalive', value: connector?.keepalive },
-    { pointer: '/connector/timeout', value: connector?.timeout },
-    ...policies(fleet).map(({ entry, at }) => ({ pointer: `${at}/idle_time`, value: entry.idle_time })),
+    { pointer: '/connector/keepalive', value: connector?.keepalive, minMs: 1000 },
+    { pointer: '/connector/timeout', value: connector?.timeout, minMs: 1000 },
+    { pointer: '/gitlab/check_interval', value: obj(fleet.gitlab)?.check_interval, minMs: 100 },
+    ...policies(fleet).map(({ entry, at }) => ({
+      pointer: `${at}/idle_time`,
+      value: entry.idle_time,
+      minMs: 1000,
+    })),
   ];
 }
 
 export const validDurations: FleetRule = (fleet, report) => {
-  for (const { pointer, value } of durationFields(fleet)) {
+  for (const { pointer, value, minMs } of durationFields(fleet)) {
     if (typeof value !== 'string') continue;
     let ms: number;
     try {
@@ -233,7 +241,7 @@ export const validDurations: FleetRule = (fleet, report) => {
       report(error(pointer, `${fieldPath(pointer)} ${quoteValue(value)} is not a duration`, DURATION_HINT));
       continue;
     }
-    if (ms < 1000) report(error(pointer, `${fieldPath(pointer)} must be at least 1s`));
+    if (ms < minMs) report(error(pointer, `${fieldPath(pointer)} must be at least ${formatDuration(minMs)}`));
   }
 };
 

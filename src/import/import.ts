@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { loadFleetsFromText, type ConfigIssue } from '../config/index.js';
 import { fieldPath } from '../config/issues.js';
+import { DEFAULT_CHECK_INTERVAL } from '../model/fleet.js';
 import { convertRunner } from './convert-runner.js';
 import { fleetFileText } from './fleet-file.js';
 import { cacheKeyEnvFor, fleetNameFor, tokenEnvFor, uniqueName } from './names.js';
@@ -46,7 +47,6 @@ export interface ImportResult {
 }
 
 const GLOBAL_NOT_CARRIED: Record<string, string> = {
-  check_interval: 'runfleet asks GitLab for jobs every 3s (long polling); not configurable',
   listen_address: 'use runfleet watch --listen',
   shutdown_timeout: 'use runfleet watch --grace',
   log_level: 'use runfleet watch --log-level',
@@ -67,6 +67,7 @@ export function importConfig(input: ImportInput): ImportResult {
     warnings: [],
   };
   const concurrent = root.integer('concurrent');
+  const checkInterval = root.integer('check_interval');
   const runnersValue = root.raw('runners');
   const runnerTables = Array.isArray(runnersValue) ? runnersValue.filter(isTable) : [];
   if (runnersValue !== undefined && runnerTables.length === 0) {
@@ -84,6 +85,7 @@ export function importConfig(input: ImportInput): ImportResult {
     );
     report.runners.push(converted.report);
     if (!converted.fleet) return;
+    carryCheckInterval(converted.fleet, converted.report, root, checkInterval);
     const planned = nameAndRender(converted.fleet, converted.report, input, taken);
     const invalid = validationProblems(planned, converted.report);
     if (invalid.length > 0) {
@@ -100,6 +102,7 @@ export function importConfig(input: ImportInput): ImportResult {
   report.global.notCarried.push(...globalLeftovers(root));
   report.warnings.push(...errors);
   if (concurrent !== undefined) checkConcurrent(report, concurrent);
+  if (files.length > 0) checkIntervalDiffers(report, checkInterval);
   const autoscalers = report.runners.filter((r) => r.outcome !== 'skipped');
   if (runnerTables.length === 0 || autoscalers.length === 0) {
     report.warnings.push(
@@ -185,6 +188,31 @@ function globalLeftovers(root: Section): NotCarriedOver[] {
     setting: key,
     why: GLOBAL_NOT_CARRIED[key] ?? 'the fleet schema has no such setting',
   }));
+}
+
+/**
+ * GitLab Runner's global `check_interval` (whole seconds; 0 or less means its default, 3) becomes
+ * every fleet's `gitlab.check_interval`. Unset, the fleet gets runfleet's shorter default.
+ */
+function carryCheckInterval(
+  fleet: Record<string, unknown>,
+  report: RunnerReport,
+  root: Section,
+  seconds: number | undefined,
+): void {
+  const gitlab = fleet.gitlab as Record<string, unknown> | undefined;
+  if (!gitlab || seconds === undefined || seconds <= 0) return;
+  gitlab.check_interval = `${seconds}s`;
+  const at = root.problem('check_interval', '').replace(/: $/, '');
+  report.carried.push({ setting: 'check_interval', field: 'gitlab.check_interval', at });
+}
+
+function checkIntervalDiffers(report: ImportReport, seconds: number | undefined): void {
+  if (seconds !== undefined && seconds > 0) return;
+  report.global.differs.push({
+    setting: 'check_interval',
+    how: `${seconds === undefined ? 'not set' : `${seconds}`}: GitLab Runner waited its default 3s after a job request that found nothing; runfleet waits ${DEFAULT_CHECK_INTERVAL} (gitlab.check_interval), so an empty queue is asked more often; set gitlab.check_interval: 3s to keep the old rate`,
+  });
 }
 
 /** GitLab caps all runners of a manager at `concurrent` jobs; runfleet has no such global cap. */

@@ -25,7 +25,8 @@ export class Section {
   ) {}
 
   setting(key: string): string {
-    return `${this.name}.${key}`;
+    // The root table (config.toml's global settings) has no name: its keys stand alone.
+    return this.name ? `${this.name}.${key}` : key;
   }
 
   has(key: string): boolean {
@@ -34,7 +35,8 @@ export class Section {
 
   /** `file:line:col: message` for a key of this table. */
   problem(key: string | undefined, message: string): string {
-    const at = this.source.locate(key === undefined ? this.path : `${this.path}.${key}`);
+    const path = key === undefined ? this.path : this.path ? `${this.path}.${key}` : key;
+    const at = this.source.locate(path);
     return `${this.source.file}:${at.line}:${at.col}: ${message}`;
   }
 

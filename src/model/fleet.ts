@@ -98,11 +98,20 @@ export interface PolicySpec {
   preemptive_mode: boolean;
 }
 
+/**
+ * The pause after a job request that found the queue empty, when a fleet file names none: an
+ * empty queue costs at most 2 requests a second, and a job queued on an idle fleet is asked for
+ * within half a second (GitLab Runner's 3s `check_interval` makes it wait up to 3s).
+ */
+export const DEFAULT_CHECK_INTERVAL = '500ms';
+
 export interface GitlabSpec {
   url: string;
   token: SecretRef;
   /** Job requests kept open at once (GitLab Runner's `request_concurrency`). */
   request_concurrency: number;
+  /** Duration string: the pause after a job request that found the queue empty (`check_interval`). */
+  check_interval: string;
 }
 
 /** The bucket of an `s3` cache (GitLab Runner's `[runners.cache.s3]`). */

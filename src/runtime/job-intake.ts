@@ -17,7 +17,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { isFleetError } from '../errors.js';
-import type { Fleet } from '../model/fleet.js';
+import { DEFAULT_CHECK_INTERVAL, type Fleet } from '../model/fleet.js';
 import { groupRefFor } from '../model/group.js';
 import { policyAt } from '../plan/policy.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -35,6 +35,7 @@ import type { Reservation, SlotScheduler } from './slots/index.js';
 import type { JobResult } from './executors/stage-runner.js';
 import { jobTimeoutSeconds } from './script/layout.js';
 import { AdaptiveConcurrency } from './request-concurrency.js';
+import { parseDuration } from '../util/duration.js';
 
 function failedBeforeRun(
   status: 'canceled' | 'timedout',
@@ -47,8 +48,6 @@ function failedBeforeRun(
 /** Rotate a runner token this far into its remaining lifetime (GitLab Runner's 0.75). */
 const TOKEN_RESET_INTERVAL_FACTOR = 0.75;
 
-/** GitLab Runner's `check_interval`: the wait between job requests that found nothing. */
-export const CHECK_INTERVAL_MS = 3000;
 /** After this many unhealthy requests in a row the fleet's runner pauses (GitLab: 3, 60 min). */
 const UNHEALTHY_LIMIT = 3;
 const UNHEALTHY_PAUSE_MS = 60_000;
@@ -63,6 +62,10 @@ export interface JobIntakeDeps {
   version: string;
   time: Time;
   logger: Logger;
+  /**
+   * Overrides every fleet's `gitlab.check_interval` (demos and tests, whose GitLab protocol runs in
+   * milliseconds). @default the fleet's `gitlab.check_interval`
+   */
   checkIntervalMs?: number;
   /** Where jobs' caches are kept (runtime/cache). */
   caches?: CacheStores;
@@ -102,6 +105,8 @@ export class JobIntake {
   private busy = false;
   /** Loops parked until `requestConcurrency` grows past their index. */
   private readonly parked = new Set<() => void>();
+  /** The fleet's check_interval, parsed once per written value. */
+  private intervalFor = { written: '', ms: 0 };
   /** The next runner token rotation, while the token has an expiry. */
   private rotation: TimerHandle | undefined;
 
@@ -239,8 +244,9 @@ export class JobIntake {
 
   private async pollLoop(index: number): Promise<void> {
     const signal = this.polling.signal;
-    const interval = this.deps.checkIntervalMs ?? CHECK_INTERVAL_MS;
     while (!signal.aborted) {
+      // Read on every turn: a reloaded fleet's check_interval applies from its next pause.
+      const interval = this.checkIntervalMs();
       await this.mayRequest(index);
       if (signal.aborted) return;
       const preemptive = this.preemptive();
@@ -291,6 +297,23 @@ export class JobIntake {
         new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.handle(received, reservation)),
       );
     }
+  }
+
+  /** The pause after an empty answer, from the fleet's spec unless the deps override it. */
+  private checkIntervalMs(): number {
+    if (this.deps.checkIntervalMs !== undefined) return this.deps.checkIntervalMs;
+    const written = this.fleet.gitlab?.check_interval ?? DEFAULT_CHECK_INTERVAL;
+    if (written !== this.intervalFor.written) {
+      // Validation has checked the duration; a spec built in code that skipped it falls back.
+      let ms: number;
+      try {
+        ms = parseDuration(written);
+      } catch {
+        ms = parseDuration(DEFAULT_CHECK_INTERVAL);
+      }
+      this.intervalFor = { written, ms };
+    }
+    return this.intervalFor.ms;
   }
 
   private track(p: Promise<void>): void {

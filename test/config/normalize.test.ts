@@ -110,16 +110,23 @@ t.test('a secret reference stays a reference; gitlab url defaults to gitlab.com'
     url: 'https://gitlab.com',
     token: { env: 'RUNNER_TOKEN' },
     request_concurrency: 1,
+    check_interval: '500ms',
   });
   t.strictSame(
     normalizeFleet({
       ...minimal,
-      gitlab: { url: 'http://127.0.0.1:8080', token: { file: '/t' }, request_concurrency: 4 },
+      gitlab: {
+        url: 'http://127.0.0.1:8080',
+        token: { file: '/t' },
+        request_concurrency: 4,
+        check_interval: '3s',
+      },
     }).gitlab,
     {
       url: 'http://127.0.0.1:8080',
       token: { file: '/t' },
       request_concurrency: 4,
+      check_interval: '3s',
     },
   );
 });

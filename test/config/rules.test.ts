@@ -163,6 +163,16 @@ t.test(
   },
 );
 
+t.test('gitlab.check_interval: a duration of at least 100ms', async (t) => {
+  const gitlab = (v: string) => `name: n\n${base}gitlab: {token: {env: T}, check_interval: ${v}}\n`;
+  t.strictSame(check(gitlab('50ms')).errors, [
+    'f.yaml:4:43: gitlab.check_interval must be at least 100ms (at /gitlab/check_interval)',
+  ]);
+  t.match(check(gitlab('3m0')).errors, [/^f\.yaml:4:43: gitlab\.check_interval "3m0" is not a duration/]);
+  t.strictSame(check(gitlab('100ms')).errors, []);
+  t.equal(check(gitlab('3s')).fleets[0]?.spec.gitlab?.check_interval, '3s');
+});
+
 t.test('warnings: settings that validate but do nothing or starve the fleet', async (t) => {
   const r = check(
     'name: few\nprovider: {type: static, hosts: [10.0.0.5, 10.0.0.6]}\nmax_instances: 5\n' +

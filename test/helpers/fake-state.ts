@@ -20,6 +20,7 @@ import type {
   PolicySpec,
   ScaleThrottleSpec,
 } from '../../src/model/fleet.js';
+import { DEFAULT_CHECK_INTERVAL } from '../../src/model/fleet.js';
 import { groupRefFor } from '../../src/model/group.js';
 import type {
   AppliedFleet,
@@ -108,6 +109,7 @@ export function fleetSpec(overrides: FleetOverrides = {}): Fleet {
       url: 'https://gitlab.example.com',
       token: { env: 'RUNFLEET_GITLAB_TOKEN' },
       request_concurrency: 1,
+      check_interval: DEFAULT_CHECK_INTERVAL,
       ...gitlab,
     };
   }

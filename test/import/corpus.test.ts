@@ -185,6 +185,7 @@ t.test('cattle-ops terraform module: docker-autoscaler with cache, limit, global
       gitlab: {
         url: 'https://gitlab.example.com',
         request_concurrency: 4,
+        check_interval: '3s',
         token: { env: 'RUNFLEET_TOKEN_PROD_GITLAB_RUNNER' },
       },
       cache: {
@@ -220,12 +221,16 @@ t.test('cattle-ops terraform module: docker-autoscaler with cache, limit, global
     r.notCarried.find((n) => n.setting === 'runners.limit')?.why,
     /up to .* = 16 jobs, GitLab ran at most 10/,
   );
-  t.same(settings(result.report.global.notCarried), [
-    'check_interval',
-    'sentry_dsn',
-    'log_format',
-    'listen_address',
-  ]);
+  t.match(
+    r.carried.find((c) => c.setting === 'check_interval'),
+    { field: 'gitlab.check_interval', at: /cattle-ops-docker-autoscaler\.toml:4:/ },
+    'the global check_interval (3) is carried into the fleet',
+  );
+  t.notOk(
+    result.report.global.differs.some((d) => d.setting === 'check_interval'),
+    'a check_interval that was set differs in nothing',
+  );
+  t.same(settings(result.report.global.notCarried), ['sentry_dsn', 'log_format', 'listen_address']);
   t.match(result.report.warnings, [/concurrent = 10 is less than .* 16 job slots/]);
   assertValid(t, result);
   assertNoSecrets(t, result, text);
@@ -236,6 +241,15 @@ t.test(
   async (t) => {
     const { result, text } = run('mixed.toml');
     t.equal(result.complete, false, 'the Google Cloud runner could not be imported');
+    t.match(
+      result.report.global.differs.find((d) => d.setting === 'check_interval')?.how,
+      /^not set: GitLab Runner waited its default 3s .* runfleet waits 500ms .* gitlab\.check_interval: 3s/,
+      'without check_interval the shorter default is reported, with how to keep the old rate',
+    );
+    t.notOk(
+      fleets(result).some((f) => (f.gitlab as { check_interval?: string }).check_interval !== undefined),
+      'and the fleets get runfleet’s default',
+    );
     t.same(
       result.report.runners.map((r) => [r.runner, r.outcome]),
       [

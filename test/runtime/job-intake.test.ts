@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startCoordinator } from '../../src/devtools/coordinator/server.js';
 import { exampleJob } from '../../src/devtools/coordinator/example-job.js';
 import { memoryLogger, silentLogger, type LogLine } from '../../src/util/logger.js';
-import { systemTime, scaledTime } from '../../src/util/time.js';
+import { systemTime, scaledTime, type Time } from '../../src/util/time.js';
 import { groupRefFor } from '../../src/model/group.js';
 import { createLocalProvider } from '../../src/providers/local/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
@@ -33,6 +33,10 @@ async function setup(
     tokenTtlSeconds?: number;
     logs?: LogLine[];
     rotated?: string[];
+    /** The fleet's gitlab.check_interval, in force instead of the tests' 20 ms override. */
+    checkInterval?: string;
+    /** Sees every sleep the runner asks for, in the protocol's time (before scaling). */
+    sleeps?: number[];
   },
 ) {
   const capacity = opts.capacity ?? 2;
@@ -46,7 +50,10 @@ async function setup(
     capacity_per_instance: capacity,
     max_instances: 2,
     policy: [{ idle_count: opts.preemptive ? capacity : 0, preemptive_mode: opts.preemptive }],
-    gitlab: { request_concurrency: opts.concurrency ?? 1 },
+    gitlab: {
+      request_concurrency: opts.concurrency ?? 1,
+      ...(opts.checkInterval ? { check_interval: opts.checkInterval } : {}),
+    },
   });
   const provider = createLocalProvider({ stateDir: dir });
   const providers = new ProviderRegistry(() => provider);
@@ -105,13 +112,18 @@ async function setup(
     systemId: 's_000000000000',
     version: 'test',
     // The trace's 3 s rhythm in 30 ms.
-    time: scaledTime(0.01),
+    time: recordSleeps(scaledTime(0.01), opts.sleeps),
     logger: opts.logs ? memoryLogger(opts.logs) : silentLogger,
-    checkIntervalMs: 20,
+    ...(opts.checkInterval ? {} : { checkIntervalMs: 20 }),
     onJobDone: (_f, job, outcome) => done.push(`${job.id}:${outcome.state}`),
     onTokenRotated: async (token) => void opts.rotated?.push(token),
   });
-  return { coordinator, runner, scheduler, store, instanceId, done, client };
+  return { coordinator, runner, scheduler, store, instanceId, done, client, fleet };
+}
+
+function recordSleeps(time: Time, sleeps: number[] | undefined): Time {
+  if (!sleeps) return time;
+  return { ...time, sleep: (ms, signal) => (sleeps.push(ms), time.sleep(ms, signal)) };
 }
 
 for (const [preemptive, concurrency] of [
@@ -348,6 +360,29 @@ for (const preemptive of [true, false]) {
     },
   );
 }
+
+t.test("an empty queue is asked again after the fleet's check_interval; a reload changes it", async (t) => {
+  const sleeps: number[] = [];
+  const { runner, client, fleet } = await setup(t, { preemptive: true, checkInterval: '2s', sleeps });
+  let empty = 0;
+  let reached: () => void = () => undefined;
+  let enough = new Promise<void>((resolve) => (reached = resolve));
+  watchRequests(client, (job) => {
+    if (!job && ++empty % 3 === 0) reached();
+  });
+  await runner.start();
+  await enough;
+  t.ok(sleeps.length >= 2, `the runner paused after its empty answers (${sleeps.length})`);
+  t.strictSame(new Set(sleeps), new Set([2000]), 'each pause is check_interval: 2s');
+  // The reloaded spec applies from the next pause on (the one in progress ends as it began).
+  runner.update({ ...fleet, gitlab: { ...fleet.gitlab!, check_interval: '700ms' } });
+  enough = new Promise<void>((resolve) => (reached = resolve));
+  await enough;
+  const after = sleeps.slice(sleeps.lastIndexOf(2000) + 1);
+  t.ok(after.length >= 1, `pauses after the reload (${after.length})`);
+  t.strictSame(new Set(after), new Set([700]), 'then each pause is 700ms');
+  await runner.stop(1000);
+});
 
 t.test('a canceling answer to the first PUT: the job ends canceled and nothing of it runs', async (t) => {
   const { coordinator, runner, done, client } = await setup(t, { preemptive: true, cancelOnAssign: [401] });

@@ -96,6 +96,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "executor"
         },
         {
+          "new": "500ms",
+          "path": "gitlab.check_interval"
+        },
+        {
           "new": 1,
           "path": "gitlab.request_concurrency"
         },
@@ -321,6 +325,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
           "path": "executor"
         },
         {
+          "new": "500ms",
+          "path": "gitlab.check_interval"
+        },
+        {
           "new": 1,
           "path": "gitlab.request_concurrency"
         },
@@ -448,7 +456,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/gpu.yaml",
         "line": 1
       },
-      "unchanged": 40
+      "unchanged": 41
     },
     {
       "action": "delete",
@@ -538,6 +546,10 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         {
           "old": "docker",
           "path": "executor"
+        },
+        {
+          "old": "500ms",
+          "path": "gitlab.check_interval"
         },
         {
           "old": 1,
@@ -673,7 +685,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/linux-small.yaml",
         "line": 1
       },
-      "unchanged": 28
+      "unchanged": 29
     },
     {
       "action": "noop",
@@ -693,7 +705,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/quiet.yaml",
         "line": 1
       },
-      "unchanged": 33
+      "unchanged": 34
     },
     {
       "action": "noop",
@@ -719,7 +731,7 @@ exports[`test/plan/render.test.ts > TAP > json: every kind of change > must matc
         "file": "fleets/scaled.yaml",
         "line": 1
       },
-      "unchanged": 33
+      "unchanged": 34
     }
   ],
   "format": 1,
@@ -760,7 +772,7 @@ exports[`test/plan/render.test.ts > TAP > json: no changes > must match snapshot
         "file": "fleets/steady.yaml",
         "line": 1
       },
-      "unchanged": 33
+      "unchanged": 34
     }
   ],
   "format": 1,
@@ -798,6 +810,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.volumes                              = []
 +      + docker.wait_for_services_timeout            = 30
 +      + executor                                    = "docker"
++      + gitlab.check_interval                       = "500ms"
 +      + gitlab.request_concurrency                  = 1
 +      + gitlab.token                                = (sensitive value)
 +      + gitlab.url                                  = "https://gitlab.example.com"
@@ -860,6 +873,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 +      + docker.volumes                   = []
 +      + docker.wait_for_services_timeout = 30
 +      + executor                         = "docker"
++      + gitlab.check_interval            = "500ms"
 +      + gitlab.request_concurrency       = 1
 +      + gitlab.token                     = (sensitive value)
 +      + gitlab.url                       = "https://gitlab.example.com"
@@ -889,7 +903,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
          name            = "gpu"
          provider.type   = "aws"
 !      ~ provider.region = "eu-west-1" -> "eu-central-1"  # forces replacement
-         # (38 unchanged attributes hidden)
+         # (39 unchanged attributes hidden)
      }
 \`\`\`
 
@@ -917,6 +931,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 -      - docker.volumes                   = [] -> null
 -      - docker.wait_for_services_timeout = 30 -> null
 -      - executor                         = "docker" -> null
+-      - gitlab.check_interval            = "500ms" -> null
 -      - gitlab.request_concurrency       = 1 -> null
 -      - gitlab.token                     = (sensitive value) -> null
 -      - gitlab.url                       = "https://gitlab.example.com" -> null
@@ -957,7 +972,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !      ~ gitlab.token              = (sensitive value)
 !      ~ policy[0].idle_count      = 0 -> 2
 !      ~ policy[0].preemptive_mode = false -> true
-         # (26 unchanged attributes hidden)
+         # (27 unchanged attributes hidden)
 
 !      ~ capacity {
 !          ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -975,7 +990,7 @@ exports[`test/plan/render.test.ts > TAP > markdown: every kind of change > must 
 !  ~ fleet "scaled" {
          name          = "scaled"
          provider.type = "local"
-         # (31 unchanged attributes hidden)
+         # (32 unchanged attributes hidden)
 
 !      ~ capacity {
              instances = 1  # idle_count 1 slot / 1 per instance = 1 instance
@@ -1029,6 +1044,7 @@ runfleet will perform the following actions:
       + docker.volumes                              = []
       + docker.wait_for_services_timeout            = 30
       + executor                                    = "docker"
+      + gitlab.check_interval                       = "500ms"
       + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
       + gitlab.url                                  = "https://gitlab.example.com"
@@ -1085,6 +1101,7 @@ runfleet will perform the following actions:
       + docker.volumes                   = []
       + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
+      + gitlab.check_interval            = "500ms"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
@@ -1108,7 +1125,7 @@ runfleet will perform the following actions:
         name            = "gpu"
         provider.type   = "aws"
       ~ provider.region = "eu-west-1" -> "eu-central-1"  # forces replacement
-        # (38 unchanged attributes hidden)
+        # (39 unchanged attributes hidden)
     }
 
   # fleet.legacy will be destroyed
@@ -1130,6 +1147,7 @@ runfleet will perform the following actions:
       - docker.volumes                   = [] -> null
       - docker.wait_for_services_timeout = 30 -> null
       - executor                         = "docker" -> null
+      - gitlab.check_interval            = "500ms" -> null
       - gitlab.request_concurrency       = 1 -> null
       - gitlab.token                     = (sensitive value) -> null
       - gitlab.url                       = "https://gitlab.example.com" -> null
@@ -1164,7 +1182,7 @@ runfleet will perform the following actions:
       ~ gitlab.token              = (sensitive value)
       ~ policy[0].idle_count      = 0 -> 2
       ~ policy[0].preemptive_mode = false -> true
-        # (26 unchanged attributes hidden)
+        # (27 unchanged attributes hidden)
 
       ~ capacity {
           ~ instances = 3 -> 2  # demand 2 in use + 0 pending + idle 2 = 4 slots / 2 per instance = 2 (max_instances 10)
@@ -1176,7 +1194,7 @@ runfleet will perform the following actions:
   ~ fleet "scaled" {
         name          = "scaled"
         provider.type = "local"
-        # (31 unchanged attributes hidden)
+        # (32 unchanged attributes hidden)
 
       ~ capacity {
             instances = 1  # idle_count 1 slot / 1 per instance = 1 instance
