@@ -32,6 +32,7 @@ runfleet will perform the following actions:
       + docker.volumes                              = []
       + docker.wait_for_services_timeout            = 30
       + executor                                    = "docker"
+      + gitlab.check_interval                       = "500ms"
       + gitlab.request_concurrency                  = 1
       + gitlab.token                                = (sensitive value)
       + gitlab.url                                  = "https://gitlab.example.com"
@@ -83,6 +84,7 @@ runfleet will perform the following actions:
       + docker.volumes                   = []
       + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
+      + gitlab.check_interval            = "500ms"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
@@ -133,6 +135,7 @@ runfleet will perform the following actions:
       + docker.volumes                   = []
       + docker.wait_for_services_timeout = 30
       + executor                         = "docker"
+      + gitlab.check_interval            = "500ms"
       + gitlab.request_concurrency       = 1
       + gitlab.token                     = (sensitive value)
       + gitlab.url                       = "https://gitlab.example.com"
